@@ -1,0 +1,78 @@
+# Declarations of the fastbp C core (src_c/fastbp_core.h) for the Cython bindings.
+from libc.stdint cimport int64_t
+
+cdef extern from "fastbp_core.h" nogil:
+    ctypedef void (*fb_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *,
+                                 float *, int *, float *, float *, int *)
+    ctypedef void (*fb_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *,
+                                 double *, int *, double *, double *, int *)
+    ctypedef enum fb_activation:
+        FB_IDENTITY
+        FB_SIGMOID
+        FB_TANH
+        FB_RELU
+        FB_LEAKY_RELU
+
+    void fb_set_blas(fb_sgemm_fn sgemm, fb_dgemm_fn dgemm)
+    void fb_set_num_threads(int n)
+    int fb_get_num_threads()
+    int fb_have_openmp()
+
+    void gemm_rowmajor_f32(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta,
+                           float *C, int ldc)
+    void gemm_rowmajor_f64(int trans_a, int trans_b, int m, int n, int k, double alpha,
+                           const double *A, int lda, const double *B, int ldb, double beta,
+                           double *C, int ldc)
+
+    void bias_activation_forward_f32(float *Z, const float *bias, Py_ssize_t rows,
+                                     Py_ssize_t cols, fb_activation act, float slope)
+    void bias_activation_forward_f64(double *Z, const double *bias, Py_ssize_t rows,
+                                     Py_ssize_t cols, fb_activation act, double slope)
+    void activation_backward_f32(const float *dA, const float *A, float *dZ, Py_ssize_t n,
+                                 fb_activation act, float slope)
+    void activation_backward_f64(const double *dA, const double *A, double *dZ, Py_ssize_t n,
+                                 fb_activation act, double slope)
+
+    void bias_grad_f32(const float *dZ, Py_ssize_t rows, Py_ssize_t cols, float *db,
+                       int accumulate)
+    void bias_grad_f64(const double *dZ, Py_ssize_t rows, Py_ssize_t cols, double *db,
+                       int accumulate)
+    double sum_squares_f32(const float *x, Py_ssize_t n)
+    double sum_squares_f64(const double *x, Py_ssize_t n)
+    void scale_f32(float *x, Py_ssize_t n, float factor)
+    void scale_f64(double *x, Py_ssize_t n, double factor)
+    double clip_grad_norm_f32(float *g, Py_ssize_t n, double max_norm)
+    double clip_grad_norm_f64(double *g, Py_ssize_t n, double max_norm)
+    void gather_rows_f32(const float *src, Py_ssize_t cols, const int64_t *indices,
+                         Py_ssize_t n, float *out)
+    void gather_rows_f64(const double *src, Py_ssize_t cols, const int64_t *indices,
+                         Py_ssize_t n, double *out)
+    void gather_labels_i64(const int64_t *src, const int64_t *indices, Py_ssize_t n, int64_t *out)
+
+    double softmax_cross_entropy_f32(const float *logits, const int64_t *labels,
+                                     Py_ssize_t rows, Py_ssize_t cols, float *dlogits)
+    double softmax_cross_entropy_f64(const double *logits, const int64_t *labels,
+                                     Py_ssize_t rows, Py_ssize_t cols, double *dlogits)
+    double softmax_cross_entropy_probs_f32(const float *logits, const float *targets,
+                                           Py_ssize_t rows, Py_ssize_t cols, float *dlogits)
+    double softmax_cross_entropy_probs_f64(const double *logits, const double *targets,
+                                           Py_ssize_t rows, Py_ssize_t cols, double *dlogits)
+    double mse_f32(const float *pred, const float *target, Py_ssize_t n, int half, float *grad)
+    double mse_f64(const double *pred, const double *target, Py_ssize_t n, int half,
+                   double *grad)
+    double bce_with_logits_f32(const float *logits, const float *target, Py_ssize_t n,
+                               float *grad)
+    double bce_with_logits_f64(const double *logits, const double *target, Py_ssize_t n,
+                               double *grad)
+
+    void sgd_step_f32(float *p, const float *g, float *buf, Py_ssize_t n, double lr,
+                      double momentum, int nesterov, double weight_decay)
+    void sgd_step_f64(double *p, const double *g, double *buf, Py_ssize_t n, double lr,
+                      double momentum, int nesterov, double weight_decay)
+    void adam_step_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, long step,
+                       double lr, double beta1, double beta2, double eps, double weight_decay,
+                       int decoupled)
+    void adam_step_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
+                       long step, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int decoupled)

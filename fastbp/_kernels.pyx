@@ -1,0 +1,418 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Bindings of the fastbp C core: argument checks, dtype dispatch, GIL released.
+
+Arrays must be C-contiguous NumPy arrays of one float dtype (float32 or float64) per call;
+outputs must be writeable. The Python front end converts user input before it gets here; this
+layer refuses anything that would let C read or write out of bounds.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+cnp.import_array()
+fb_set_blas(<fb_sgemm_fn>sgemm, <fb_dgemm_fn>dgemm)
+
+HAVE_OPENMP = bool(fb_have_openmp())
+
+ACTIVATIONS = {
+    "identity": FB_IDENTITY,
+    "sigmoid": FB_SIGMOID,
+    "tanh": FB_TANH,
+    "relu": FB_RELU,
+    "leaky_relu": FB_LEAKY_RELU,
+}
+
+cdef Py_ssize_t INT_MAX = 2147483647
+
+
+cdef tuple _shape(cnp.ndarray a):
+    return (<object>a).shape
+
+
+cdef cnp.ndarray _checked(object a, str name, int ndim, bint writeable=False):
+    """Return `a` if it is a C-contiguous float32/float64 array of `ndim` dimensions."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
+    cdef cnp.ndarray arr = a
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {_shape(arr)}")
+    if arr.dtype != np.float32 and arr.dtype != np.float64:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {arr.dtype}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array")
+    if writeable and not arr.flags.writeable:
+        raise ValueError(f"{name}: expected a writeable array")
+    return arr
+
+
+cdef cnp.ndarray _int64(object a, str name):
+    """Return `a` if it is a C-contiguous 1-D int64 array."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
+    cdef cnp.ndarray arr = a
+    if arr.ndim != 1 or arr.dtype != np.int64 or not arr.flags.c_contiguous:
+        raise TypeError(f"{name}: expected a C-contiguous 1-D int64 array, "
+                        f"got {arr.ndim}-D {arr.dtype}")
+    return arr
+
+
+cdef bint _is_f32(cnp.ndarray first, str first_name, list others) except -1:
+    """True for float32, False for float64; every other array must share the dtype."""
+    for arr, name in others:
+        if arr is not None and arr.dtype != first.dtype:
+            raise TypeError(f"{name}: expected dtype {first.dtype} like {first_name}, "
+                            f"got {arr.dtype}")
+    return first.dtype == np.float32
+
+
+cdef void _same_shape(cnp.ndarray a, str a_name, cnp.ndarray b, str b_name) except *:
+    if _shape(a) != _shape(b):
+        raise ValueError(f"{b_name}: expected shape {_shape(a)} like {a_name}, got {_shape(b)}")
+
+
+cdef fb_activation _activation(str name) except *:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
+
+
+cdef void _check_indices(const int64_t *idx, Py_ssize_t n, Py_ssize_t bound,
+                         str name) except *:
+    """Raise unless every idx[i] is in [0, bound)."""
+    cdef Py_ssize_t i, bad = -1
+    with nogil:
+        for i in range(n):
+            if idx[i] < 0 or idx[i] >= bound:
+                bad = i
+                break
+    if bad >= 0:
+        raise ValueError(f"{name}: expected values in [0, {bound}), got {idx[bad]} "
+                         f"at position {bad}")
+
+
+def set_num_threads(int n):
+    """Set the number of OpenMP threads of the C core (n >= 1)."""
+    if n < 1:
+        raise ValueError(f"n: expected a positive thread count, got {n}")
+    fb_set_num_threads(n)
+
+
+def get_num_threads():
+    """Number of OpenMP threads the C core uses (1 without OpenMP)."""
+    return fb_get_num_threads()
+
+
+def gemm(A, B, C, bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
+    """C = alpha * op(A) @ op(B) + beta * C, in place (row-major; beta=0 never reads C)."""
+    cdef cnp.ndarray a = _checked(A, "A", 2), b = _checked(B, "B", 2)
+    cdef cnp.ndarray c = _checked(C, "C", 2, writeable=True)
+    cdef bint f32 = _is_f32(a, "A", [(b, "B"), (c, "C")])
+    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0]
+    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
+    if kb != k:
+        raise ValueError(f"B: expected op(B) with {k} rows to match op(A) {m}x{k}, "
+                         f"got op(B) {kb}x{n}")
+    if c.shape[0] != m or c.shape[1] != n:
+        raise ValueError(f"C: expected shape ({m}, {n}), got {_shape(c)}")
+    for dim in (a.shape[0], a.shape[1], b.shape[0], b.shape[1]):
+        if dim > INT_MAX:
+            raise ValueError("gemm: dimensions above 2**31 - 1 are not supported by BLAS")
+    cdef int lda = max(1, a.shape[1]), ldb = max(1, b.shape[1]), ldc = max(1, c.shape[1])
+    if f32:
+        with nogil:
+            gemm_rowmajor_f32(trans_a, trans_b, m, n, k, <float>alpha,
+                              <float *>cnp.PyArray_DATA(a), lda, <float *>cnp.PyArray_DATA(b),
+                              ldb, <float>beta, <float *>cnp.PyArray_DATA(c), ldc)
+    else:
+        with nogil:
+            gemm_rowmajor_f64(trans_a, trans_b, m, n, k, alpha,
+                              <double *>cnp.PyArray_DATA(a), lda,
+                              <double *>cnp.PyArray_DATA(b), ldb, beta,
+                              <double *>cnp.PyArray_DATA(c), ldc)
+
+
+def bias_activation_forward(Z, bias, str activation, double slope=0.01):
+    """Z = f(Z + bias) in place; bias is 1-D of Z.shape[1], or None."""
+    cdef cnp.ndarray z = _checked(Z, "Z", 2, writeable=True)
+    cdef cnp.ndarray b = None if bias is None else _checked(bias, "bias", 1)
+    cdef fb_activation act = _activation(activation)
+    cdef bint f32 = _is_f32(z, "Z", [(b, "bias")])
+    if b is not None and b.shape[0] != z.shape[1]:
+        raise ValueError(f"bias: expected shape ({z.shape[1]},), got {_shape(b)}")
+    cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1]
+    cdef void *bp = NULL if b is None else cnp.PyArray_DATA(b)
+    if f32:
+        with nogil:
+            bias_activation_forward_f32(<float *>cnp.PyArray_DATA(z), <float *>bp, rows, cols,
+                                        act, <float>slope)
+    else:
+        with nogil:
+            bias_activation_forward_f64(<double *>cnp.PyArray_DATA(z), <double *>bp, rows,
+                                        cols, act, slope)
+
+
+def activation_backward(dA, A, dZ, str activation, double slope=0.01):
+    """dZ = dA * f'(z) written through the forward output A = f(z); dZ may be dA."""
+    cdef cnp.ndarray da = _checked(dA, "dA", 2), a = _checked(A, "A", 2)
+    cdef cnp.ndarray dz = _checked(dZ, "dZ", 2, writeable=True)
+    cdef fb_activation act = _activation(activation)
+    cdef bint f32 = _is_f32(da, "dA", [(a, "A"), (dz, "dZ")])
+    _same_shape(da, "dA", a, "A")
+    _same_shape(da, "dA", dz, "dZ")
+    cdef Py_ssize_t n = da.size
+    if f32:
+        with nogil:
+            activation_backward_f32(<float *>cnp.PyArray_DATA(da), <float *>cnp.PyArray_DATA(a),
+                                    <float *>cnp.PyArray_DATA(dz), n, act, <float>slope)
+    else:
+        with nogil:
+            activation_backward_f64(<double *>cnp.PyArray_DATA(da),
+                                    <double *>cnp.PyArray_DATA(a),
+                                    <double *>cnp.PyArray_DATA(dz), n, act, slope)
+
+
+def bias_grad(dZ, db, bint accumulate=False):
+    """db = column sums of dZ (db += ... when accumulate); deterministic."""
+    cdef cnp.ndarray dz = _checked(dZ, "dZ", 2)
+    cdef cnp.ndarray out = _checked(db, "db", 1, writeable=True)
+    cdef bint f32 = _is_f32(dz, "dZ", [(out, "db")])
+    if out.shape[0] != dz.shape[1]:
+        raise ValueError(f"db: expected shape ({dz.shape[1]},), got {_shape(out)}")
+    cdef Py_ssize_t rows = dz.shape[0], cols = dz.shape[1]
+    if f32:
+        with nogil:
+            bias_grad_f32(<float *>cnp.PyArray_DATA(dz), rows, cols,
+                          <float *>cnp.PyArray_DATA(out), accumulate)
+    else:
+        with nogil:
+            bias_grad_f64(<double *>cnp.PyArray_DATA(dz), rows, cols,
+                          <double *>cnp.PyArray_DATA(out), accumulate)
+
+
+def grad_norm(x):
+    """L2 norm of a 1-D array, accumulated in double, the same for any thread count."""
+    cdef cnp.ndarray arr = _checked(x, "x", 1)
+    cdef Py_ssize_t n = arr.shape[0]
+    cdef double total
+    if arr.dtype == np.float32:
+        with nogil:
+            total = sum_squares_f32(<float *>cnp.PyArray_DATA(arr), n)
+    else:
+        with nogil:
+            total = sum_squares_f64(<double *>cnp.PyArray_DATA(arr), n)
+    return total ** 0.5
+
+
+def scale(x, double factor):
+    """x *= factor, in place (1-D)."""
+    cdef cnp.ndarray arr = _checked(x, "x", 1, writeable=True)
+    cdef Py_ssize_t n = arr.shape[0]
+    if arr.dtype == np.float32:
+        with nogil:
+            scale_f32(<float *>cnp.PyArray_DATA(arr), n, <float>factor)
+    else:
+        with nogil:
+            scale_f64(<double *>cnp.PyArray_DATA(arr), n, factor)
+
+
+def clip_grad_norm(grads, double max_norm):
+    """Scale grads by max_norm / (norm + 1e-6) when below 1; return the norm before."""
+    cdef cnp.ndarray g = _checked(grads, "grads", 1, writeable=True)
+    if not max_norm > 0:
+        raise ValueError(f"max_norm: expected a positive number, got {max_norm}")
+    cdef Py_ssize_t n = g.shape[0]
+    cdef double norm
+    if g.dtype == np.float32:
+        with nogil:
+            norm = clip_grad_norm_f32(<float *>cnp.PyArray_DATA(g), n, max_norm)
+    else:
+        with nogil:
+            norm = clip_grad_norm_f64(<double *>cnp.PyArray_DATA(g), n, max_norm)
+    return norm
+
+
+def gather_rows(src, indices, out):
+    """out[i, :] = src[indices[i], :]"""
+    cdef cnp.ndarray s = _checked(src, "src", 2), o = _checked(out, "out", 2, writeable=True)
+    cdef cnp.ndarray idx = _int64(indices, "indices")
+    cdef bint f32 = _is_f32(s, "src", [(o, "out")])
+    if o.shape[0] != idx.shape[0] or o.shape[1] != s.shape[1]:
+        raise ValueError(f"out: expected shape ({idx.shape[0]}, {s.shape[1]}), got {_shape(o)}")
+    cdef Py_ssize_t n = idx.shape[0], cols = s.shape[1]
+    cdef const int64_t *ip = <int64_t *>cnp.PyArray_DATA(idx)
+    _check_indices(ip, n, s.shape[0], "indices")
+    if f32:
+        with nogil:
+            gather_rows_f32(<float *>cnp.PyArray_DATA(s), cols, ip, n,
+                            <float *>cnp.PyArray_DATA(o))
+    else:
+        with nogil:
+            gather_rows_f64(<double *>cnp.PyArray_DATA(s), cols, ip, n,
+                            <double *>cnp.PyArray_DATA(o))
+
+
+def gather_labels(src, indices, out):
+    """out[i] = src[indices[i]] for int64 labels."""
+    cdef cnp.ndarray s = _int64(src, "src"), idx = _int64(indices, "indices")
+    cdef cnp.ndarray o = _int64(out, "out")
+    if not o.flags.writeable or o.shape[0] != idx.shape[0]:
+        raise ValueError(f"out: expected a writeable array of shape ({idx.shape[0]},), "
+                         f"got {_shape(o)}")
+    cdef Py_ssize_t n = idx.shape[0]
+    cdef const int64_t *ip = <int64_t *>cnp.PyArray_DATA(idx)
+    _check_indices(ip, n, s.shape[0], "indices")
+    with nogil:
+        gather_labels_i64(<int64_t *>cnp.PyArray_DATA(s), ip, n, <int64_t *>cnp.PyArray_DATA(o))
+
+
+cdef tuple _loss_arrays(object pred, str pred_name, object target, object grad):
+    """Check a (prediction, same-shaped target, same-shaped gradient) triple."""
+    cdef cnp.ndarray p = _checked(pred, pred_name, np.ndim(pred))
+    cdef cnp.ndarray t = _checked(target, "target", p.ndim)
+    cdef cnp.ndarray g = _checked(grad, "grad", p.ndim, writeable=True)
+    _is_f32(p, pred_name, [(t, "target"), (g, "grad")])
+    _same_shape(p, pred_name, t, "target")
+    _same_shape(p, pred_name, g, "grad")
+    if p.size == 0:
+        raise ValueError(f"{pred_name}: expected at least one element, got shape {_shape(p)}")
+    return p, t, g
+
+
+def softmax_cross_entropy(logits, labels, dlogits):
+    """Mean softmax cross-entropy of int64 labels; dlogits = (softmax - onehot) / n."""
+    cdef cnp.ndarray z = _checked(logits, "logits", 2)
+    cdef cnp.ndarray y = _int64(labels, "labels")
+    cdef cnp.ndarray d = _checked(dlogits, "dlogits", 2, writeable=True)
+    cdef bint f32 = _is_f32(z, "logits", [(d, "dlogits")])
+    _same_shape(z, "logits", d, "dlogits")
+    if y.shape[0] != z.shape[0] or z.shape[0] == 0 or z.shape[1] == 0:
+        raise ValueError(f"labels: expected {z.shape[0]} labels for logits of shape "
+                         f"{_shape(z)} (non-empty), got {y.shape[0]}")
+    cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1]
+    cdef const int64_t *yp = <int64_t *>cnp.PyArray_DATA(y)
+    _check_indices(yp, rows, cols, "labels")
+    cdef double loss
+    if f32:
+        with nogil:
+            loss = softmax_cross_entropy_f32(<float *>cnp.PyArray_DATA(z), yp, rows, cols,
+                                             <float *>cnp.PyArray_DATA(d))
+    else:
+        with nogil:
+            loss = softmax_cross_entropy_f64(<double *>cnp.PyArray_DATA(z), yp, rows, cols,
+                                             <double *>cnp.PyArray_DATA(d))
+    return loss
+
+
+def softmax_cross_entropy_probs(logits, targets, dlogits):
+    """Mean softmax cross-entropy of target probabilities (n, k)."""
+    cdef cnp.ndarray z, t, d
+    z, t, d = _loss_arrays(logits, "logits", targets, dlogits)
+    if z.ndim != 2:
+        raise ValueError(f"logits: expected a 2-D array, got shape {_shape(z)}")
+    cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1]
+    cdef double loss
+    if z.dtype == np.float32:
+        with nogil:
+            loss = softmax_cross_entropy_probs_f32(
+                <float *>cnp.PyArray_DATA(z), <float *>cnp.PyArray_DATA(t), rows, cols,
+                <float *>cnp.PyArray_DATA(d))
+    else:
+        with nogil:
+            loss = softmax_cross_entropy_probs_f64(
+                <double *>cnp.PyArray_DATA(z), <double *>cnp.PyArray_DATA(t), rows, cols,
+                <double *>cnp.PyArray_DATA(d))
+    return loss
+
+
+def mse(pred, target, grad, bint half=False):
+    """Mean squared error over all elements (x 1/2 when half); grad = d(loss)/d(pred)."""
+    cdef cnp.ndarray p, t, g
+    p, t, g = _loss_arrays(pred, "pred", target, grad)
+    cdef Py_ssize_t n = p.size
+    cdef double loss
+    if p.dtype == np.float32:
+        with nogil:
+            loss = mse_f32(<float *>cnp.PyArray_DATA(p), <float *>cnp.PyArray_DATA(t), n, half,
+                           <float *>cnp.PyArray_DATA(g))
+    else:
+        with nogil:
+            loss = mse_f64(<double *>cnp.PyArray_DATA(p), <double *>cnp.PyArray_DATA(t), n,
+                           half, <double *>cnp.PyArray_DATA(g))
+    return loss
+
+
+def bce_with_logits(logits, target, grad):
+    """Mean binary cross-entropy on logits; grad = (sigmoid(logits) - target) / n."""
+    cdef cnp.ndarray z, t, g
+    z, t, g = _loss_arrays(logits, "logits", target, grad)
+    cdef Py_ssize_t n = z.size
+    cdef double loss
+    if z.dtype == np.float32:
+        with nogil:
+            loss = bce_with_logits_f32(<float *>cnp.PyArray_DATA(z),
+                                       <float *>cnp.PyArray_DATA(t), n,
+                                       <float *>cnp.PyArray_DATA(g))
+    else:
+        with nogil:
+            loss = bce_with_logits_f64(<double *>cnp.PyArray_DATA(z),
+                                       <double *>cnp.PyArray_DATA(t), n,
+                                       <double *>cnp.PyArray_DATA(g))
+    return loss
+
+
+cdef void _check_update(cnp.ndarray p, list state) except *:
+    """Every optimizer buffer must match the parameters' shape and dtype."""
+    _is_f32(p, "params", state)
+    for arr, name in state:
+        if arr is not None:
+            _same_shape(p, "params", arr, name)
+            if not arr.flags.writeable and name != "grads":
+                raise ValueError(f"{name}: expected a writeable array")
+
+
+def sgd_step(params, grads, momentum_buf, double lr, double momentum=0.0, bint nesterov=False,
+             double weight_decay=0.0):
+    """One torch.optim.SGD step (dampening 0) over flat buffers, in place."""
+    cdef cnp.ndarray p = _checked(params, "params", 1, writeable=True)
+    cdef cnp.ndarray g = _checked(grads, "grads", 1)
+    cdef cnp.ndarray buf = None
+    if momentum != 0.0:
+        buf = _checked(momentum_buf, "momentum_buf", 1, writeable=True)
+    _check_update(p, [(g, "grads"), (buf, "momentum_buf")])
+    cdef Py_ssize_t n = p.shape[0]
+    cdef void *bp = NULL if buf is None else cnp.PyArray_DATA(buf)
+    if p.dtype == np.float32:
+        with nogil:
+            sgd_step_f32(<float *>cnp.PyArray_DATA(p), <float *>cnp.PyArray_DATA(g),
+                         <float *>bp, n, lr, momentum, nesterov, weight_decay)
+    else:
+        with nogil:
+            sgd_step_f64(<double *>cnp.PyArray_DATA(p), <double *>cnp.PyArray_DATA(g),
+                         <double *>bp, n, lr, momentum, nesterov, weight_decay)
+
+
+def adam_step(params, grads, m, v, long step, double lr, double beta1, double beta2,
+              double eps, double weight_decay, bint decoupled):
+    """One torch.optim.Adam (or AdamW when decoupled) step at 1-based `step`, in place."""
+    cdef cnp.ndarray p = _checked(params, "params", 1, writeable=True)
+    cdef cnp.ndarray g = _checked(grads, "grads", 1)
+    cdef cnp.ndarray mm = _checked(m, "m", 1, writeable=True)
+    cdef cnp.ndarray vv = _checked(v, "v", 1, writeable=True)
+    _check_update(p, [(g, "grads"), (mm, "m"), (vv, "v")])
+    if step < 1:
+        raise ValueError(f"step: expected a step count >= 1, got {step}")
+    cdef Py_ssize_t n = p.shape[0]
+    if p.dtype == np.float32:
+        with nogil:
+            adam_step_f32(<float *>cnp.PyArray_DATA(p), <float *>cnp.PyArray_DATA(g),
+                          <float *>cnp.PyArray_DATA(mm), <float *>cnp.PyArray_DATA(vv), n, step,
+                          lr, beta1, beta2, eps, weight_decay, decoupled)
+    else:
+        with nogil:
+            adam_step_f64(<double *>cnp.PyArray_DATA(p), <double *>cnp.PyArray_DATA(g),
+                          <double *>cnp.PyArray_DATA(mm), <double *>cnp.PyArray_DATA(vv), n,
+                          step, lr, beta1, beta2, eps, weight_decay, decoupled)

@@ -1,0 +1,103 @@
+"""Saving and loading: one .npz holding a JSON description and every array.
+
+Loading never unpickles (allow_pickle=False), so a model file cannot run code. Saving writes a
+temporary file next to the target and renames it over the target: a crash mid-save leaves the
+previous file intact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from fastbp.layers import layer_from_config
+from fastbp.losses import loss_from_config
+from fastbp.network import Sequential
+from fastbp.optim import optimizer_from_config
+
+FORMAT = "fastbp"
+VERSION = 1
+
+
+def save(net: Sequential, path, include_optimizer: bool = False) -> None:
+    """Write `net` (architecture, parameters, metadata; optimizer state if asked) to `path`."""
+    description = {"format": FORMAT, "version": VERSION, **net.config(),
+                   "metadata": net.metadata}
+    loss = getattr(net, "loss", None)
+    if loss is not None:
+        description["loss"] = loss.config()
+    arrays = {"params": net.params}
+    if include_optimizer:
+        if net.optimizer is None:
+            raise ValueError("include_optimizer: the network has no optimizer yet (fit it "
+                             "first), got include_optimizer=True")
+        description["optimizer"] = net.optimizer.config()
+        arrays.update({f"optimizer.{k}": v for k, v in net.optimizer.state().items()})
+    try:
+        header = json.dumps(description)
+    except TypeError as exc:
+        raise TypeError(f"metadata: expected JSON-serialisable values: {exc}") from None
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, fastbp=np.array(header), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON description and the arrays of a fastbp file, or a clear ValueError."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path: no such file: {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise ValueError(f"path: {path!r} is not a readable fastbp model file "
+                         f"(.npz expected): {exc}") from None
+    if not isinstance(arrays, dict) or "fastbp" not in arrays or "params" not in arrays:
+        raise ValueError(f"path: {path!r} is not a fastbp model file (no fastbp description)")
+    try:
+        description = json.loads(str(arrays.pop("fastbp")))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"path: {path!r} has a malformed description: {exc}") from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        raise ValueError(f"path: {path!r} is not a fastbp model file")
+    if description.get("version") != VERSION:
+        raise ValueError(f"path: {path!r} has format version {description.get('version')}, "
+                         f"this fastbp reads version {VERSION}")
+    return description, arrays
+
+
+def load(path) -> Sequential:
+    """Load a network saved by `Sequential.save` (with its optimizer when it was saved)."""
+    description, arrays = _read(path)
+    try:
+        layers = [layer_from_config(c) for c in description["layers"]]
+        net = Sequential(*layers, dtype=description["dtype"], seed=description["seed"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"path: {path!r} has a malformed architecture: {exc}") from None
+    params = arrays["params"]
+    if params.shape != net.params.shape or params.dtype != net.params.dtype:
+        raise ValueError(f"path: {path!r} holds params of shape {params.shape} and dtype "
+                         f"{params.dtype}, the architecture needs {net.params.shape} "
+                         f"{net.params.dtype}")
+    net.params[...] = params
+    net.metadata = description.get("metadata", {})
+    if "loss" in description:
+        net.loss = loss_from_config(description["loss"])
+    if "optimizer" in description:
+        state = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer.")}
+        net.optimizer = optimizer_from_config(description["optimizer"], net, state)
+    return net

@@ -1,0 +1,166 @@
+"""Losses: each gives the batch-mean loss and its gradient with respect to the network output
+in one fused C pass."""
+from __future__ import annotations
+
+import numpy as np
+
+from fastbp import _kernels
+from fastbp._validation import _numeric, as_matrix, check_finite
+
+
+class Loss:
+    """Base class. ``value, dout = loss(out, y)``: mean loss over the batch and d(value)/d(out).
+
+    `prepare_targets` validates targets once (e.g. for a whole data set); `compute` then runs the
+    kernel without checks on already-prepared arrays (the training hot path).
+    """
+
+    name = ""
+    classification = False
+
+    def __call__(self, out, y) -> tuple[float, np.ndarray]:
+        out = np.asarray(out)
+        dtype = out.dtype if out.dtype in (np.float32, np.float64) else np.float64
+        out = as_matrix(out, "out", dtype)
+        target = self.prepare_targets(y, out.shape[0], out.shape[1], dtype)
+        dout = np.empty_like(out)
+        return self.compute(out, target, dout), dout
+
+    def prepare_targets(self, y, n: int, width: int, dtype: np.dtype) -> np.ndarray:
+        """Targets for `n` outputs of `width` columns, validated and converted."""
+        raise NotImplementedError
+
+    def compute(self, out: np.ndarray, target: np.ndarray, dout: np.ndarray) -> float:
+        """Mean loss; writes d(loss)/d(out) into dout. Inputs must be prepared already."""
+        raise NotImplementedError
+
+    def accuracy(self, out: np.ndarray, target: np.ndarray) -> float | None:
+        """Fraction of correct predictions, or None for a regression loss."""
+        return None
+
+    def config(self) -> dict:
+        return {"name": self.name}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _same_shape_targets(y, n: int, width: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
+    """Float targets of shape (n, width); a 1-D y is accepted for a single output column."""
+    arr = _numeric(y, name)
+    if arr.ndim == 1 and width == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.shape != (n, width):
+        raise ValueError(f"{name}: expected shape ({n}, {width}) to match the network output, "
+                         f"got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(arr, name)
+    return arr
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax followed by cross-entropy, fused and stable (log-sum-exp).
+
+    Targets are integer class labels (n,) in [0, k), or probabilities / one-hot rows (n, k).
+    loss = mean_i -sum_j t_ij log softmax(z_i)_j;  d/dz = (softmax(z) - t) / n.
+    """
+
+    name = "cross_entropy"
+    classification = True
+
+    def prepare_targets(self, y, n: int, width: int, dtype: np.dtype) -> np.ndarray:
+        arr = _numeric(y, "y")
+        if arr.ndim == 2 and arr.shape[1] == width and width > 1:
+            return _same_shape_targets(arr, n, width, dtype)
+        if arr.ndim != 1:
+            raise ValueError(f"y: expected class labels of shape ({n},) or probabilities of "
+                             f"shape ({n}, {width}), got shape {arr.shape}")
+        if arr.shape[0] != n:
+            raise ValueError(f"y: expected {n} labels to match X, got {arr.shape[0]}")
+        if arr.dtype.kind == "f":
+            check_finite(arr, "y")
+            if not np.all(arr == np.round(arr)):
+                bad = arr[arr != np.round(arr)][0]
+                raise ValueError(f"y: expected integer class labels, got {bad}")
+        labels = np.ascontiguousarray(arr, dtype=np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= width):
+            bad = labels[(labels < 0) | (labels >= width)][0]
+            raise ValueError(f"y: expected class labels in [0, {width}) for {width} outputs, "
+                             f"got {bad}")
+        return labels
+
+    def compute(self, out, target, dout) -> float:
+        if target.ndim == 1:
+            return _kernels.softmax_cross_entropy(out, target, dout)
+        return _kernels.softmax_cross_entropy_probs(out, target, dout)
+
+    def accuracy(self, out, target) -> float:
+        labels = target if target.ndim == 1 else target.argmax(axis=1)
+        return float(np.mean(out.argmax(axis=1) == labels))
+
+
+class MSE(Loss):
+    """Mean squared error over all elements, as torch.nn.MSELoss: mean((out - y)^2).
+
+    ``half=True`` gives the textbook 1/2 (y - out)^2 (same mean).
+    """
+
+    name = "mse"
+
+    def __init__(self, half: bool = False) -> None:
+        self.half = bool(half)
+
+    def prepare_targets(self, y, n: int, width: int, dtype: np.dtype) -> np.ndarray:
+        return _same_shape_targets(y, n, width, dtype)
+
+    def compute(self, out, target, dout) -> float:
+        return _kernels.mse(out, target, dout, half=self.half)
+
+    def config(self) -> dict:
+        return {"name": self.name, "half": self.half}
+
+    def __repr__(self) -> str:
+        return f"MSE(half={self.half})"
+
+
+class BCEWithLogits(Loss):
+    """Binary cross-entropy on logits (sigmoid fused, stable), mean over all elements.
+
+    Targets in [0, 1], of the output's shape (1-D accepted for one output).
+    """
+
+    name = "bce"
+    classification = True
+
+    def prepare_targets(self, y, n: int, width: int, dtype: np.dtype) -> np.ndarray:
+        arr = _same_shape_targets(y, n, width, dtype)
+        if arr.size and (arr.min() < 0 or arr.max() > 1):
+            bad = arr[(arr < 0) | (arr > 1)][0]
+            raise ValueError(f"y: expected targets in [0, 1] for binary cross-entropy, got {bad}")
+        return arr
+
+    def compute(self, out, target, dout) -> float:
+        return _kernels.bce_with_logits(out, target, dout)
+
+    def accuracy(self, out, target) -> float:
+        return float(np.mean((out > 0) == (target > 0.5)))
+
+
+LOSSES = {"cross_entropy": SoftmaxCrossEntropy, "softmax_cross_entropy": SoftmaxCrossEntropy,
+          "mse": MSE, "bce": BCEWithLogits, "bce_with_logits": BCEWithLogits}
+
+
+def get_loss(loss) -> Loss:
+    """A Loss object from a Loss or one of the names in LOSSES."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss]()
+    raise ValueError(f"loss: expected a fastbp Loss or one of {sorted(LOSSES)}, got {loss!r}")
+
+
+def loss_from_config(config: dict) -> Loss:
+    """Rebuild a loss from its `config()`."""
+    kwargs = dict(config)
+    loss = get_loss(kwargs.pop("name", None))
+    return type(loss)(**kwargs)

@@ -1,0 +1,251 @@
+"""Sequential networks: one flat parameter buffer, fused Dense+activation stages."""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+
+from fastbp._validation import as_dtype, as_matrix, choose, positive_int
+from fastbp.layers import ACTIVATIONS, Activation, Dense, Layer
+
+
+class _FusedDense:
+    """A Dense layer and the activation right after it, run as one stage."""
+
+    def __init__(self, dense: Dense, activation: Activation) -> None:
+        self.dense, self.activation = dense, activation
+
+    def forward(self, X: np.ndarray, training: bool) -> np.ndarray:
+        act = self.activation
+        return self.dense.forward_fused(X, act.kernel_name, act.slope)
+
+    def backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool):
+        act = self.activation
+        return self.dense.backward_fused(dout, act.kernel_name, act.slope, input_grad,
+                                         accumulate)
+
+
+def _stages(layers: Sequence[Layer]) -> list:
+    """Group the layers into execution stages, fusing exact Dense + built-in activation pairs."""
+    stages, i = [], 0
+    while i < len(layers):
+        layer = layers[i]
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        if type(layer) is Dense and type(nxt) in ACTIVATIONS.values():
+            stages.append(_FusedDense(layer, nxt))
+            i += 2
+        else:
+            stages.append(layer)
+            i += 1
+    return stages
+
+
+class Sequential:
+    """A feed-forward network: the layers applied in order.
+
+    Parameters
+    ----------
+    *layers : Layer
+        The layers, e.g. ``Dense(64, 128), ReLU(), Dense(128, 10)``.
+    dtype : "float32" (default) or "float64"
+        Type of parameters, gradients and computation.
+    seed : int
+        Seed of the parameter initialisation.
+
+    Attributes
+    ----------
+    params, grads : 1-D arrays holding every parameter / gradient; layers hold views into them.
+    metadata : dict of JSON-serialisable values saved with the model.
+    optimizer : the optimizer of the last `fit` (saved with ``save(..., include_optimizer=True)``).
+    """
+
+    def __init__(self, *layers: Layer, dtype="float32", seed: int = 0) -> None:
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("layers: expected at least one layer, got none")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{i}]: expected a fastbp Layer, got "
+                                f"{type(layer).__name__}")
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ValueError("layers: the same layer object appears twice; create one per use")
+        self.layers = list(layers)
+        self.dtype = as_dtype(dtype)
+        self.seed = int(seed)
+        self.metadata: dict = {}
+        self.optimizer = None
+        self.in_features, self.out_features = self._check_widths()
+        self._allocate(self.dtype)
+        rng = np.random.default_rng(self.seed)
+        for layer in self.layers:
+            layer.initialize(rng)
+        self._stages = _stages(self.layers)
+        self._trained_forward = False
+
+    def _check_widths(self) -> tuple[int, int]:
+        """Propagate widths through the layers; a mismatch names the layer and both widths."""
+        width = None
+        in_features = None
+        for i, layer in enumerate(self.layers):
+            need = layer.input_width()
+            if need is not None:
+                if width is not None and need != width:
+                    raise ValueError(
+                        f"layer {i} ({type(layer).__name__}): expected input width {need}, "
+                        f"but the layer before it outputs width {width}")
+                if in_features is None and width is None:
+                    in_features = need
+            width = layer.output_width(width if width is not None else need)
+        if in_features is None or width is None:
+            raise ValueError("layers: expected at least one layer with a fixed width (Dense)")
+        return in_features, width
+
+    def _allocate(self, dtype: np.dtype) -> None:
+        """Create the flat buffers and bind each layer's views into them."""
+        entries = [(i, layer, name, shape) for i, layer in enumerate(self.layers)
+                   for name, shape in layer.parameter_shapes()]
+        total = sum(int(np.prod(shape)) for *_, shape in entries)
+        self.params = np.zeros(total, dtype=dtype)
+        self.grads = np.zeros(total, dtype=dtype)
+        self._names: list[tuple[str, Layer, str, slice, tuple]] = []
+        offset = 0
+        for i, layer, name, shape in entries:
+            size = int(np.prod(shape))
+            region = slice(offset, offset + size)
+            layer.params[name] = self.params[region].reshape(shape)
+            layer.grads[name] = self.grads[region].reshape(shape)
+            self._names.append((f"{i}.{name}", layer, name, region, shape))
+            offset += size
+
+    # ----------------------------------------------------------------------------- parameters
+    def named_parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """[(name, value view, gradient view)], names like "0.weight" (layer index, name)."""
+        return [(full, layer.params[name], layer.grads[name])
+                for full, layer, name, _, _ in self._names]
+
+    def parameter_slices(self) -> list[tuple[str, slice, tuple]]:
+        """[(name, slice of the flat buffer, shape)] for every parameter."""
+        return [(full, region, shape) for full, _, _, region, shape in self._names]
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero."""
+        self.grads[...] = 0
+
+    def astype(self, dtype) -> "Sequential":
+        """A copy of this network with parameters converted to `dtype`."""
+        dtype = as_dtype(dtype)
+        twin = copy.copy(self)
+        twin.layers = [copy.deepcopy(layer) for layer in self.layers]
+        twin.metadata = copy.deepcopy(self.metadata)
+        twin.optimizer = None
+        twin.dtype = dtype
+        twin._allocate(dtype)
+        twin.params[...] = self.params
+        twin._stages = _stages(twin.layers)
+        twin._trained_forward = False
+        return twin
+
+    # ------------------------------------------------------------------------ forward/backward
+    def _forward(self, X: np.ndarray, training: bool) -> np.ndarray:
+        """Forward pass over a checked C-contiguous array; returns the last stage's buffer."""
+        out = X
+        for stage in self._stages:
+            out = stage.forward(out, training)
+        self._trained_forward = training
+        self._batch = X.shape[0]
+        return out
+
+    def _backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool):
+        """Backward pass over a checked array; writes self.grads."""
+        for k, stage in enumerate(reversed(self._stages)):
+            first = k == len(self._stages) - 1
+            dout = stage.backward(dout, input_grad or not first, accumulate)
+        return dout
+
+    def check_input(self, X, name: str = "X") -> np.ndarray:
+        """X validated and converted for this network: (n, in_features), finite, own dtype."""
+        return as_matrix(X, name, self.dtype, self.in_features,
+                         layer=f"0 ({type(self.layers[0]).__name__})")
+
+    def forward(self, X, training: bool = True) -> np.ndarray:
+        """Network output for X (n, in_features) -> (n, out_features).
+
+        With ``training=True`` the layers keep what `backward` needs.
+        """
+        out = self._forward(self.check_input(X), training)
+        return out.copy()
+
+    def backward(self, dout, accumulate: bool = False, input_grad: bool = True):
+        """Backpropagate d(loss)/d(output) of the last training forward.
+
+        Writes this batch's parameter gradients into `grads` (adds to them when `accumulate`)
+        and returns d(loss)/d(X), or None when ``input_grad=False`` (saves one gemm).
+        """
+        if not self._trained_forward:
+            raise RuntimeError("backward: call forward(X, training=True) first")
+        arr = as_matrix(dout, "dout", self.dtype, self.out_features)
+        if arr.shape[0] != self._batch:
+            raise ValueError(f"dout: expected shape ({self._batch}, {self.out_features}) like "
+                             f"the last forward output, got {arr.shape}")
+        dX = self._backward(arr, input_grad, accumulate)
+        return None if dX is None else dX.copy()
+
+    def predict(self, X, batch_size: int = 4096) -> np.ndarray:
+        """Raw network outputs (n, out_features) for X (logits for classifiers), in batches."""
+        X = self.check_input(X)
+        batch_size = positive_int(batch_size, "batch_size")
+        out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
+        for start in range(0, X.shape[0], batch_size):
+            out[start:start + batch_size] = self._forward(X[start:start + batch_size], False)
+        return out
+
+    def evaluate(self, X, y, loss=None, batch_size: int = 4096) -> dict:
+        """Mean loss over (X, y), and accuracy for classification losses.
+
+        `loss` defaults to the loss of the last `fit`.
+        """
+        from fastbp.training import evaluate
+        return evaluate(self, X, y, loss, batch_size)
+
+    def fit(self, X, y, **kwargs):
+        """Train with mini-batch backpropagation; see `fastbp.training.fit`."""
+        from fastbp.training import fit
+        return fit(self, X, y, **kwargs)
+
+    def save(self, path, include_optimizer: bool = False) -> None:
+        """Save architecture, parameters and metadata (and optimizer state) to one .npz file."""
+        from fastbp.io import save
+        save(self, path, include_optimizer=include_optimizer)
+
+    def config(self) -> dict:
+        return {"layers": [layer.config() for layer in self.layers], "dtype": self.dtype.name,
+                "seed": self.seed}
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        return f"Sequential(\n{inner},\n  dtype={self.dtype.name!r}, seed={self.seed})"
+
+
+def mlp(sizes: Sequence[int], activation: str = "relu", dtype="float32", seed: int = 0,
+        init: str | None = None) -> Sequential:
+    """A multilayer perceptron: Dense layers of `sizes` with `activation` between them.
+
+    ``mlp([64, 128, 10], activation="relu")`` is ``Sequential(Dense(64, 128, init="he"),
+    ReLU(), Dense(128, 10, init="he"))``. The last layer has no activation (logits). `init`
+    defaults to "he" for relu-family activations and "xavier" otherwise.
+    """
+    choose(activation, "activation", ACTIVATIONS)
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes: expected at least two widths (input, output), got {sizes}")
+    sizes = [positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+    if init is None:
+        init = "he" if activation in ("relu", "leaky_relu") else "xavier"
+    layers: list[Layer] = []
+    for i in range(len(sizes) - 1):
+        layers.append(Dense(sizes[i], sizes[i + 1], init=init))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return Sequential(*layers, dtype=dtype, seed=seed)

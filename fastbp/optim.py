@@ -1,0 +1,154 @@
+"""Optimizers: one fused C pass over the flat parameter, gradient and state buffers per step.
+
+Each follows its torch.optim counterpart exactly (same formulas, same defaults).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastbp import _kernels
+from fastbp._validation import nonnegative_float, positive_float
+
+
+class Optimizer:
+    """Base class: updates `net.params` from `net.grads` in place."""
+
+    name = ""
+
+    def __init__(self, net, lr: float) -> None:
+        from fastbp.network import Sequential
+        if not isinstance(net, Sequential):
+            raise TypeError(f"net: expected a fastbp Sequential, got {type(net).__name__}")
+        self.net = net
+        self.lr = positive_float(lr, "lr")
+        self.step_count = 0
+
+    def step(self) -> None:
+        """Apply one update with the current gradients."""
+        raise NotImplementedError
+
+    def hyperparameters(self) -> dict:
+        return {"lr": self.lr}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The state buffers, by name (flat, like net.params)."""
+        return {}
+
+    def config(self) -> dict:
+        return {"type": type(self).__name__, "step": self.step_count, **self.hyperparameters()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
+
+    d = g + weight_decay p;  buf = momentum buf + d;  d = d + momentum buf (nesterov) or buf;
+    p -= lr d   (torch.optim.SGD with dampening 0).
+    """
+
+    def __init__(self, net, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(net, lr)
+        self.momentum = nonnegative_float(momentum, "momentum")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = nonnegative_float(weight_decay, "weight_decay")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: Nesterov momentum requires momentum > 0, got momentum=0")
+        self.momentum_buffer = (np.zeros_like(net.params) if self.momentum else None)
+
+    def step(self) -> None:
+        self.step_count += 1
+        _kernels.sgd_step(self.net.params, self.net.grads, self.momentum_buffer, self.lr,
+                          self.momentum, self.nesterov, self.weight_decay)
+
+    def hyperparameters(self) -> dict:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {} if self.momentum_buffer is None else {"momentum_buffer": self.momentum_buffer}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), as torch.optim.Adam: L2 weight decay added to the gradient.
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    """
+
+    decoupled = False
+
+    def __init__(self, net, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(net, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+        self.betas = (nonnegative_float(betas[0], "betas[0]", upper=1.0),
+                      nonnegative_float(betas[1], "betas[1]", upper=1.0))
+        self.eps = nonnegative_float(eps, "eps")
+        self.weight_decay = nonnegative_float(weight_decay, "weight_decay")
+        self.m = np.zeros_like(net.params)
+        self.v = np.zeros_like(net.params)
+
+    def step(self) -> None:
+        self.step_count += 1
+        _kernels.adam_step(self.net.params, self.net.grads, self.m, self.v, self.step_count,
+                           self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay,
+                           self.decoupled)
+
+    def hyperparameters(self) -> dict:
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"m": self.m, "v": self.v}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as torch.optim.AdamW: p *= 1 - lr weight_decay first.
+
+    Default weight_decay 0.01 as in PyTorch.
+    """
+
+    decoupled = True
+
+    def __init__(self, net, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(net, lr, betas, eps, weight_decay)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
+def get_optimizer(optimizer, net, lr: float) -> Optimizer:
+    """An optimizer for `net`: an Optimizer bound to it, or a name in OPTIMIZERS built with lr."""
+    if isinstance(optimizer, Optimizer):
+        if optimizer.net is not net:
+            raise ValueError("optimizer: expected an optimizer built for this network")
+        return optimizer
+    if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
+        return OPTIMIZERS[optimizer](net, lr=lr)
+    raise ValueError(f"optimizer: expected a fastbp Optimizer or one of {sorted(OPTIMIZERS)}, "
+                     f"got {optimizer!r}")
+
+
+def optimizer_from_config(config: dict, net, state: dict[str, np.ndarray]) -> Optimizer:
+    """Rebuild an optimizer for `net` from its `config()` and `state()`."""
+    kwargs = dict(config)
+    kind = kwargs.pop("type", None)
+    step = kwargs.pop("step", 0)
+    classes = {cls.__name__: cls for cls in OPTIMIZERS.values()}
+    if kind not in classes:
+        raise ValueError(f"optimizer type: expected one of {sorted(classes)}, got {kind!r}")
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    opt = classes[kind](net, **kwargs)
+    opt.step_count = int(step)
+    for name, buf in opt.state().items():
+        if name not in state or state[name].shape != buf.shape:
+            raise ValueError(f"optimizer state: expected array {name!r} of shape {buf.shape}")
+        buf[...] = state[name]
+    return opt

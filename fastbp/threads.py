@@ -1,0 +1,62 @@
+"""Thread control: OpenMP threads of the C core and BLAS threads of SciPy's OpenBLAS together.
+
+Note: GNU OpenMP is not fork-safe. A process that has run fastbp kernels with several threads
+must not `fork` and use fastbp in the child; use the "spawn" start method of multiprocessing.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from fastbp import _kernels
+from fastbp._validation import positive_int
+
+_num_threads = 1
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def set_num_threads(n: int) -> None:
+    """Use `n` threads in fastbp's kernels (OpenMP) and in BLAS (via threadpoolctl)."""
+    global _num_threads
+    n = positive_int(n, "n")
+    _kernels.set_num_threads(n)
+    from threadpoolctl import threadpool_limits
+    import scipy.linalg  # noqa: F401  (loads the BLAS that threadpoolctl must see)
+    threadpool_limits(limits=n, user_api="blas")
+    _num_threads = n
+
+
+def get_num_threads() -> int:
+    """Number of threads fastbp uses."""
+    return _num_threads
+
+
+def _init_threads() -> None:
+    """Default: OMP_NUM_THREADS when set, else every CPU the process may use.
+
+    BLAS is limited too only when the process may use fewer CPUs than the machine has
+    (OpenBLAS would otherwise start one thread per CPU).
+    """
+    global _num_threads
+    if os.environ.get("OMP_NUM_THREADS"):
+        _num_threads = _kernels.get_num_threads()
+    elif available_cpus() < (os.cpu_count() or 1):
+        set_num_threads(available_cpus())
+    else:
+        _num_threads = available_cpus()
+        _kernels.set_num_threads(_num_threads)

@@ -1,0 +1,171 @@
+"""The training loop: seeded mini-batches, fused kernels, history, divergence guard."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from fastbp import _kernels
+from fastbp._validation import as_matrix, positive_float, positive_int
+from fastbp.layers import Workspace
+from fastbp.losses import get_loss
+from fastbp.optim import get_optimizer
+
+
+class History:
+    """Per-epoch record of a fit: ``history["loss"]``, ``"val_loss"``, ``"accuracy"``,
+    ``"val_accuracy"`` (classification), ``"time"`` (seconds per epoch)."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+
+    def append(self, logs: dict[str, float]) -> None:
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    @property
+    def epochs(self) -> int:
+        """Number of completed epochs."""
+        return len(self.history.get("loss", []))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __repr__(self) -> str:
+        last = {k: round(v[-1], 6) for k, v in self.history.items() if v}
+        return f"History(epochs={self.epochs}, last={last})"
+
+
+def _targets(loss, net, y, n: int, name: str = "y") -> np.ndarray:
+    """Targets of `loss` for n samples of `net`, validated (errors name `name`)."""
+    try:
+        return loss.prepare_targets(y, n, net.out_features, net.dtype)
+    except (ValueError, TypeError) as exc:
+        if name == "y":
+            raise
+        raise type(exc)(str(exc).replace("y:", f"{name}:", 1)) from None
+
+
+def evaluate(net, X, y, loss=None, batch_size: int = 4096) -> dict:
+    """Mean loss over (X, y) (and accuracy for classification losses) in evaluation mode."""
+    if loss is None:
+        loss = getattr(net, "loss", None)
+        if loss is None:
+            raise ValueError("loss: expected a loss name or object (the network has not been "
+                             "fitted, so there is no default), got None")
+    loss = get_loss(loss)
+    X = net.check_input(X)
+    target = _targets(loss, net, y, X.shape[0])
+    batch_size = positive_int(batch_size, "batch_size")
+    total, correct = 0.0, 0.0
+    dout = Workspace()
+    for start in range(0, X.shape[0], batch_size):
+        stop = min(start + batch_size, X.shape[0])
+        out = net._forward(X[start:stop], False)
+        grad = dout.get(stop - start, out.shape[1], out.dtype)
+        total += loss.compute(out, target[start:stop], grad) * (stop - start)
+        acc = loss.accuracy(out, target[start:stop])
+        if acc is not None:
+            correct += acc * (stop - start)
+    result = {"loss": total / X.shape[0]}
+    if loss.classification:
+        result["accuracy"] = correct / X.shape[0]
+    return result
+
+
+def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epochs: int = 10,
+        batch_size: int = 128, validation_data=None, clip_norm: float | None = None,
+        shuffle: bool = True, seed: int = 0, verbose: int = 1) -> History:
+    """Train `net` on (X, y) by mini-batch backpropagation.
+
+    Parameters
+    ----------
+    X : array (n, in_features); y : targets of the loss (labels (n,) for cross-entropy).
+    loss : name ("cross_entropy", "mse", "bce") or Loss object.
+    optimizer : name ("adam", "adamw", "sgd"), built with `lr`, or an Optimizer for this net.
+    epochs, batch_size : passes over the data and samples per step (last batch may be smaller).
+    validation_data : optional (X_val, y_val), evaluated after every epoch.
+    clip_norm : clip the global gradient L2 norm to this value before each update.
+    shuffle, seed : the batches come from a permutation drawn from `seed` every epoch.
+    verbose : 1 prints one line per epoch, 0 is silent.
+    The reported training loss and accuracy are the means over the epoch's batches, each
+    measured before that batch's update.
+
+    Returns a History. Same seed and data give the same result. A non-finite loss stops training
+    with FloatingPointError and leaves the parameters of the last step whose loss was finite.
+    """
+    loss = get_loss(loss)
+    X = net.check_input(X)
+    n = X.shape[0]
+    target = _targets(loss, net, y, n)
+    epochs = positive_int(epochs, "epochs")
+    batch_size = positive_int(batch_size, "batch_size")
+    if clip_norm is not None:
+        clip_norm = positive_float(clip_norm, "clip_norm")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data: expected a pair (X_val, y_val), got "
+                             f"{type(validation_data).__name__}")
+        X_val = net.check_input(validation_data[0], "validation_data[0]")
+        y_val = _targets(loss, net, validation_data[1], X_val.shape[0], "validation_data[1]")
+    if optimizer is None or isinstance(optimizer, str):
+        positive_float(lr, "lr")
+    opt = get_optimizer(optimizer, net, lr)
+    net.optimizer, net.loss = opt, loss
+
+    rng = np.random.default_rng(seed)
+    rows = min(batch_size, n)
+    X_batch = np.empty((rows, X.shape[1]), dtype=net.dtype)
+    y_batch = np.empty((rows,) + target.shape[1:], dtype=target.dtype)
+    dout = np.empty((rows, net.out_features), dtype=net.dtype)
+    last_good = net.params.copy()
+    history = History()
+    for epoch in range(1, epochs + 1):
+        start_time = time.perf_counter()
+        order = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
+        total, correct, seen = 0.0, 0.0, 0
+        for step, start in enumerate(range(0, n, batch_size), 1):
+            idx = order[start:start + batch_size]
+            m = idx.shape[0]
+            xb, yb, gb = X_batch[:m], y_batch[:m], dout[:m]
+            _kernels.gather_rows(X, idx, xb)
+            if target.ndim == 1:
+                _kernels.gather_labels(target, idx, yb)
+            else:
+                _kernels.gather_rows(target, idx, yb)
+            out = net._forward(xb, True)
+            value = loss.compute(out, yb, gb)
+            if not math.isfinite(value):
+                net.params[...] = last_good
+                raise FloatingPointError(
+                    f"fit: the loss became {value} at epoch {epoch}, step {step}; training "
+                    "stopped and the parameters of the last finite step were kept (try a lower "
+                    "lr or clip_norm)")
+            net._backward(gb, False, False)
+            if clip_norm is not None:
+                _kernels.clip_grad_norm(net.grads, clip_norm)
+            last_good[...] = net.params
+            opt.step()
+            total += value * m
+            seen += m
+            if loss.classification:
+                correct += loss.accuracy(out, yb) * m
+        logs = {"loss": total / seen}
+        if loss.classification:
+            logs["accuracy"] = correct / seen
+        if validation_data is not None:
+            val = evaluate(net, X_val, y_val, loss)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        logs["time"] = time.perf_counter() - start_time
+        history.append(logs)
+        if verbose:
+            _print_epoch(epoch, epochs, logs)
+    return history
+
+
+def _print_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+    parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
+    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k != "time"]
+    parts.append(f"{logs['time']:.2f}s")
+    print("  ".join(parts), flush=True)

@@ -1,0 +1,68 @@
+"""Build of fastbp's compiled core: the C kernels in src_c/ wrapped by Cython.
+
+The C is compiled with -O3 and OpenMP (-fopenmp); where the compiler has no OpenMP the build goes
+on single-threaded with a warning. BLAS comes from SciPy at run time (scipy.linalg.cython_blas), so
+nothing is linked against a BLAS here.
+"""
+import os
+import sys
+import tempfile
+import warnings
+from glob import glob
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+C_SOURCES = sorted(glob(os.path.join("src_c", "*.c")))
+OPENMP_TEST = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+
+
+def compiler_has_openmp(compiler) -> bool:
+    """True when `compiler` compiles and links a program with -fopenmp."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "omp_test.c")
+        with open(source, "w") as f:
+            f.write(OPENMP_TEST)
+        try:
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=["-fopenmp"])
+            compiler.link_executable(objects, os.path.join(tmp, "omp_test"),
+                                     extra_postargs=["-fopenmp"])
+        except Exception:
+            return False
+    return True
+
+
+class BuildExtWithOpenMP(build_ext):
+    """build_ext that adds -fopenmp where the compiler supports it, and warns where not."""
+
+    def build_extensions(self):
+        use_openmp = os.environ.get("FASTBP_NO_OPENMP") != "1" and compiler_has_openmp(
+            self.compiler)
+        if not use_openmp:
+            warnings.warn("fastbp: building without OpenMP: kernels will run on one thread",
+                          stacklevel=1)
+            print("WARNING: fastbp is being built without OpenMP", file=sys.stderr)
+        for ext in self.extensions:
+            if use_openmp:
+                ext.extra_compile_args.append("-fopenmp")
+                ext.extra_link_args.append("-fopenmp")
+        super().build_extensions()
+
+
+extensions = [
+    Extension(
+        "fastbp._kernels",
+        sources=["fastbp/_kernels.pyx", *C_SOURCES],
+        include_dirs=["src_c", np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        extra_compile_args=["-O3", "-std=c11"],
+        extra_link_args=[],
+    )
+]
+
+setup(
+    ext_modules=cythonize(extensions, language_level=3),
+    cmdclass={"build_ext": BuildExtWithOpenMP},
+)

@@ -1,0 +1,8 @@
+/* Fused bias-add + activation forward, and activation backward through the stored output. */
+#include <string.h>
+#include <tgmath.h>
+
+#include "fastbp_core.h"
+
+#define FB_TEMPLATE "activations_tpl.h"
+#include "fb_instantiate.h"

@@ -1,0 +1,39 @@
+/* Kernel declarations, included once per element type by fastbp_core.h (no include guard).
+ * Matrices are row-major; `ld*` are row strides in elements. */
+
+/* gemm.c: C = alpha * op(A) op(B) + beta * C, row-major, op(X) = X or X^T.
+ * C is (m, n); op(A) is (m, k); op(B) is (k, n). beta = 0 never reads C. */
+void FB(gemm_rowmajor)(int trans_a, int trans_b, int m, int n, int k, real alpha,
+                       const real *A, int lda, const real *B, int ldb, real beta, real *C, int ldc);
+
+/* activations.c */
+void FB(bias_activation_forward)(real *restrict Z, const real *restrict bias, ptrdiff_t rows,
+                                 ptrdiff_t cols, fb_activation act, real slope);
+void FB(activation_backward)(const real *dA, const real *A, real *dZ, ptrdiff_t n,
+                             fb_activation act, real slope);
+
+/* reductions.c */
+void FB(bias_grad)(const real *restrict dZ, ptrdiff_t rows, ptrdiff_t cols, real *restrict db,
+                   int accumulate);
+double FB(sum_squares)(const real *x, ptrdiff_t n);
+void FB(scale)(real *x, ptrdiff_t n, real factor);
+double FB(clip_grad_norm)(real *g, ptrdiff_t n, double max_norm);
+void FB(gather_rows)(const real *restrict src, ptrdiff_t cols, const int64_t *restrict indices,
+                     ptrdiff_t n, real *restrict out);
+
+/* losses.c: each returns the mean loss and writes its gradient with respect to the first input. */
+double FB(softmax_cross_entropy)(const real *restrict logits, const int64_t *restrict labels,
+                                 ptrdiff_t rows, ptrdiff_t cols, real *restrict dlogits);
+double FB(softmax_cross_entropy_probs)(const real *restrict logits, const real *restrict targets,
+                                       ptrdiff_t rows, ptrdiff_t cols, real *restrict dlogits);
+double FB(mse)(const real *restrict pred, const real *restrict target, ptrdiff_t n, int half,
+               real *restrict grad);
+double FB(bce_with_logits)(const real *restrict logits, const real *restrict target, ptrdiff_t n,
+                           real *restrict grad);
+
+/* optim.c: single-pass updates over flat buffers, torch.optim semantics. */
+void FB(sgd_step)(real *restrict p, const real *restrict g, real *restrict buf, ptrdiff_t n,
+                  double lr, double momentum, int nesterov, double weight_decay);
+void FB(adam_step)(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,
+                   ptrdiff_t n, long step, double lr, double beta1, double beta2, double eps,
+                   double weight_decay, int decoupled);

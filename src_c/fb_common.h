@@ -1,0 +1,79 @@
+/* Shared definitions of the fastbp C core: type templating, threading threshold, BLAS pointers.
+ *
+ * Every kernel family is written once in a `*_tpl.h` file in terms of `real` and `FB(name)`, then
+ * instantiated for float (suffix _f32) and double (suffix _f64) by its `.c` file. */
+#ifndef FB_COMMON_H
+#define FB_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Below this many elements an elementwise kernel runs on one thread: a parallel region costs
+ * microseconds, more than the arithmetic of a small array. */
+#define FB_PARALLEL_MIN 32768
+
+/* Reductions split their input into this many fixed chunks whatever the thread count, and combine
+ * the partial sums in chunk order: results do not depend on the number of threads. */
+#define FB_REDUCE_CHUNKS 64
+
+#define FB_CONCAT_(a, b) a##_##b
+#define FB_CONCAT(a, b) FB_CONCAT_(a, b)
+
+/* Fortran-ABI ?gemm as exported by scipy.linalg.cython_blas (every argument by address). */
+typedef void (*fb_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
+                            float *a, int *lda, float *b, int *ldb, float *beta, float *c, int *ldc);
+typedef void (*fb_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
+                            double *a, int *lda, double *b, int *ldb, double *beta, double *c,
+                            int *ldc);
+
+typedef struct {
+    fb_sgemm_fn sgemm;
+    fb_dgemm_fn dgemm;
+} fb_blas_table;
+
+/* Set once by the bindings at import, before any gemm runs. */
+void fb_set_blas(fb_sgemm_fn sgemm, fb_dgemm_fn dgemm);
+extern fb_blas_table fb_blas;
+
+/* Activation codes shared by the forward and backward kernels. */
+typedef enum {
+    FB_IDENTITY = 0,
+    FB_SIGMOID = 1,
+    FB_TANH = 2,
+    FB_RELU = 3,
+    FB_LEAKY_RELU = 4
+} fb_activation;
+
+/* RESULT = sum over I in [0, N) of what the body adds to ACC (a double), computed in
+ * FB_REDUCE_CHUNKS fixed chunks combined in order: the same bits whatever the thread count.
+ * WORK is the element count that decides whether the chunks run in parallel. */
+#define FB_CHUNKED_SUM(RESULT, N, WORK, I, ACC, ...)                                          \
+    do {                                                                                      \
+        double fb_partial_[FB_REDUCE_CHUNKS];                                                 \
+        const ptrdiff_t fb_n_ = (N);                                                          \
+        const int fb_parallel_ = (WORK) >= FB_PARALLEL_MIN;                                   \
+        (void)fb_parallel_;                                                                   \
+        _Pragma("omp parallel for if(fb_parallel_) schedule(static)")                         \
+        for (int fb_c_ = 0; fb_c_ < FB_REDUCE_CHUNKS; ++fb_c_) {                              \
+            double ACC = 0.0;                                                                 \
+            const ptrdiff_t fb_hi_ = fb_n_ * (fb_c_ + 1) / FB_REDUCE_CHUNKS;                  \
+            for (ptrdiff_t I = fb_n_ * fb_c_ / FB_REDUCE_CHUNKS; I < fb_hi_; ++I) {           \
+                __VA_ARGS__                                                                   \
+            }                                                                                 \
+            fb_partial_[fb_c_] = ACC;                                                         \
+        }                                                                                     \
+        double fb_total_ = 0.0;                                                               \
+        for (int fb_c_ = 0; fb_c_ < FB_REDUCE_CHUNKS; ++fb_c_)                                \
+            fb_total_ += fb_partial_[fb_c_];                                                  \
+        (RESULT) = fb_total_;                                                                 \
+    } while (0)
+
+void fb_set_num_threads(int n);
+int fb_get_num_threads(void);
+int fb_have_openmp(void);
+
+#endif

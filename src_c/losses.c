@@ -1,0 +1,7 @@
+/* Fused losses: one pass gives the mean loss and its gradient. */
+#include <tgmath.h>
+
+#include "fastbp_core.h"
+
+#define FB_TEMPLATE "losses_tpl.h"
+#include "fb_instantiate.h"

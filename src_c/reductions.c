@@ -1,0 +1,46 @@
+/* Deterministic reductions (bias gradient, sum of squares) and whole-buffer helpers. */
+#include <math.h>
+#include <string.h>
+
+#include "fastbp_core.h"
+
+/* Columns handled together by one thread in bias_grad; each column is summed in row order. */
+#define FB_COLUMN_BLOCK 64
+
+#define FB_TEMPLATE "reductions_tpl.h"
+#include "fb_instantiate.h"
+
+/* out[i] = src[indices[i]] */
+void gather_labels_i64(const int64_t *restrict src, const int64_t *restrict indices, ptrdiff_t n,
+                   int64_t *restrict out)
+{
+    for (ptrdiff_t i = 0; i < n; ++i)
+        out[i] = src[indices[i]];
+}
+
+void fb_set_num_threads(int n)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+int fb_get_num_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int fb_have_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}

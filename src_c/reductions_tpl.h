@@ -1,0 +1,63 @@
+/* db[j] = sum_i dZ[i, j]   (db += ... when accumulate).
+ * Threads split the columns, never the rows, and each column is summed in row order in double:
+ * the result does not depend on the thread count. */
+void FB(bias_grad)(const real *restrict dZ, ptrdiff_t rows, ptrdiff_t cols, real *restrict db,
+                   int accumulate)
+{
+    const ptrdiff_t blocks = (cols + FB_COLUMN_BLOCK - 1) / FB_COLUMN_BLOCK;
+    const int parallel = blocks > 1 && rows * cols >= FB_PARALLEL_MIN;
+    (void)parallel;
+#pragma omp parallel for if(parallel) schedule(static)
+    for (ptrdiff_t b = 0; b < blocks; ++b) {
+        const ptrdiff_t j0 = b * FB_COLUMN_BLOCK;
+        const ptrdiff_t width = cols - j0 < FB_COLUMN_BLOCK ? cols - j0 : FB_COLUMN_BLOCK;
+        double acc[FB_COLUMN_BLOCK] = {0};
+        for (ptrdiff_t i = 0; i < rows; ++i) {
+            const real *restrict row = dZ + i * cols + j0;
+            for (ptrdiff_t j = 0; j < width; ++j)
+                acc[j] += row[j];
+        }
+        for (ptrdiff_t j = 0; j < width; ++j)
+            db[j0 + j] = accumulate ? (real)(db[j0 + j] + acc[j]) : (real)acc[j];
+    }
+}
+
+/* sum_i x[i]^2, accumulated in double in fixed chunks. */
+double FB(sum_squares)(const real *x, ptrdiff_t n)
+{
+    double total;
+    FB_CHUNKED_SUM(total, n, n, i, acc, acc += (double)x[i] * x[i];);
+    return total;
+}
+
+/* x *= factor */
+void FB(scale)(real *x, ptrdiff_t n, real factor)
+{
+    const int parallel = n >= FB_PARALLEL_MIN;
+    (void)parallel;
+#pragma omp parallel for if(parallel) schedule(static)
+    for (ptrdiff_t i = 0; i < n; ++i)
+        x[i] *= factor;
+}
+
+/* norm = ||g||_2; g *= max_norm / (norm + 1e-6) when that factor is below 1 (as
+ * torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
+double FB(clip_grad_norm)(real *g, ptrdiff_t n, double max_norm)
+{
+    const double norm = sqrt(FB(sum_squares)(g, n));
+    const double factor = max_norm / (norm + 1e-6);
+    if (factor < 1.0)
+        FB(scale)(g, n, (real)factor);
+    return norm;
+}
+
+/* out[i, :] = src[indices[i], :]  (rows of `cols` elements) */
+void FB(gather_rows)(const real *restrict src, ptrdiff_t cols, const int64_t *restrict indices,
+                     ptrdiff_t n, real *restrict out)
+{
+    const int parallel = n * cols >= FB_PARALLEL_MIN;
+    (void)parallel;
+#pragma omp parallel for if(parallel) schedule(static)
+    for (ptrdiff_t i = 0; i < n; ++i)
+        memcpy(out + i * cols, src + indices[i] * cols, (size_t)cols * sizeof(real));
+}
