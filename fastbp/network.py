@@ -214,6 +214,30 @@ class Sequential:
         from fastbp.training import fit
         return fit(self, X, y, **kwargs)
 
+    def train_step(self, X, y, loss="cross_entropy", optimizer="adam") -> float:
+        """One training step on the batch (X, y): forward, loss, backward, update.
+
+        `optimizer` is an Optimizer for this net, or a name: the optimizer is then created once
+        (default lr) and kept in `self.optimizer` for the next steps. Returns the batch loss.
+        """
+        from fastbp.losses import get_loss
+        from fastbp.optim import get_optimizer
+        loss = get_loss(loss)
+        if isinstance(optimizer, str) and self.optimizer is not None and \
+                type(self.optimizer).__name__.lower() == optimizer:
+            optimizer = self.optimizer
+        self.optimizer = get_optimizer(optimizer, self, 1e-3)
+        X = self.check_input(X)
+        target = loss.prepare_targets(y, X.shape[0], self.out_features, self.dtype)
+        out = self._forward(X, True)
+        dout = np.empty_like(out)
+        value = loss.compute(out, target, dout)
+        if not np.isfinite(value):
+            raise FloatingPointError(f"train_step: the loss is {value}; no update was made")
+        self._backward(dout, False, False)
+        self.optimizer.step()
+        return value
+
     def save(self, path, include_optimizer: bool = False) -> None:
         """Save architecture, parameters and metadata (and optimizer state) to one .npz file."""
         from fastbp.io import save

@@ -1,0 +1,46 @@
+"""Training-step and fit benchmarks of the named workloads."""
+import timeit
+
+import fastbp as fb
+
+from .common import WORKLOADS, make_data, make_net
+
+
+class TrainStep:
+    """One step (forward, loss, backward, Adam update) on one batch."""
+
+    params = (["tiny", "small", "mnist"], ["float32", "float64"], [1, 2])
+    param_names = ["workload", "dtype", "threads"]
+    timer = timeit.default_timer
+
+    def setup(self, workload, dtype, threads):
+        self.net, self.loss, self.X, self.y = make_net(workload, dtype, threads)
+        self.opt = fb.Adam(self.net, lr=1e-3)
+        self.net.train_step(self.X, self.y, self.loss, self.opt)
+
+    def time_train_step(self, workload, dtype, threads):
+        self.net.train_step(self.X, self.y, self.loss, self.opt)
+
+
+class FitEpoch:
+    """One epoch of fit over 8192 samples of the `small` and `mnist` workloads."""
+
+    params = (["small", "mnist"], [1, 2])
+    param_names = ["workload", "threads"]
+    timer = timeit.default_timer
+    number = 1
+    repeat = 3
+
+    def setup(self, workload, threads):
+        sizes, activation, batch, loss = WORKLOADS[workload]
+        fb.set_num_threads(threads)
+        self.net = fb.mlp(sizes, activation=activation, seed=0)
+        self.X, self.y = make_data(sizes, loss, 8192, "float32")
+        self.kwargs = dict(loss=loss, optimizer="adam", lr=1e-3, epochs=1, batch_size=batch,
+                           verbose=0)
+
+    def time_fit_epoch(self, workload, threads):
+        self.net.fit(self.X, self.y, **self.kwargs)
+
+    def peakmem_fit_epoch(self, workload, threads):
+        self.net.fit(self.X, self.y, **self.kwargs)
