@@ -7,6 +7,7 @@ layer refuses anything that would let C read or write out of bounds.
 """
 import numpy as np
 cimport numpy as cnp
+from libc.math cimport sqrt
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -204,7 +205,7 @@ def grad_norm(x):
     else:
         with nogil:
             total = sum_squares_f64(<double *>cnp.PyArray_DATA(arr), n)
-    return total ** 0.5
+    return sqrt(total)
 
 
 def scale(x, double factor):

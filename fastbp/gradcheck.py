@@ -5,13 +5,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastbp._validation import positive_float, positive_int
 from fastbp.losses import get_loss
 
 
 class GradcheckError(RuntimeError):
     """An analytic gradient disagrees with central finite differences; `.report` has details."""
 
-    def __init__(self, message: str, report: "GradcheckReport") -> None:
+    def __init__(self, message: str, report: GradcheckReport) -> None:
         super().__init__(message)
         self.report = report
 
@@ -75,6 +76,9 @@ def gradcheck(net, loss, X, y, eps: float = 1e-6, atol: float = 1e-7, rtol: floa
     worst index and both values unless ``raise_on_failure=False``.
     """
     loss = get_loss(loss)
+    if max_checks is not None:
+        max_checks = positive_int(max_checks, "max_checks")
+    eps = positive_float(eps, "eps")
     net64 = net.astype("float64")
     X = net64.check_input(X)
     target = loss.prepare_targets(y, X.shape[0], net64.out_features, net64.dtype)
@@ -91,6 +95,8 @@ def gradcheck(net, loss, X, y, eps: float = 1e-6, atol: float = 1e-7, rtol: floa
     for name, region, shape in net64.parameter_slices():
         size = region.stop - region.start
         flat = np.arange(size)
+        if size == 0:
+            continue
         if max_checks is not None and size > max_checks:
             flat = np.sort(rng.choice(size, size=max_checks, replace=False))
         numeric = np.empty(flat.shape[0])
@@ -108,13 +114,12 @@ def gradcheck(net, loss, X, y, eps: float = 1e-6, atol: float = 1e-7, rtol: floa
         rel_err = abs_err / np.maximum(np.maximum(np.abs(numeric), np.abs(ana)), 1e-300)
         rel_err[abs_err == 0] = 0.0
         excess = abs_err - (atol + rtol * np.abs(numeric))
-        worst = int(np.argmax(excess)) if excess.size else 0
+        worst = int(np.argmax(excess))
         results.append(ParameterCheck(
             name=name, shape=shape, checked=int(flat.shape[0]),
-            max_abs_err=float(abs_err.max(initial=0.0)), max_rel_err=float(rel_err.max(initial=0.0)),
-            index=tuple(int(j) for j in np.unravel_index(flat[worst], shape)) if excess.size
-            else (), numeric=float(numeric[worst]) if excess.size else 0.0,
-            analytic=float(ana[worst]) if excess.size else 0.0,
+            max_abs_err=float(abs_err.max()), max_rel_err=float(rel_err.max()),
+            index=tuple(int(j) for j in np.unravel_index(flat[worst], shape)),
+            numeric=float(numeric[worst]), analytic=float(ana[worst]),
             passed=bool(np.all(excess <= 0))))
     report = GradcheckReport(results, eps, atol, rtol)
     if raise_on_failure and not report.passed:

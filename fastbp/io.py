@@ -60,6 +60,8 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such file: {path!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"path: {path!r} is not a fastbp model file (expected an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -133,7 +133,7 @@ class Sequential:
         """Set every gradient to zero."""
         self.grads[...] = 0
 
-    def astype(self, dtype) -> "Sequential":
+    def astype(self, dtype) -> Sequential:
         """A copy of this network with parameters converted to `dtype`."""
         dtype = as_dtype(dtype)
         twin = copy.copy(self)

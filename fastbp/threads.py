@@ -35,8 +35,8 @@ def set_num_threads(n: int) -> None:
     global _num_threads
     n = positive_int(n, "n")
     _kernels.set_num_threads(n)
-    from threadpoolctl import threadpool_limits
     import scipy.linalg  # noqa: F401  (loads the BLAS that threadpoolctl must see)
+    from threadpoolctl import threadpool_limits
     threadpool_limits(limits=n, user_api="blas")
     _num_threads = n
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from fastbp import _kernels
-from fastbp._validation import as_matrix, positive_float, positive_int
+from fastbp._validation import positive_float, positive_int
 from fastbp.layers import Workspace
 from fastbp.losses import get_loss
 from fastbp.optim import get_optimizer

@@ -1,0 +1,675 @@
+"""The ``fastbp`` command line: train, predict, gradcheck.
+
+::
+
+    fastbp train                                # the shipped 8x8 digits, saved to fastbp_model.npz
+    fastbp train --data houses.csv --target price --loss mse --layers 64,32 --out price.npz
+    fastbp predict price.npz new_houses.csv --out predictions.csv
+    fastbp gradcheck
+
+Training data is a CSV file with a header row (comma separated, numeric feature columns; the
+target column may hold numbers or strings) or an NPZ file holding arrays ``X`` (n, features) and
+``y``. Features are standardised with the training split's mean and standard deviation. The
+saved model's ``metadata`` records everything ``predict`` needs to undo the encoding: feature
+names, the standardisation, the target name, the original class labels (classification) or
+the target scaling (regression).
+
+Errors in the user's input print one line ``fastbp: error: ...`` and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import os
+import sys
+import time
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+import fastbp as fb
+from fastbp.datasets import load_digits, train_test_split
+
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity")
+LOSSES = ("cross_entropy", "mse", "bce")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+DEFAULT_MODEL = "fastbp_model.npz"
+DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2}
+METADATA_VERSION = 1
+
+
+class CLIError(Exception):
+    """A problem with the user's input: reported in one line, exit status 2."""
+
+
+@dataclass
+class Table:
+    """Data read from a file: features, optional target and their names."""
+
+    X: np.ndarray                       # (n, features) float64
+    y: np.ndarray | None                # (n,) or (n, outputs); numbers or strings
+    feature_names: list[str] | None     # None for NPZ files
+    target_name: str | None
+    source: str
+
+
+@dataclass
+class Target:
+    """The target as the network is trained on it, and how to decode its outputs."""
+
+    y: np.ndarray      # labels (n,) int64 for cross-entropy, else (n, width) float64
+    width: int         # outputs of the network
+    meta: dict         # "task", "output_names", and "classes" or "target_mean"/"target_std"
+
+
+# ---------------------------------------------------------------------------------- arguments
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line, ``fastbp: error: ...``, exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"fastbp: error: {message} (see '{self.prog} --help')\n")
+
+
+def _hidden_widths(text: str) -> list[int]:
+    """``"128,64"`` -> [128, 64]; ``""`` or ``"none"`` -> [] (no hidden layer)."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers like 128,64, got {text!r}")
+    return widths
+
+
+def _names(text: str) -> list[str]:
+    """``"id,date"`` -> ["id", "date"]."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names, got {text!r}")
+    return names
+
+
+def _positive(kind: type):
+    """An argparse type: a number of `kind` that must be > 0."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not np.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+    convert.__name__ = f"positive {kind.__name__}"
+    return convert
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a float in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``fastbp`` command and its subcommands."""
+    parser = _Parser(prog="fastbp", description="Train and use neural networks with fastbp.")
+    parser.add_argument("--version", action="version", version=f"fastbp {fb.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="train a network (default: the shipped 8x8 digits)",
+        description="Train a network on a CSV/NPZ file, or on the shipped 8x8 handwritten "
+                    "digits when no --data is given, and save it.")
+    train.add_argument("--data", metavar="PATH",
+                       help="CSV with a header row, or NPZ with arrays X and y "
+                            "(default: the shipped digits)")
+    train.add_argument("--target", metavar="COLUMN",
+                       help="name of the target column of a CSV (default: the last column)")
+    train.add_argument("--drop", type=_names, default=[], metavar="COLUMNS",
+                       help="CSV columns to leave out of the features, comma separated")
+    train.add_argument("--layers", type=_hidden_widths, default=[128], metavar="WIDTHS",
+                       help="hidden layer widths, comma separated (default: 128; '' for none)")
+    train.add_argument("--activation", choices=ACTIVATIONS, default="relu",
+                       help="hidden activation (default: relu)")
+    train.add_argument("--loss", choices=LOSSES, default="cross_entropy",
+                       help="cross_entropy (classes), mse (regression), bce (two classes or "
+                            "multi-label 0/1 targets) (default: cross_entropy)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                       help="default: adam")
+    train.add_argument("--lr", type=_positive(float), default=None,
+                       help="learning rate (default: 0.001 for adam/adamw, 0.01 for sgd)")
+    train.add_argument("--clip-norm", type=_positive(float), default=None, metavar="MAX",
+                       help="clip the global gradient L2 norm to MAX (default: no clipping)")
+    train.add_argument("--epochs", type=_positive(int), default=30, metavar="N",
+                       help="passes over the training data (default: 30)")
+    train.add_argument("--batch-size", type=_positive(int), default=64, metavar="N",
+                       help="samples per training step (default: 64)")
+    train.add_argument("--threads", type=_positive(int), default=None, metavar="N",
+                       help="threads for the kernels and BLAS (default: all available CPUs, "
+                            "or OMP_NUM_THREADS)")
+    train.add_argument("--seed", type=int, default=0, metavar="N",
+                       help="seed of the split, initialisation and shuffling (default: 0)")
+    train.add_argument("--test-fraction", type=_fraction, default=0.2, metavar="F",
+                       help="share of the samples held out for testing (default: 0.2; 0: none)")
+    train.add_argument("--out", default=DEFAULT_MODEL, metavar="PATH",
+                       help=f"where to save the model (default: {DEFAULT_MODEL})")
+    train.add_argument("--quiet", action="store_true",
+                       help="no per-epoch progress lines (the summary is still printed)")
+    train.set_defaults(run=run_train)
+
+    predict = commands.add_parser(
+        "predict", help="predict with a saved model",
+        description="Write the model's predictions for the rows of a CSV/NPZ file as CSV: "
+                    "class labels for classifiers, values for regression. A target column "
+                    "present in the data is ignored.")
+    predict.add_argument("model", help="model file written by 'fastbp train' or net.save")
+    predict.add_argument("data", help="CSV with a header row, or NPZ with an array X")
+    predict.add_argument("--out", metavar="PATH", help="output CSV (default: standard output)")
+    predict.set_defaults(run=run_predict)
+
+    check = commands.add_parser(
+        "gradcheck", help="check backpropagation against finite differences",
+        description="Build a small random float64 network holding every layer type "
+                    "(Dense, Sigmoid, Tanh, ReLU, LeakyReLU, Identity) and compare its "
+                    "analytic gradients with central finite differences for every loss.")
+    check.add_argument("--seed", type=int, default=0, help="seed of weights and data")
+    check.set_defaults(run=run_gradcheck)
+    return parser
+
+
+# ------------------------------------------------------------------------------- reading data
+def _open_text(path: str):
+    """A text handle on `path` (gzip-decompressed when it ends with .gz)."""
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _read_csv_rows(path: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows (stripped cells) and their line numbers; blank lines skipped."""
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(f)
+            records = [([cell.strip() for cell in row], reader.line_num) for row in reader
+                       if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error, EOFError, gzip.BadGzipFile) as exc:
+        raise CLIError(f"{path}: cannot read it as CSV text: {exc}") from None
+    if not records:
+        raise CLIError(f"{path}: the file is empty (expected a header row and data rows)")
+    header = records[0][0]
+    if len(set(header)) != len(header) or "" in header:
+        raise CLIError(f"{path}: the header row must name every column once, got {header}")
+    rows, lines = [r for r, _ in records[1:]], [n for _, n in records[1:]]
+    if not rows:
+        raise CLIError(f"{path}: no data rows after the header")
+    for row, line in zip(rows, lines, strict=True):
+        if len(row) != len(header):
+            raise CLIError(f"{path}: line {line} has {len(row)} fields, the header has "
+                           f"{len(header)}")
+    return header, rows, lines
+
+
+def _numeric_column(values: Sequence[str], name: str, lines: list[int], path: str,
+                    hint: str = "") -> np.ndarray:
+    """The cells of column `name` as finite float64, or a CLIError naming the first bad cell."""
+    try:
+        column = np.array(values, dtype=np.float64)
+    except ValueError:
+        column = None
+    if column is None or not np.isfinite(column).all():
+        for value, line in zip(values, lines, strict=True):
+            try:
+                ok = np.isfinite(float(value))
+            except ValueError:
+                ok = False
+            if not ok:
+                what = "a missing value" if value == "" else f"{value!r}"
+                raise CLIError(f"{path}: feature column {name!r} must be numeric, got {what} "
+                               f"on line {line}{hint}")
+    return column
+
+
+def _target_column(values: Sequence[str]) -> np.ndarray:
+    """Target cells as float64 when they are all finite numbers, else as strings."""
+    try:
+        column = np.array(values, dtype=np.float64)
+        if np.isfinite(column).all():
+            return column
+    except ValueError:
+        pass
+    return np.array(values, dtype=str)
+
+
+@dataclass
+class CSVFile:
+    """The cells of a CSV file with a header row, as strings, column by column."""
+
+    path: str
+    header: list[str]
+    columns: dict[str, tuple[str, ...]]
+    lines: list[int]   # line number of each data row, for error messages
+
+    @classmethod
+    def read(cls, path: str) -> CSVFile:
+        header, rows, lines = _read_csv_rows(path)
+        return cls(path, header, dict(zip(header, zip(*rows, strict=True), strict=True)), lines)
+
+    def column(self, name: str, option: str) -> tuple[str, ...]:
+        """The cells of column `name`; a CLIError blaming `option` when there is none."""
+        if name not in self.columns:
+            raise CLIError(f"{option}: no column {name!r} in {self.path} (columns: "
+                           f"{', '.join(self.header)})")
+        return self.columns[name]
+
+    def features(self, names: Sequence[str], hint: str = "") -> np.ndarray:
+        """The existing columns `names` as a finite float64 matrix (rows, len(names))."""
+        X = np.empty((len(self.lines), len(names)))
+        for j, name in enumerate(names):
+            X[:, j] = _numeric_column(self.columns[name], name, self.lines, self.path, hint)
+        return X
+
+
+def read_npz(path: str, need_target: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrays ``X`` (n, features) as float64 and ``y`` ((n,) or (n, outputs), or None)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CLIError(f"{path}: cannot read it as an .npz file of arrays: {exc}") from None
+    if "X" not in arrays or (need_target and "y" not in arrays):
+        want = "arrays 'X' and 'y'" if need_target else "an array 'X'"
+        raise CLIError(f"{path}: expected {want}, found {sorted(arrays) or 'none'}")
+    X, y = arrays["X"], arrays.get("y")
+    if X.ndim != 2 or X.dtype.kind not in "biuf" or X.shape[0] == 0:
+        raise CLIError(f"{path}: X must be a non-empty 2-D numeric array (samples, features), "
+                       f"got shape {X.shape} and dtype {X.dtype}")
+    if not np.isfinite(X).all():
+        raise CLIError(f"{path}: X must hold finite numbers, it has NaN or infinity")
+    if y is not None:
+        if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+            raise CLIError(f"{path}: y must have shape ({X.shape[0]},) or ({X.shape[0]}, k) "
+                           f"to match X, got {y.shape}")
+        if y.dtype.kind not in "biufUS":
+            raise CLIError(f"{path}: y must hold numbers or strings, got dtype {y.dtype}")
+    return X.astype(np.float64), y
+
+
+def _is_npz(path: str) -> bool:
+    if not os.path.isfile(path):
+        raise CLIError(f"{path}: no such file")
+    return path.lower().endswith(".npz")
+
+
+def read_training_data(path: str, target: str | None, drop: Sequence[str]) -> Table:
+    """Training data from a CSV (any extension but .npz) or NPZ file.
+
+    CSV: the target is the column named `target` (default: the last column); every other
+    column not in `drop` is a feature. NPZ: the arrays X and y.
+    """
+    if _is_npz(path):
+        if target is not None or drop:
+            option = "--target" if target is not None else "--drop"
+            raise CLIError(f"{option}: only for CSV files (an NPZ file holds arrays X and y)")
+        X, y = read_npz(path)
+        return Table(X, y, None, "y", path)
+    data = CSVFile.read(path)
+    target = data.header[-1] if target is None else target
+    y = _target_column(data.column(target, "--target"))
+    for name in drop:
+        data.column(name, "--drop")
+    features = [name for name in data.header if name != target and name not in drop]
+    if not features:
+        raise CLIError(f"{path}: expected at least one feature column besides the target "
+                       f"{target!r}")
+    hint = f" (the target is {target!r}: choose it with --target, leave columns out with --drop)"
+    return Table(data.features(features, hint), y, features, target, path)
+
+
+def read_prediction_features(path: str, meta: dict) -> np.ndarray:
+    """The features of a CSV/NPZ file that a model described by `meta` was trained on.
+
+    CSV: the columns named in ``meta["feature_names"]`` in that order; without names, every
+    column but the target. NPZ: the array X.
+    """
+    if _is_npz(path):
+        return read_npz(path, need_target=False)[0]
+    data = CSVFile.read(path)
+    names = meta.get("feature_names")
+    if names is None:
+        names = [name for name in data.header if name != meta.get("target_name")]
+    missing = [name for name in names if name not in data.columns]
+    if missing:
+        raise CLIError(f"{path}: missing the feature column(s) "
+                       f"{', '.join(map(repr, missing))} the model was trained on")
+    return data.features(names)
+
+
+# ------------------------------------------------------------------------- encoding the target
+def _json_labels(classes: np.ndarray) -> list:
+    """Class labels as JSON values: ints for integral numbers, else floats or strings."""
+    if classes.dtype.kind in "iub":
+        return [int(c) for c in classes]
+    if classes.dtype.kind == "f":
+        if np.all(classes == np.round(classes)):
+            return [int(c) for c in classes]
+        return [float(c) for c in classes]
+    return [str(c) for c in classes]
+
+
+def _output_names(target_name: str | None, width: int) -> list[str]:
+    name = target_name or "prediction"
+    return [name] if width == 1 else [f"{name}{i}" for i in range(width)]
+
+
+def encode_target(y: np.ndarray, loss: str, target_name: str | None) -> Target:
+    """Turn the raw target into what the network is trained on, for `loss`.
+
+    Parameters
+    ----------
+    y : ndarray (n,) or (n, m)
+        The target as read: numbers or strings.
+    loss : {"cross_entropy", "mse", "bce"}
+        cross_entropy: labels of any kind -> indices 0..k-1 (k outputs).
+        bce: two classes -> 0/1 (one output), or a 2-D target in [0, 1] (multi-label).
+        mse: numbers, standardised per column (one output per column).
+    target_name : str or None
+        Name of the target, used for the prediction columns.
+
+    Returns
+    -------
+    Target
+        The encoded target, the network's output width and the decoding metadata.
+    """
+    numeric = y.dtype.kind in "biuf"
+    if loss == "mse":
+        if not numeric:
+            raise CLIError(f"--loss mse: the target {target_name!r} must be numeric, "
+                           f"got values like {str(y.flat[0])!r}")
+        values = y.astype(np.float64).reshape(y.shape[0], -1)
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        std[std == 0] = 1.0
+        meta = {"task": "regression", "target_mean": mean.tolist(),
+                "target_std": std.tolist(), "output_names": _output_names(target_name,
+                                                                          values.shape[1])}
+        return Target((values - mean) / std, values.shape[1], meta)
+    if loss == "bce" and y.ndim == 2:
+        if not numeric or y.min() < 0 or y.max() > 1:
+            raise CLIError("--loss bce: a 2-D target must hold values in [0, 1] (multi-label)")
+        meta = {"task": "multilabel", "output_names": _output_names(target_name, y.shape[1])}
+        return Target(y.astype(np.float64), y.shape[1], meta)
+    if y.ndim != 1:
+        raise CLIError(f"--loss {loss}: expected one label per sample (a 1-D target), "
+                       f"got shape {y.shape}")
+    classes, codes = np.unique(y, return_inverse=True)
+    meta = {"classes": _json_labels(classes), "output_names": _output_names(target_name, 1)}
+    if loss == "bce":
+        if len(classes) != 2:
+            raise CLIError(f"--loss bce: expected a target with exactly 2 classes, got "
+                           f"{len(classes)} (use --loss cross_entropy for more)")
+        return Target(codes.astype(np.float64).reshape(-1, 1), 1, {"task": "binary", **meta})
+    if len(classes) < 2:
+        raise CLIError(f"the target {target_name!r} has a single class {meta['classes']}: "
+                       "nothing to learn")
+    return Target(codes.astype(np.int64), len(classes), {"task": "classification", **meta})
+
+
+def standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation of X (a constant feature gets std 1)."""
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    std[std == 0] = 1.0
+    return mean, std
+
+
+# ------------------------------------------------------------------------------------- train
+def _digits_table() -> Table:
+    X, y = load_digits()
+    names = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
+    return Table(X, y, names, "digit", "digits (shipped 8x8 handwritten digits)")
+
+
+def _split(table: Table, target: Target, fraction: float, seed: int):
+    """(X_train, y_train, X_test, y_test); the test part is None when fraction is 0."""
+    if fraction == 0:
+        return table.X, target.y, None, None
+    if table.X.shape[0] < 2:
+        raise CLIError(f"{table.source}: {table.X.shape[0]} sample cannot be split; "
+                       "use --test-fraction 0")
+    X_train, X_test, y_train, y_test = train_test_split(table.X, target.y, fraction, seed)
+    return X_train, y_train, X_test, y_test
+
+
+def _describe_run(table: Table, target: Target, sizes: list[int], args) -> str:
+    task = target.meta["task"]
+    if "classes" in target.meta:
+        task += f", {len(target.meta['classes'])} classes"
+    return (f"data: {table.source}: {table.X.shape[0]} samples, {table.X.shape[1]} features, "
+            f"target {table.target_name!r} ({task})\n"
+            f"network: {'-'.join(map(str, sizes))} {args.activation}; loss {args.loss}, "
+            f"{args.optimizer} lr {args.lr:g}, {args.epochs} epochs, batch {args.batch_size}, "
+            f"threads {fb.get_num_threads()}")
+
+
+def _report_metrics(net, X, y, target: Target, label: str) -> None:
+    """Print the loss (and accuracy, or RMSE in the target's units) of `net` on (X, y)."""
+    result = net.evaluate(X, y)
+    if "accuracy" in result:
+        print(f"{label} accuracy: {result['accuracy']:.4f} ({X.shape[0]} samples)")
+    else:
+        std = np.asarray(target.meta["target_std"])
+        rmse = np.sqrt(np.mean((net.predict(X) - y) ** 2 * std ** 2, axis=0))
+        values = ", ".join(f"{v:.6g}" for v in rmse)
+        print(f"{label} rmse: {values} ({X.shape[0]} samples)")
+    print(f"{label} loss: {result['loss']:.6f}")
+
+
+def _check_output_path(path: str, option: str) -> None:
+    """Fail early, before any work, when `path` cannot be written (no such directory)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CLIError(f"{option}: cannot write {path!r}: no such directory {directory!r}")
+    if os.path.isdir(path):
+        raise CLIError(f"{option}: cannot write {path!r}: it is a directory")
+
+
+def run_train(args) -> int:
+    """``fastbp train``: read, encode, standardise, fit, report, save."""
+    started = time.perf_counter()
+    _check_output_path(args.out, "--out")
+    if args.threads is not None:
+        fb.set_num_threads(args.threads)
+    if args.data is None:
+        if args.target is not None or args.drop:
+            option = "--target" if args.target is not None else "--drop"
+            raise CLIError(f"{option}: only with --data (the shipped digits are fixed)")
+        table = _digits_table()
+    else:
+        table = read_training_data(args.data, args.target, args.drop)
+    target = encode_target(table.y, args.loss, table.target_name)
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.optimizer]
+    X_train, y_train, X_test, y_test = _split(table, target, args.test_fraction, args.seed)
+    mean, std = standardisation(X_train)
+    X_train = (X_train - mean) / std
+    validation = None if X_test is None else ((X_test - mean) / std, y_test)
+
+    sizes = [table.X.shape[1], *args.layers, target.width]
+    net = fb.mlp(sizes, activation=args.activation, seed=args.seed)
+    print(_describe_run(table, target, sizes, args), flush=True)
+    fit_started = time.perf_counter()
+    net.fit(X_train, y_train, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
+            epochs=args.epochs, batch_size=args.batch_size, validation_data=validation,
+            clip_norm=args.clip_norm, seed=args.seed, verbose=0 if args.quiet else 1)
+    fit_seconds = time.perf_counter() - fit_started
+
+    if validation is not None:
+        _report_metrics(net, *validation, target, "test")
+    else:
+        _report_metrics(net, X_train, y_train, target, "train")
+    net.metadata = {"fastbp_cli": METADATA_VERSION, "loss": args.loss,
+                    "feature_names": table.feature_names, "target_name": table.target_name,
+                    "feature_mean": mean.tolist(), "feature_std": std.tolist(), **target.meta}
+    net.save(args.out)
+    print(f"wall time: {time.perf_counter() - started:.2f} s (training {fit_seconds:.2f} s)")
+    print(f"saved model to {args.out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- predict
+def _scaled_features(net, X: np.ndarray, meta: dict, path: str) -> np.ndarray:
+    """X checked against the model's input width and standardised as in training."""
+    if X.shape[1] != net.in_features:
+        raise CLIError(f"{path}: the model expects {net.in_features} features, the data has "
+                       f"{X.shape[1]}")
+    if "feature_mean" in meta:
+        X = (X - np.asarray(meta["feature_mean"])) / np.asarray(meta["feature_std"])
+    return X
+
+
+def _default_meta(net) -> dict:
+    """Decoding rules for a model saved without CLI metadata (e.g. from Python)."""
+    loss = getattr(getattr(net, "loss", None), "name", None)
+    task = {"cross_entropy": "classification", "bce": "multilabel"}.get(loss, "regression")
+    if task == "classification":
+        return {"task": task, "output_names": ["prediction"]}
+    return {"task": task, "output_names": _output_names(None, net.out_features)}
+
+
+def decode_predictions(out: np.ndarray, meta: dict) -> list[list]:
+    """Network outputs in the user's terms.
+
+    Parameters
+    ----------
+    out : ndarray (n, width)
+        Raw network outputs (logits for classifiers).
+    meta : dict
+        The model's metadata: "task" and "classes" or "target_mean"/"target_std".
+
+    Returns
+    -------
+    list of n rows
+        The original class label (classification, binary), 0/1 per output (multi-label) or
+        the values in the target's units (regression).
+    """
+    task = meta["task"]
+    if task in ("classification", "binary"):
+        index = out.argmax(axis=1) if task == "classification" else (out[:, 0] > 0).astype(int)
+        classes = meta.get("classes")
+        return [[classes[i]] if classes is not None else [int(i)] for i in index]
+    if task == "multilabel":
+        return (out > 0).astype(int).tolist()
+    values = out.astype(np.float64)
+    if "target_mean" in meta:
+        values = values * np.asarray(meta["target_std"]) + np.asarray(meta["target_mean"])
+    return values.tolist()
+
+
+def _write_csv(handle, names: list[str], rows: list[list], digits: int) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(names)
+    for row in rows:
+        writer.writerow([f"{v:.{digits}g}" if isinstance(v, float) else v for v in row])
+
+
+def run_predict(args) -> int:
+    """``fastbp predict MODEL DATA``: predictions as CSV (to --out or standard output)."""
+    if not os.path.isfile(args.model):
+        raise CLIError(f"{args.model}: no such model file")
+    if args.out is not None:
+        _check_output_path(args.out, "--out")
+    net = fb.load(args.model)
+    meta = net.metadata if "task" in net.metadata else {**_default_meta(net), **net.metadata}
+    X = _scaled_features(net, read_prediction_features(args.data, meta), meta, args.data)
+    rows = decode_predictions(net.predict(X), meta)
+    digits = 9 if net.dtype == np.float32 else 17
+    if args.out is None:
+        _write_csv(sys.stdout, meta["output_names"], rows, digits)
+    else:
+        with open(args.out, "w", encoding="utf-8", newline="") as f:
+            _write_csv(f, meta["output_names"], rows, digits)
+        print(f"wrote {len(rows)} predictions to {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------- gradcheck
+def gradcheck_network(seed: int = 0) -> fb.Sequential:
+    """A small float64 network holding every layer type (Identity runs unfused)."""
+    return fb.Sequential(
+        fb.Dense(6, 8), fb.Sigmoid(),
+        fb.Dense(8, 8), fb.Tanh(), fb.Identity(),
+        fb.Dense(8, 7), fb.ReLU(),
+        fb.Dense(7, 6), fb.LeakyReLU(0.1),
+        fb.Dense(6, 3),
+        dtype="float64", seed=seed)
+
+
+def gradcheck_targets(n: int, width: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A random target for each loss: class labels, real values, probabilities in (0, 1)."""
+    return {"cross_entropy": rng.integers(0, width, size=n),
+            "mse": rng.normal(size=(n, width)),
+            "bce": rng.uniform(size=(n, width))}
+
+
+def run_gradcheck(args) -> int:
+    """``fastbp gradcheck``: every loss on a network of every layer type; 1 if any fails."""
+    rng = np.random.default_rng(args.seed)
+    net = gradcheck_network(args.seed)
+    X = rng.normal(size=(16, net.in_features))
+    print(f"gradcheck of\n{net!r}\non {X.shape[0]} random samples\n")
+    failed = []
+    for loss, y in gradcheck_targets(X.shape[0], net.out_features, rng).items():
+        report = fb.gradcheck(net, loss, X, y, raise_on_failure=False)
+        print(f"loss {loss}:\n{report}\n")
+        if not report.passed:
+            failed.append(loss)
+    if failed:
+        print(f"gradcheck FAILED for loss(es): {', '.join(failed)}")
+        return 1
+    print("gradcheck passed for every loss")
+    return 0
+
+
+# -------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fastbp`` console script.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 1 failed gradient check or diverged training, 2 bad input.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # e.g. `fastbp predict ... | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (CLIError, ValueError, TypeError, OSError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"fastbp: error: {message}", file=sys.stderr)
+        return 2
+    except FloatingPointError as exc:
+        print(f"fastbp: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fastbp: interrupted", file=sys.stderr)
+        return 130
