@@ -1,5 +1,5 @@
 /* For one row z of k logits: writes e_j = exp(z_j - max z) into out and returns
- * log sum_j exp(z_j - max z); *zmax receives max z. */
+ * sum_j e_j (>= 1, so its log is safe); *zmax receives max z. */
 static inline double FB(shifted_exp_row)(const real *restrict z, ptrdiff_t k, real *restrict out,
                                          real *zmax)
 {
@@ -12,7 +12,7 @@ static inline double FB(shifted_exp_row)(const real *restrict z, ptrdiff_t k, re
         sum += out[j];
     }
     *zmax = mx;
-    return log(sum);
+    return sum;
 }
 
 /* Softmax cross-entropy with integer labels y_i in [0, k):
@@ -27,12 +27,12 @@ double FB(softmax_cross_entropy)(const real *restrict logits, const int64_t *res
         const real *restrict z = logits + i * cols;
         real *restrict d = dlogits + i * cols;
         real zmax;
-        const double log_sum = FB(shifted_exp_row)(z, cols, d, &zmax);
-        const real scale = (real)(1.0 / (exp(log_sum) * (double)rows));
+        const double sum = FB(shifted_exp_row)(z, cols, d, &zmax);
+        const real scale = (real)(1.0 / (sum * (double)rows));
         for (ptrdiff_t j = 0; j < cols; ++j)
             d[j] *= scale;
         d[labels[i]] -= inv_n;
-        acc += log_sum - (double)(z[labels[i]] - zmax);
+        acc += log(sum) - (double)(z[labels[i]] - zmax);
     });
     return total / (double)rows;
 }
@@ -49,13 +49,14 @@ double FB(softmax_cross_entropy_probs)(const real *restrict logits, const real *
         const real *restrict t = targets + i * cols;
         real *restrict d = dlogits + i * cols;
         real zmax;
-        const double log_sum = FB(shifted_exp_row)(z, cols, d, &zmax);
+        const double sum = FB(shifted_exp_row)(z, cols, d, &zmax);
+        const double log_sum = log(sum);
         double t_sum = 0.0, row_loss = 0.0;
         for (ptrdiff_t j = 0; j < cols; ++j) {
             t_sum += t[j];
             row_loss += (double)t[j] * (log_sum - (double)(z[j] - zmax));
         }
-        const real scale = (real)(t_sum / (exp(log_sum) * (double)rows));
+        const real scale = (real)(t_sum / (sum * (double)rows));
         const real inv_n = (real)(1.0 / (double)rows);
         for (ptrdiff_t j = 0; j < cols; ++j)
             d[j] = d[j] * scale - t[j] * inv_n;
