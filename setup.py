@@ -1,7 +1,7 @@
 """Build of fastbp's compiled core: the C kernels in src_c/ wrapped by Cython.
 
-The C is compiled with -O3 and OpenMP (-fopenmp); where the compiler has no OpenMP the build goes
-on single-threaded with a warning. BLAS comes from SciPy at run time (scipy.linalg.cython_blas), so
+The C is compiled with -O3 and OpenMP (-fopenmp); where the compiler has no OpenMP (or
+FASTBP_NO_OPENMP=1 is set) the build goes on single-threaded with a warning. BLAS comes from SciPy at run time (scipy.linalg.cython_blas), so
 nothing is linked against a BLAS here.
 """
 import os
@@ -48,6 +48,8 @@ class BuildExtWithOpenMP(build_ext):
             if use_openmp:
                 ext.extra_compile_args.append("-fopenmp")
                 ext.extra_link_args.append("-fopenmp")
+            else:
+                ext.extra_compile_args.append("-Wno-unknown-pragmas")
         super().build_extensions()
 
 

@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a network (default: the shipped 8x8 digits)",
         description="Train a network on a CSV/NPZ file, or on the shipped 8x8 handwritten "
                     "digits when no --data is given, and save it.")
+    train.add_argument("data_file", nargs="?", metavar="DATA",
+                       help="the training data file (the same as --data)")
     train.add_argument("--data", metavar="PATH",
                        help="CSV with a header row, or NPZ with arrays X and y "
                             "(default: the shipped digits)")
@@ -229,6 +231,10 @@ def run_train(args) -> int:
     """``fastbp train``: read, encode, standardise, fit, report, save."""
     started = time.perf_counter()
     _check_output_path(args.out, "--out")
+    if args.data_file is not None:
+        if args.data is not None:
+            raise CLIError("--data: give the data file once, as DATA or as --data, not both")
+        args.data = args.data_file
     if args.threads is not None:
         fb.set_num_threads(args.threads)
     if args.data is None:

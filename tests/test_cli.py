@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,24 @@ def test_train_and_predict_npz(tmp_path):
     rows = read_rows(tmp_path / "p.csv")
     assert rows[0] == ["y"] and len(rows) == 31
     assert {row[0] for row in rows[1:]} <= {"0", "1", "2"}
+
+
+def test_data_file_as_positional_argument(tmp_path):
+    X, labels = blobs(n=60)
+    np.savez(tmp_path / "train.npz", X=X, y=labels)
+    result = run_cli("train", "train.npz", "--epochs", "2", "--quiet", "--out", "m.npz",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "m.npz").exists()
+    both = run_cli("train", "train.npz", "--data", "train.npz", cwd=tmp_path)
+    assert both.returncode == 2 and "--data" in both.stderr
+
+
+@pytest.mark.skipif(shutil.which("fastbp") is None, reason="console script not installed")
+def test_console_script_is_installed(tmp_path):
+    result = subprocess.run(["fastbp", "--version"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("fastbp ")
 
 
 def test_regression_predictions_are_in_target_units(tmp_path):
