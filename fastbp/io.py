@@ -26,9 +26,8 @@ def save(net: Sequential, path, include_optimizer: bool = False) -> None:
     """Write `net` (architecture, parameters, metadata; optimizer state if asked) to `path`."""
     description = {"format": FORMAT, "version": VERSION, **net.config(),
                    "metadata": net.metadata}
-    loss = getattr(net, "loss", None)
-    if loss is not None:
-        description["loss"] = loss.config()
+    if net.loss is not None:
+        description["loss"] = net.loss.config()
     arrays = {"params": net.params}
     if include_optimizer:
         if net.optimizer is None:

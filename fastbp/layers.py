@@ -73,7 +73,11 @@ class Layer:
         raise TypeError(f"{type(self).__name__} cannot be saved: only built-in layers can")
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        try:
+            config = self.config()
+        except TypeError:  # a custom layer without config()
+            config = {}
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "type")
         return f"{type(self).__name__}({args})"
 
 

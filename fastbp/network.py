@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fastbp._validation import as_dtype, as_matrix, choose, positive_int
-from fastbp.layers import ACTIVATIONS, Activation, Dense, Layer
+from fastbp.layers import ACTIVATIONS, Activation, Dense, Layer, Workspace
 
 
 class _FusedDense:
@@ -58,6 +58,7 @@ class Sequential:
     params, grads : 1-D arrays holding every parameter / gradient; layers hold views into them.
     metadata : dict of JSON-serialisable values saved with the model.
     optimizer : the optimizer of the last `fit` (saved with ``save(..., include_optimizer=True)``).
+    loss : the loss of the last `fit`, the default of `evaluate`.
     """
 
     def __init__(self, *layers: Layer, dtype="float32", seed: int = 0) -> None:
@@ -76,6 +77,8 @@ class Sequential:
         self.seed = int(seed)
         self.metadata: dict = {}
         self.optimizer = None
+        self.loss = None
+        self._dout = Workspace()
         self.in_features, self.out_features = self._check_widths()
         self._allocate(self.dtype)
         rng = np.random.default_rng(self.seed)
@@ -144,6 +147,7 @@ class Sequential:
         twin._allocate(dtype)
         twin.params[...] = self.params
         twin._stages = _stages(twin.layers)
+        twin._dout = Workspace()
         twin._trained_forward = False
         return twin
 
@@ -217,8 +221,9 @@ class Sequential:
     def train_step(self, X, y, loss="cross_entropy", optimizer="adam") -> float:
         """One training step on the batch (X, y): forward, loss, backward, update.
 
-        `optimizer` is an Optimizer for this net, or a name: the optimizer is then created once
-        (default lr) and kept in `self.optimizer` for the next steps. Returns the batch loss.
+        `optimizer` is an Optimizer for this net, or a name: that optimizer is then created once
+        with its default lr and kept in `self.optimizer` for the next steps. Returns the batch
+        loss; a non-finite loss raises FloatingPointError before any update.
         """
         from fastbp.losses import get_loss
         from fastbp.optim import get_optimizer
@@ -226,11 +231,11 @@ class Sequential:
         if isinstance(optimizer, str) and self.optimizer is not None and \
                 type(self.optimizer).__name__.lower() == optimizer:
             optimizer = self.optimizer
-        self.optimizer = get_optimizer(optimizer, self, 1e-3)
+        self.optimizer = get_optimizer(optimizer, self)
         X = self.check_input(X)
         target = loss.prepare_targets(y, X.shape[0], self.out_features, self.dtype)
         out = self._forward(X, True)
-        dout = np.empty_like(out)
+        dout = self._dout.get(out.shape[0], out.shape[1], out.dtype)
         value = loss.compute(out, target, dout)
         if not np.isfinite(value):
             raise FloatingPointError(f"train_step: the loss is {value}; no update was made")

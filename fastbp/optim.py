@@ -123,14 +123,16 @@ class AdamW(Adam):
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
-def get_optimizer(optimizer, net, lr: float) -> Optimizer:
-    """An optimizer for `net`: an Optimizer bound to it, or a name in OPTIMIZERS built with lr."""
+def get_optimizer(optimizer, net, lr: float | None = None) -> Optimizer:
+    """An optimizer for `net`: an Optimizer bound to it, or a name in OPTIMIZERS built with
+    `lr` (the class's default lr when None)."""
     if isinstance(optimizer, Optimizer):
         if optimizer.net is not net:
             raise ValueError("optimizer: expected an optimizer built for this network")
         return optimizer
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
-        return OPTIMIZERS[optimizer](net, lr=lr)
+        cls = OPTIMIZERS[optimizer]
+        return cls(net) if lr is None else cls(net, lr=lr)
     raise ValueError(f"optimizer: expected a fastbp Optimizer or one of {sorted(OPTIMIZERS)}, "
                      f"got {optimizer!r}")
 

@@ -50,7 +50,7 @@ def _targets(loss, net, y, n: int, name: str = "y") -> np.ndarray:
 def evaluate(net, X, y, loss=None, batch_size: int = 4096) -> dict:
     """Mean loss over (X, y) (and accuracy for classification losses) in evaluation mode."""
     if loss is None:
-        loss = getattr(net, "loss", None)
+        loss = net.loss
         if loss is None:
             raise ValueError("loss: expected a loss name or object (the network has not been "
                              "fitted, so there is no default), got None")

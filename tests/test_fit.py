@@ -681,3 +681,38 @@ def test_fit_rejects_bad_arguments(kwargs, name):
     X, y = blobs(20, k=3)
     with pytest.raises(ValueError, match=name):
         fb.mlp([2, 4, 3]).fit(X, y, verbose=0, **kwargs)
+
+
+def test_train_step_equals_one_full_batch_fit_step():
+    rng = np.random.default_rng(7)
+    X, y = rng.normal(size=(16, 4)), rng.integers(0, 3, 16)
+    a = fb.mlp([4, 6, 3], dtype="float64", seed=2)
+    b = fb.mlp([4, 6, 3], dtype="float64", seed=2)
+    opt = fb.Adam(a, lr=0.01)
+    losses = [a.train_step(X, y, "cross_entropy", opt) for _ in range(3)]
+    hist = b.fit(X, y, optimizer=fb.Adam(b, lr=0.01), epochs=3, batch_size=16, shuffle=False,
+                 verbose=0)
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_allclose(losses, hist["loss"], rtol=1e-12)
+
+
+def test_train_step_with_an_optimizer_name_keeps_its_state():
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    net = fb.mlp([3, 5, 2], dtype="float64")
+    net.train_step(X, y, "mse", "adam")
+    first = net.optimizer
+    net.train_step(X, y, "mse", "adam")
+    assert net.optimizer is first and first.step_count == 2
+    net.train_step(X, y, "mse", "sgd")
+    assert isinstance(net.optimizer, fb.SGD) and net.optimizer.lr == 1e-2
+
+
+def test_train_step_refuses_a_non_finite_loss_without_updating():
+    net = fb.mlp([2, 2], dtype="float64")
+    before = net.params.copy()
+    net.params[0] = 1e300
+    net.params[1] = 1e300
+    with pytest.raises(FloatingPointError, match="no update"):
+        net.train_step(np.full((2, 2), 1e10), np.zeros((2, 2)), "mse", fb.SGD(net, lr=0.1))
+    assert net.params[2:].tolist() == before[2:].tolist()

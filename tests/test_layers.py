@@ -582,3 +582,17 @@ def test_astype_keeps_layer_settings():
     assert twin.metadata == {"classes": ["a", "b"]}
     twin.metadata["classes"].append("c")
     assert net.metadata == {"classes": ["a", "b"]}
+
+
+def test_repr_of_networks_with_custom_layers():
+    class Doubler(fb.Layer):
+        def forward(self, X, training=True):
+            return 2 * X
+
+        def backward(self, dout, input_grad=True, accumulate=False):
+            return 2 * dout
+
+    net = fb.Sequential(fb.Dense(2, 3), fb.LeakyReLU(0.2), Doubler())
+    text = repr(net)
+    assert "Dense(in_features=2, out_features=3" in text
+    assert "LeakyReLU(negative_slope=0.2)" in text and "Doubler()" in text
