@@ -93,7 +93,8 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     measured before that batch's update.
 
     Returns a History. Same seed and data give the same result. A non-finite loss stops training
-    with FloatingPointError and leaves the parameters of the last step whose loss was finite.
+    with FloatingPointError (its `.history` holds the completed epochs) and leaves the parameters
+    that gave the last finite loss.
     """
     loss = get_loss(loss)
     X = net.check_input(X)
@@ -138,10 +139,12 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
             value = loss.compute(out, yb, gb)
             if not math.isfinite(value):
                 net.params[...] = last_good
-                raise FloatingPointError(
+                error = FloatingPointError(
                     f"fit: the loss became {value} at epoch {epoch}, step {step}; training "
                     "stopped and the parameters of the last finite step were kept (try a lower "
                     "lr or clip_norm)")
+                error.history = history
+                raise error
             net._backward(gb, False, False)
             if clip_norm is not None:
                 _kernels.clip_grad_norm(net.grads, clip_norm)

@@ -214,6 +214,7 @@ def test_divergence_stops_with_last_finite_parameters():
     # the parameters before the last update: the ones whose loss was the last finite one
     np.testing.assert_array_equal(net.params, history[-1])
     assert "loss became" in str(info.value)
+    assert isinstance(info.value.history, fb.History)
 
 
 # ------------------------------------------------------------------------- low-level kernels
