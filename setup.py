@@ -59,7 +59,7 @@ extensions = [
         sources=["fastbp/_kernels.pyx", *C_SOURCES],
         include_dirs=["src_c", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-        extra_compile_args=["-O3", "-std=c11"],
+        extra_compile_args=["-O3", "-std=c11", "-fno-math-errno"],
         extra_link_args=[],
     )
 ]
