@@ -14,34 +14,52 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
+import os
 import platform
 import statistics
 import time
 import warnings
 from itertools import pairwise
 
-# PyTorch first: its OpenMP runtime starts with its own defaults, not the passive waiting
-# fastbp asks of the OpenMP runtime it loads.
-try:
-    import torch
-except ImportError:
-    torch = None
-try:
-    import sklearn
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-except ImportError:
-    sklearn = None
+# fastbp asks the OpenMP runtime it loads for passive waiting; PyTorch's runtime must start
+# with the user's own setting, so remember it before fastbp is imported.
+USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
 
-import numpy as np
-from benchmarks.common import WORKLOADS, make_data  # benchmarks/benchmarks/common.py
+import numpy as np  # noqa: E402
+from benchmarks.common import WORKLOADS, make_data  # noqa: E402  (benchmarks/benchmarks/)
 
-import fastbp as fb
-from fastbp import _kernels
+import fastbp as fb  # noqa: E402
+from fastbp import _kernels  # noqa: E402
 
 PEERS = ["torch_default", "torch_fused", "sklearn", "numpy"]
 ADAM_SIZES = [10**5, 10**6, 10**7]
+torch = sklearn = None
+
+
+def import_peers(peers: list[str]) -> list[str]:
+    """Import the peer libraries asked for; returns the peers that are installed."""
+    global torch, sklearn, MLPClassifier, MLPRegressor, ConvergenceWarning
+    if any(p.startswith("torch") for p in peers):
+        fastbp_policy = os.environ.pop("OMP_WAIT_POLICY", None)
+        if USER_WAIT_POLICY is not None:
+            os.environ["OMP_WAIT_POLICY"] = USER_WAIT_POLICY
+        try:
+            torch = importlib.import_module("torch")
+        except ImportError:
+            pass
+        if fastbp_policy is not None:
+            os.environ["OMP_WAIT_POLICY"] = fastbp_policy
+    if "sklearn" in peers:
+        try:
+            sklearn = importlib.import_module("sklearn")
+            from sklearn.exceptions import ConvergenceWarning
+            from sklearn.neural_network import MLPClassifier, MLPRegressor
+        except ImportError:
+            sklearn = None
+    return [p for p in peers
+            if not ((p.startswith("torch") and torch is None) or (p == "sklearn" and not sklearn))]
 
 
 # ------------------------------------------------------------------------------------ timing
@@ -115,8 +133,9 @@ def sklearn_step(sizes, activation, loss, X, y, batch: int):
     return epoch, steps
 
 
-def numpy_step(sizes, activation, loss, X, y):
-    """The textbook step in NumPy: explicit forward, backward and Adam per parameter array."""
+def numpy_step(sizes, activation, loss, X, y, with_loss: bool = False):
+    """The textbook step in NumPy: explicit forward, backward and Adam per parameter array.
+    With `with_loss`, also returns a function giving the current loss on (X, y)."""
     rng = np.random.default_rng(0)
     Ws = [(rng.standard_normal((o, i)) * np.sqrt(2 / i)).astype(np.float32)
           for i, o in pairwise(sizes)]
@@ -136,18 +155,20 @@ def numpy_step(sizes, activation, loss, X, y):
     def df(a):
         return (a > 0).astype(a.dtype) if activation == "relu" else a * (1 - a)
 
-    def step():
+    def forward():
         acts = [X]
-        for k, (W, b) in enumerate(zip(Ws, bs, strict=False)):
+        for k, (W, b) in enumerate(zip(Ws, bs, strict=True)):
             z = acts[-1] @ W.T + b
             acts.append(z if k == len(Ws) - 1 else f(z))
         out = acts[-1]
-        if onehot is not None:
-            e = np.exp(out - out.max(axis=1, keepdims=True))
-            p = e / e.sum(axis=1, keepdims=True)
-            delta = (p - onehot) / X.shape[0]
-        else:
-            delta = 2 * (out - y) / out.size
+        if onehot is None:
+            return acts, float(np.mean((out - y) ** 2)), 2 * (out - y) / out.size
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        return acts, float(-np.mean(np.log(p[onehot > 0]))), (p - onehot) / X.shape[0]
+
+    def step():
+        acts, _, delta = forward()
         grads_W, grads_b = [None] * len(Ws), [None] * len(Ws)
         for k in range(len(Ws) - 1, -1, -1):
             grads_W[k] = delta.T @ acts[k]
@@ -155,12 +176,14 @@ def numpy_step(sizes, activation, loss, X, y):
             if k > 0:
                 delta = (delta @ Ws[k]) * df(acts[k])
         t[0] += 1
-        for p, g, mi, vi in zip(params, grads_W + grads_b, m, v, strict=False):
+        for p, g, mi, vi in zip(params, grads_W + grads_b, m, v, strict=True):
             mi *= 0.9
             mi += 0.1 * g
             vi *= 0.999
             vi += 0.001 * g * g
             p -= (1e-3 / (1 - 0.9 ** t[0])) * mi / (np.sqrt(vi / (1 - 0.999 ** t[0])) + 1e-8)
+    if with_loss:
+        return step, lambda: forward()[1]
     return step
 
 
@@ -200,7 +223,7 @@ def fastbp_adam(p, g, m, v):
     return update
 
 
-def run_adam(sizes: list[int]) -> dict:
+def run_adam(sizes: list[int], peers: list[str]) -> dict:
     """The Adam update alone on flat float32 arrays: fastbp's kernel vs torch.optim.Adam."""
     out = {}
     for n in sizes:
@@ -209,8 +232,8 @@ def run_adam(sizes: list[int]) -> dict:
         g = rng.standard_normal(n).astype(np.float32)
         update = fastbp_adam(p, g, np.zeros_like(p), np.zeros_like(p))
         seconds = {"fastbp": median_time(update, min_repeat_s=0.05)}
-        if torch is not None:
-            for label, fused in (("torch_default", None), ("torch_fused", True)):
+        for label, fused in (("torch_default", None), ("torch_fused", True)):
+            if label in peers:
                 param = torch.nn.Parameter(torch.from_numpy(p.copy()))
                 param.grad = torch.from_numpy(g.copy())
                 opt = torch.optim.Adam([param], lr=1e-3, fused=fused)
@@ -221,7 +244,7 @@ def run_adam(sizes: list[int]) -> dict:
     return out
 
 
-def sgemm_gflops(n: int = 2048) -> float:
+def sgemm_gflops(n: int) -> float:
     """GFLOP/s of SciPy's sgemm on n x n float32 matrices (the ceiling the targets refer to)."""
     rng = np.random.default_rng(0)
     A = rng.standard_normal((n, n)).astype(np.float32)
@@ -273,9 +296,8 @@ def targets(result: dict) -> list[dict]:
 def print_report(result: dict) -> None:
     print(f"# fastbp {result['versions']['fastbp']}, {result['date']}, {result['machine']}, "
           f"threads {result['threads']}")
-    for lib in ("torch", "sklearn"):
-        if result["versions"].get(lib) is None:
-            print(f"# note: {lib} is not installed; its columns are skipped")
+    for peer in result["skipped"]:
+        print(f"# note: {peer} skipped: its library is not installed")
     print(f"# sgemm 2048x2048: {result['sgemm_2048_gflops']:.1f} GFLOP/s\n")
     print("| workload | library | µs/step | samples/s | GFLOP/s | time / fastbp |")
     print("|---|---|---:|---:|---:|---:|")
@@ -313,11 +335,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--peers", nargs="+", default=PEERS, choices=PEERS)
     parser.add_argument("--adam-sizes", nargs="*", type=float, default=ADAM_SIZES)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--sgemm-size", type=int, default=2048,
+                        help="size of the square sgemm whose rate the targets refer to")
     parser.add_argument("--json", default=None, help="where to write the results "
                         "(default: compare-threads<N>.json in the current folder)")
     args = parser.parse_args(argv)
-    peers = [p for p in args.peers
-             if not ((p.startswith("torch") and torch is None) or (p == "sklearn" and not sklearn))]
+    peers = import_peers(args.peers)
     fb.set_num_threads(args.threads)
     if torch is not None:
         torch.set_num_threads(args.threads)
@@ -328,9 +351,10 @@ def main(argv: list[str] | None = None) -> dict:
         "versions": {"fastbp": fb.__version__, "numpy": np.__version__,
                      "torch": torch.__version__ if torch is not None else None,
                      "sklearn": sklearn.__version__ if sklearn else None},
-        "sgemm_2048_gflops": sgemm_gflops(),
+        "skipped": [p for p in args.peers if p not in peers],
+        "sgemm_2048_gflops": sgemm_gflops(args.sgemm_size),
         "workloads": {name: run_workload(name, peers, args.repeats) for name in args.workloads},
-        "adam": run_adam([int(n) for n in args.adam_sizes]),
+        "adam": run_adam([int(n) for n in args.adam_sizes], peers),
     }
     if args.threads == 2:
         result["targets"] = targets(result)

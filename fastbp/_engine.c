@@ -3868,7 +3868,7 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_y __pyx_string_tab[134]
 #define __pyx_kp_b_void_char_char_int_int_int___pyx __pyx_string_tab[135]
 #define __pyx_kp_b_iso88591_Q __pyx_string_tab[136]
-#define __pyx_kp_b_iso88591_A_5_4uA_T_L_E_at5_F_F_e7_25EV4q __pyx_string_tab[137]
+#define __pyx_kp_b_iso88591_A_5_4uA_Q_L_E_at5_F_F_e7_25EV4q __pyx_string_tab[137]
 #define __pyx_kp_b_iso88591_A_E_gZs_E __pyx_string_tab[138]
 #define __pyx_kp_b_iso88591_A_q_2V4wd __pyx_string_tab[139]
 #define __pyx_kp_b_iso88591_A_t82Q __pyx_string_tab[140]
@@ -7815,8 +7815,8 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
-  int __pyx_t_2;
-  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  int __pyx_t_3;
   int __pyx_t_4;
   int __pyx_t_5;
   PyObject *__pyx_t_6 = NULL;
@@ -7841,7 +7841,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:             # <<<<<<<<<<<<<<
  *             return
- *         cdef int s, widest = self.in_features
+ *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
 */
   __pyx_t_1 = (__pyx_v_rows <= __pyx_v_self->plan.max_rows);
 
@@ -7852,7 +7852,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:
  *             return             # <<<<<<<<<<<<<<
- *         cdef int s, widest = self.in_features
+ *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
  *         self._outputs = []
 */
     {
@@ -7870,45 +7870,43 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:             # <<<<<<<<<<<<<<
  *             return
- *         cdef int s, widest = self.in_features
+ *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
 */
   }
 
   /* "fastbp/_engine.pyx":196
  *         if rows <= self.plan.max_rows:
  *             return
- *         cdef int s, widest = self.in_features             # <<<<<<<<<<<<<<
+ *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count             # <<<<<<<<<<<<<<
  *         self._outputs = []
  *         for s in range(self.plan.n_stages):
 */
-  __pyx_t_2 = __pyx_v_self->in_features;
-
-  __pyx_v_widest = __pyx_t_2;
+  __pyx_v_widest = 0;
 
   /* "fastbp/_engine.pyx":197
  *             return
- *         cdef int s, widest = self.in_features
+ *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
  *         self._outputs = []             # <<<<<<<<<<<<<<
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
 */
-  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 197, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __Pyx_GIVEREF(__pyx_t_3);
+  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 197, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_2);
   __Pyx_GOTREF(__pyx_v_self->_outputs);
-  __Pyx_DECREF_SET(__pyx_v_self->_outputs, ((PyObject*)__pyx_t_3));
-  __pyx_t_3 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_outputs, ((PyObject*)__pyx_t_2));
+  __pyx_t_2 = 0;
 
   /* "fastbp/_engine.pyx":198
- *         cdef int s, widest = self.in_features
+ *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
  *         self._outputs = []
  *         for s in range(self.plan.n_stages):             # <<<<<<<<<<<<<<
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
 */
 
-  __pyx_t_2 = __pyx_v_self->plan.n_stages;
-  __pyx_t_4 = __pyx_t_2;
+  __pyx_t_3 = __pyx_v_self->plan.n_stages;
+  __pyx_t_4 = __pyx_t_3;
 
   for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
     __pyx_v_s = __pyx_t_5;
@@ -7966,18 +7964,18 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
         __Pyx_GOTREF(__pyx_t_9);
       }
       #endif
-      __pyx_t_3 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
+      __pyx_t_2 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       #if CYTHON_VECTORCALL
       #endif
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 199, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 199, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
     }
-    __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_3);
-    __pyx_t_3 = 0;
+    __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_2);
+    __pyx_t_2 = 0;
 
     /* "fastbp/_engine.pyx":200
  *         for s in range(self.plan.n_stages):
@@ -8037,8 +8035,8 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
 */
   { /* enter inner scope */
-    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 203, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 203, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
     for (__pyx_t_16 = 0; __pyx_t_16 < 2; __pyx_t_16+=1) {
       __pyx_7genexpr__pyx_v__ = __pyx_t_16;
       __pyx_t_9 = NULL;
@@ -8088,14 +8086,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_GIVEREF(__pyx_t_8);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_8))) __PYX_ERR(0, 203, __pyx_L1_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_2, __pyx_t_8))) __PYX_ERR(0, 203, __pyx_L1_error)
       __pyx_t_8 = 0;
     }
   } /* exit inner scope */
-  __Pyx_GIVEREF(__pyx_t_3);
+  __Pyx_GIVEREF(__pyx_t_2);
   __Pyx_GOTREF(__pyx_v_self->_deltas);
-  __Pyx_DECREF_SET(__pyx_v_self->_deltas, ((PyObject*)__pyx_t_3));
-  __pyx_t_3 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_deltas, ((PyObject*)__pyx_t_2));
+  __pyx_t_2 = 0;
 
   /* "fastbp/_engine.pyx":204
  *             widest = max(widest, self.plan.stages[s].out_features)
@@ -8108,11 +8106,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
     __PYX_ERR(0, 204, __pyx_L1_error)
   }
-  __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 0);
-  __Pyx_INCREF(__pyx_t_3);
-  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 204, __pyx_L1_error)
-  (__pyx_v_self->plan.delta[0]) = PyArray_DATA(((PyArrayObject *)__pyx_t_3));
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_t_2 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 0);
+  __Pyx_INCREF(__pyx_t_2);
+  if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 204, __pyx_L1_error)
+  (__pyx_v_self->plan.delta[0]) = PyArray_DATA(((PyArrayObject *)__pyx_t_2));
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   /* "fastbp/_engine.pyx":205
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
@@ -8125,11 +8123,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
     __PYX_ERR(0, 205, __pyx_L1_error)
   }
-  __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 1);
-  __Pyx_INCREF(__pyx_t_3);
-  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 205, __pyx_L1_error)
-  (__pyx_v_self->plan.delta[1]) = PyArray_DATA(((PyArrayObject *)__pyx_t_3));
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_t_2 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 1);
+  __Pyx_INCREF(__pyx_t_2);
+  if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 205, __pyx_L1_error)
+  (__pyx_v_self->plan.delta[1]) = PyArray_DATA(((PyArrayObject *)__pyx_t_2));
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   /* "fastbp/_engine.pyx":206
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
@@ -8184,20 +8182,20 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
       __Pyx_GOTREF(__pyx_t_10);
     }
     #endif
-    __pyx_t_3 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_10);
+    __pyx_t_2 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_10);
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     #if CYTHON_VECTORCALL
     #endif
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 206, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 206, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
   }
-  __Pyx_GIVEREF(__pyx_t_3);
+  __Pyx_GIVEREF(__pyx_t_2);
   __Pyx_GOTREF(__pyx_v_self->_input);
-  __Pyx_DECREF_SET(__pyx_v_self->_input, __pyx_t_3);
-  __pyx_t_3 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_input, __pyx_t_2);
+  __pyx_t_2 = 0;
 
   /* "fastbp/_engine.pyx":207
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
@@ -8259,7 +8257,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
       if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 207, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
-    __pyx_t_3 = __pyx_t_7;
+    __pyx_t_2 = __pyx_t_7;
     __pyx_t_7 = 0;
   } else {
 
@@ -8326,7 +8324,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
       if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 208, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
-    __pyx_t_3 = __pyx_t_7;
+    __pyx_t_2 = __pyx_t_7;
     __pyx_t_7 = 0;
   }
 
@@ -8337,10 +8335,10 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))
  *         self.plan.max_rows = rows
 */
-  __Pyx_GIVEREF(__pyx_t_3);
+  __Pyx_GIVEREF(__pyx_t_2);
   __Pyx_GOTREF(__pyx_v_self->_target);
-  __Pyx_DECREF_SET(__pyx_v_self->_target, __pyx_t_3);
-  __pyx_t_3 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_target, __pyx_t_2);
+  __pyx_t_2 = 0;
 
   /* "fastbp/_engine.pyx":209
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels
@@ -8363,7 +8361,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   __pyx_r = Py_None; __Pyx_INCREF(Py_None);
   goto __pyx_L0;
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_2);
   __Pyx_XDECREF(__pyx_t_6);
   __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
@@ -13728,30 +13726,30 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
     const struct { const unsigned int length: 8; } str_length_index[] = {{13},{15},{7},{6},{20},{1},{179},{41},{24},{8},{7},{6},{18},{2},{9},{50},{39},{34},{87},{35},{79},{51},{35},{43},{7},{60},{24},{32},{41},{42},{54},{63},{10},{12},{30},{32},{25},{19},{20},{20},{26},{27},{23},{12},{1},{1},{20},{12},{17},{8},{12},{8},{10},{8},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{4},{18},{3},{12},{15},{5},{12},{18},{9},{13},{19},{9},{5},{5},{10},{9},{3},{14},{5},{7},{7},{12},{5},{1},{3},{5},{5},{11},{4},{2},{1},{8},{15},{3},{8},{1},{6},{8},{2},{5},{9},{5},{3},{6},{7},{6},{3},{7},{4},{8},{1},{4},{13},{10},{3},{6},{5},{10},{4},{1},{2},{14},{10},{1},{6},{12},{6},{1},{2},{1}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{559},{9},{284},{23},{21},{13},{25},{519},{356}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{559},{9},{282},{23},{21},{13},{25},{519},{356}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1961 bytes) */
-static const char cstring[] = "x\332\265UMo\333F\032\216\342\324p\272\366\326\212?\032,\352fd\033\376\310\332J\025\313\336l\213\246P\375\201f\333z-\333I\263\016\202\301\220\034\311L(\222\342\014e\251\213\005r\364\221G\036y\344\221G\036y\324QG\035\363\023\366\047\354;CY\241\234`\321\000\255\000\361c\346\235\367\343y\236\367%\"\034\331\026\323\271n\231h\215;\224\242\232C\352\rj\362\365\365\rT\2678J\257\337 \323B\256\255\021N\321\005a\250A4\372\335\241\005o\374\034|\354v\3709x\320\031\322\250\241+\324\001;\243\203\030wt\225SG\030\231\350h\377h\263\374\250\214\210\251!\207\276\242*g\210\271\212j\020\306(CV\r)\256np\335D\274cSVDOj\250c\271\310\244TC\334B6\330e\017\360sj\"F\271x@\253\3044-ND!\030\216\353f}\025i\272\003A\364\026\025\247\017\210\301h\361\371\327\210\266mX\005\2275\335\324\241\200\0261\\\312\3222\017\311!\262\034\364\304\254\275\314\030\352\246\355rt\241k\374\034\021M\303\020\210j:#\212A\251)\2565\302\270b?\300\324\254\353&-\332\235v]\325Y\272\247\001p\032X\270\006G\030;TsU\2121\322\\\231\225i\231\233\000RK\047\006\354\252\"#\214M\267aw\212X\265\034Zl\3009\2358\016\351\240\032\321\215\024\t\275a[\016\317\232\271\r\002\311]\267\260l\2567\364_\251\223-F\240\316\005\217\322+\023\326pX=\2270\232\224_X\316\353U\006h;\244A\201<\206\3264A\210\344\215\201\267u\313\321F\\:\326\005`\244\351*\220\002\354\275\370j#=-@u\210\3062\246\340\035\355n\252\226\311\365\272k\271\014\2256\367P\315\260@C\203t@\006\226I\321hHH\270N\263~F|\264tz!\017\246Q\037\310\240\357\035\201\020\006\005\242\244\373t\367\272I\352H7\245\330\204+!\206\214\267\027\334!\272\211\353\2005\005&\263\047\211\241\213\346\320\020\\\211\314\233 E\302*\n\022\200\245g\031\247\366\327\022j\303\0029C\307t2n\244\264\221A\024j\014\241\354\374V\311vF$\313w\312\003G\033\262b\033\332P\020\005\351<\317Zr\342\324)\037F+\275D5p\247\350&q:Hu \311M\230\006\216ew>t\n\274\211Z,\227C\213\200j\3309\261i\032P\004\313\006\375\351\237\047\047\370\307\047\207{\047\247\002\t\350\320#\203\230\331\347\342\260?T9O0\276\266\013\315.\245\373\341}\t7N3\033\331H\263""\373\300\022\033Ys(\243N\213\216\254AD\254\032\272\r=\3574FvF\245\360\201-\301\364\323\243\275\312\351~Z\365s\214\361Q\247\r\377=\030\212\370\220\266\3711\255a<\030\\0\024`\000\010\3761\344\017,7\304B\3155Uq\257_U\016\277\206\360.\356\226\346\032r\305\204N\025w\030<x`&\036[\\\014 \261\321t\211qet5\202\336\003{\270@\333\342E\224~u\206e\302\277G\002\306\034Z\tn:\023\303\010\240\205!H4\322 \254c\252\272U\034.2\205hY\226\024\010v\241\363slXu\230K\n\345\204\251\370]g\003\362&\305P- \252R\205\250\257\207\\He\342\2012G^\260\355X\n\323\250j\2716LC9Hh\303\346\035y\301\206\376\032\246\266\333\220\337(j\263tv\027\007\263\273f\220:\223\363h\353\241\274\355\224k.\243\032N\277}r\026\350\272\326\226\375%Hb\340\315\306\"5\210\006Y\030N\243a\211\357\247;\274c\305\255\325\250\323``M\36191j\246\251t\0003\000\004\346\253\3252m9\312\207\323Z\216\013@,\025\351@\252\351@\262-{ Sh+&\376\030\262\201\317\241Q\033\221*\274\014>:\254\256\245\303\013\256\016\027\242\004\200]\023\236 \036WFe\374N\271\255t\306\\P\275~\3161\240I:\360\001\204\204\333m\245\323\262t\r\255\251\347\304A\3677\320\325\0350y\377\226*\221\343m\246\352\300\315\0160J\214:.\225\006\352Q@\361X\3738\313\217v\375G\347\262~\343\367F\204}\234\345G\273\376\243sY\277\241\325i\243q\203\211\353\233\\\377\326\247\227\177\365\252o*o\047\376t\271\355\215ye\317\365+\375\311\251\376\304\202\177\032\344\373\023\223\227?\3719q\333\367\346<\342q\177;\310\365\047\357x\213\336\201\277\350\037\004\313\001\r\377\026\025\242\207\275\355\375\344Y\267\334m\366\047\247\275O\274_\374\212\177\354\377\047\3749\316\307\005\261t\333\377<\310\201\307\311\273~\316\277\033\314\006O\303\325(\037-F\025\341\375G\257\351\337\364W\300b.P\302\211h<\322\342\265d9\241\335\355\336Q\265W=NS\230\007\263\211`*\254\206Z\264\026\027\342\322\377Y\376\207\247\370\343\276\022\214\007Z\370 \236\217yRJ\313I\343\314\007\255\3608\374w\274\034\223\376\302=\277\025\034\303\302i\257TI\346\023\336\0358\376\302\227\330\210\307\005\277\036\234\205,\272\037\357\047\371\244 \226?\273l""\002d\017\275g~\331\277\200(\203E\356=\362\037\246\007\305\313\337\001\211S(\353Ut\023\252\375>\"o*\377\035\277q\373K\377\227\340IX\355K\340\307\001Z\346/\373\257\302\261\260\0346\241|\022\261x)>M\026\272\244?=\017\333\277\006_\204\047\321-p\240\306w\223\273\335\231\356A\357\370\244wr*\330\270\0171\244\253\362%\340\377\331\245\013\354\024\374\235\301\221J\364,.\305\2731K\n\311N7\337-\010\217\257$\033Sw\274\025\340c\306\337\013>\r\227\302S`d%\316\3053`\335L\306\023\2220\260\2763\343\355\370y\177\311?\tn\005\225L\274{\276\033|\037\274\036\034\002\265\254\366V\277\211\277\355\346\272s]\005x{\247\033\231U\033h\032\003h\216}\026\254\205\205p+T\243\374 \227^\341\000\2425\373K\313\301\017a%\224G\177\360*\036<|\351kAQ\224\321\237\372\263p# =\010\240\210{~3\230\224\n[\216\265\244\330;:\353\235\275\350\243\215Tto\345\376T\370\022\004Q\006\366\037\013\025\241\225\240\021}\233\344\222|\352\251\324\237.\004yp?\025W\301\307\375n\245\277\370\225|!\375\374\234\367/\277\006\005_\013\364`\340\310\2106\001\244\334\3658\337\001-\3318R\004\333\376-\377\3470\037\256\3113\237@\247\224@\006\3237nO\002e-\257\352\251\376\254\177\026\000L3\220\0234\237D\267\t\342%\260\010\304\226.\017\274\202\267%\355^\002SO\243\245\250:\260\036\322\316%O+\220\353n\310!\374\315d\005\270\230\351\356BWN\177\356\311\326\024\335\333\273\263\030\024\202\307\321BL \341\235\356l\267\232\036\337\362\310\220\217\335\244\224\354us\375\302RP\n*A\265\267\362H\220\374v\030g\td\375\027 Q\203\232\034\350\232fw\254\273\325\245B\222s\213\301bp0\240x\026\022\315D\027\307\037C\377\237\206\263\341Y\324\214\307\342\355$\367N\221r\277\354\265\241\370\314\252\254Q4V\311\317\np\250\221,\306\253\303\272\362\377\003\210\224\356\220";
-    PyObject *data = __Pyx_DecompressString(cstring, 1961, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1960 bytes) */
+static const char cstring[] = "x\332\265UMo\333F\032\216\342\324p\272\366\326\212?\032,\352fd\033\376\310\332J\025\313\336l\213\246P\375\201f\333z-\333I\263\016\202\301\220\034IL(\222\346\014e\251\213\005r\364\221G\036y\344\221G\036y\344QG\035\363\023\366\047\354;CY\221\234`\321\000\255\000\361c\346\235\367\343y\236\367%\"\034\331\026\323\271n\231h\215;\224\242\232C\352Mj\362\365\365\rT\2678\312\256\337 \323B\256\255\021N\321\005a\250I4\372\335\241\005o\274\001>v;\274\001\036t\2064j\350\nu\300\316\350 \306\035]\345\324\021F&:\332?\332,?*#bj\310\241\257\250\312\031b\256\242\032\2041\312\220UC\212\253\033\\7\021\357\330\224\025\321\223\032\352X.2)\325\020\267\220\rv\303\007x\203\232\210Q.\036\320*1M\213\023Q\010\206\343\272Y_E\232\356@\020\275E\305\351\003b0Z|\3765\242m\033V\301eM7u(\240E\014\227\262\254\314Cr\210,\007=1k/\207\014u\323v9\272\3205\336@D\3230\004\242\232\316\210bPj\212k\2150\256\330\01705\353\272I\213v\247]Wu\226\355i\000\234\006\026\256\301\021\306\016\325\\\225b\2144WfeZ\346&\200\324\322\211\001\273\252\310\010c\323m\332\235\"V-\207\026\233pN\047\216C:\250Ft#CBo\332\226\303\207\315\334&\201\344\256[X6\327\233\372\257\324\031.F\240\316\005\217\322+\023\326pXmH\030M\312/,\347\365*\003\264\035\322\244@\036Ck\232 D\362\306\300\333\272\345h#.\035\353\0020\322t\025H\001\366^|\265\221\235\026\240:DcC\246\340\035\355n\252\226\311\365\272k\271\014\2256\367P\315\260@C\375t@\006\226I\321hHH\270N\207\375\214\370h\351\364B\036\314\242>\220A\337;\002!\014\nDI\367\331\356u\223\314\221nJ\261\tWB\014C\336^p\207\350&\256\003\326\024\230\034>I\014]4\207\206\340Jd\336\004)\022VQ\220\000,;\3138\265\277\226P\033\026\310\031:\2463\344FJ\033\031D\241\306\000\312\316o\225lgD\262|\247\334w\264!+\266\241\r\005Q\220\316\363aKN\234:\345\203h\245\227\250\006\356\024\335$N\007\251\016$\271\t\323\300\261\354\316\207N\2017Q\213\345rh\021P\rk\020\233f\001E\260\341\240?\375\363\344\004\377\370\344p\357\344T \001\035zd\020s\370\2718\350\017U\316\023\214\257\355B\263K\351~x_\302\215\263\314F6\262\354>\260\304F\326""\034\312\250\323\242#k\020\021\253\206nC\317;\315\221\235Q)|`K0\375\364h\257r\272\237U\375\034c|\324i\303\177\017\206\">\244m~Lk\030\367\007\027\014\005\030\000\202\177\014\371\003\313M\261PsMU\334\353W\225\303\257)\274\213\273\245\271\206\\1\241S\305\035\006\017\356\233\211\307\026\027\003Hl\234\273\304\2702\272\032A\357\201=X\240m\361\"J\277:\303\206\302\277G\002\306\034Z\tn:\023\303\010\240\205!H4\322$\254c\252\272U\034,2\205h\303,)\020\354B\347\rlXu\230K\n\345\204\251\370]g\003\362&\305P- \252R\205\250\257\007\\He\342\2762G^\260\355X\n\323\250j\2716LC9Hh\323\346\035y\301\206\376\032\246\266\333\224\337(j\263lv\027\373\263\273f\220:\223\363h\353\241\274\355\224k.\243\032\316\276}r\026\350\272\326\226\375%Hb\340\315\306\"5\210\006Y\030N\263i\211\357\247;\270c\305\255\325\250\323d`Mq\203\0305\323T:\200\031\000\002\363\325j\231\266\034\345\203i-\307\005 \226\211\264/\325l \331\226\335\227)\264\025\023\177\014\331\300\347\320\250\215H\025^\372\037\035V\327\262\341\005W\207\013Q\002\300\256\tO\020\217+\2432~\247\334V6c.\250^op\014h\222\016|\000!\341v[\351\264,]Ckj\2038\350\376\006\272\272\003&\357\3372%r\274\315T\035\270\331\001F\211Q\307\245R_=\n(\036k\037g\371\321\256\377\350\\\326o\374\336\210\260\217\263\374h\327\177t.\3537\264:m6o0q}\223\353\335\372\364\362\257^\365M\345\355\304\237.\267\2751\257\354\271~\24579\325\233X\360\253\275\211\311\313\237\374\234\270\355{s\036\361\270\277\035\344z\223w\274E\357\300_\364\017\202\345\200\206\177\213\n\321\303\356\366~\362,-\247\347\275\311i\357\023\357\027\277\342\037\373\377\t\177\216\363qA,\335\366?\017rA\2767y\327\317\371w\203\331\340i\270\032\345\243\305\250\"\274\377\350\235\3737\375\025\260\230\013\224p\"\032\217\264x-YNh\272\335=\252v\253\307Y\n\363`6\021L\205\325P\213\326\342B\\\372?\313\377\360\024\177\334W\202\361@\013\037\304\3631OJY9Y\234\371\240\025\036\207\377\216\227c\322[\270\347\267\202cX8\355\226*\311|\302\323\276\343/|\211\214x\\\360\353\301Y\310\242\373\361~\222O\nb\371\263\313s\000\354\241\367\314/""\373\027\020\245\277\310\275G\376\303\354\240x\371; q\ne\275\212nB\265\337G\344M\345\277\3437n\177\351\377\022<\t\001a\001\3738@\313\374e\377U8\026\226\303s(\237D,^\212O\223\205\224\364\246\347a\373\327\340\213\360$\272\005\016\324\370nr7\235I\017\272\307\047\335\223S\301\306}\210!]\225/\001\377\317.]`\247\340\357\364\217T\242gq)\336\215YRHv\322|Z\020\036_I6\246\356x+\300\307\214\277\027|\032.\205\247\300\310J\234\213g\300\372<\031OH\302\300\372\316\214\267\343\347\375%\377$\270\025T\206\342\335\363\335\340\373\340u\377P\2767\261\332]\375&\3766\315\245s\251\002\274\275\323\215\314\252\r4\215\0014\307>\013\326\302B\270\025\252Q\276\237K\267p\000\321\316{K\313\301\017a%\224G\177\360*\036<|\351kAQ\224\321\233\372\263p# =\010\240\210{\376y0)\025\266\034kI\261{t\326={\321C\033\231\350\336\312\375\251\360%\010\242\014\354?\026*B+A3\3726\311%\371\314S\2517]\010\362\340~*\256\202\217\373i\245\267\370\225|!\275\374\234\367/\277\006\005_\013\364\240\357\310\2106\001\244\334\3658\337\001-\303q\244\010\266\375[\376\317a>\\\223g>\201N)\201\014\246o\334\236\004\312Z^\325S\375Y\377,\000\230f \247\254\365\204\333\361\200\300\"\020[\272<\360\n\336\226\264{\tL=\215\226\242j\337z@;\227<\255@\256\273!\207\3607\223\025\340b&\335\205\256\234\376\334\223\255)\272\267{g1(\004\217\243\205\230@\302;\351lZ\315\216oyd\300\307nRJ\366\322\\\257\260\024\224\202JP\355\256<\022$\277\035\304Y\002Y\377\005H\324\240&\007\272\346<\035K\267R*$9\267\030,\006\007}\212g!\321\241\350\342\370c\350\377\323p6<\213\316\343\261x;\311\275S\244\334/{m(~hU\326(\032\253\344\017\013p\240\221a\214W\007u\345\377\007F#\355\334";
+    PyObject *data = __Pyx_DecompressString(cstring, 1960, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2530 bytes) */
-static const char cstring[] = "\377 at posi\377tion (tr\377ee fragm\377ent)), g\367ot \000\003; no\377 update \377was made\267?No\013\000thA\000C\367yth?\000is d\277eliber%\000l\377y strict\367er \"\000n PE\377P-484 an\377d reject\377s subcla\377sses of \377builtin \377types. I\377f you ne\177ed to p%\000\376%\tthen se\375t[\000e \047ann\327ota\305\001_<\000in\277g\047 dirb\000i\373ve:\001False\177.X: expx\000\336P\000fini\314\000va\357lues\347\003NaN\377 or Inf]\376\036\010input w\377idth add\375_f\000edisab\357leen\002\001fas\377tbp/_eng\377ine.pyxg\327cis\026\003d\266 de\377fault __\377reduce__\367 du\221\002non-^\242 vial\033\000c\216\001\377__numpy.\177_core.m5\000\377iarray f\367ail\204#impo;rt\033\tuma\232\000\022\r\377optimize\261r\301\t\362!\246 e Q\002s\354\326!:\000ch\302\"net\277work\047s\353 r\367ame\272@s (d\364\215A\263BsK\000)ord\376F\nrow indsic\303@\273@[0,8\003\236\321!rads\351([\000 \377C-contig\377uous 1-D? float\207\005\204`\357one e\013sta\363ge<\t7\nviewv\273bpa\261\000s/gq\001\276\"\016at le\246@ 0[\001K\003F\rC\003in\350bG\001\374\211aC\010[train\213_g\351 e\307@\301h\302`i~\231\205\001d data\336\204\002\037a bat\324 \315\001\255!\2766\003step:\255\204\002l\377oss is y\374\210\204\010\207\205\002 label\026\031\000n \307!y\213\204%=\t\301\000\35364B\004,\355\002per\275 \245Aof Xg\tt\337argete\0061]\377 for bin\277ary cr\242\000-\177entropy\"\021\373of\371\205\002outpu}t\263`shapek\003\374\222ai\tLOSS_K\337INDST\302!in_gPlan\000\t.\227\205\006-c\313\207\002__\017\014s\246\000\267\204\001\t_\013\022\352\"_\312\003J\n\230\003\000\020\375sq\nreserv\375e\205\nset_cl\177ip_norm\237\n\370\375K\010\020\346AUPDAT\375E\360\003X___Py\375x\001\000Dict_N\377extRef__\252\262\210\004e\034\000_\207\211\002_\215@i\367tem\r\001func\222\025\001g\362\005B\000m\200\204\001\004\001owdul2\002nam:\002\325p\\\000s\234\"_\007\001vt<\237\210\001T\001qual\035\005\373\207\005\214\334.\225\210\006ex\210\001\367\001Q\005s\374t\010\364.__test\346\333\000is\260\210\001\211`ine\377adamasyn\177cio.cor\017""\003\357sbad\232Ibce\377_with_lo\377gitsbeta\347sc_\224\207\007\367 ne_\377in_traceOback\203F\225\204\002_\223\204\004\376\000\n_probsd\377ecoupled\276\267\210\002empty\000\002_\377likeenum\256\237\214\002eps\266\212\003.\265\212\004folags\213\210\00232\222\210\002\37764fused_<\366\214\003\325\207\002iidx\333\205\002\241A\315sK\000p_\227\001k\000os\277slrmmo\274\215\001u\376\000\005m_buffe\357rmse\000\000_ha\277lfnnby\261 n~\264 erovnp\355\212\002\234\245\212\006\333\211\002out\320\205\003\326\205\003s\356\326\210\003pop\240\204\004row\365s\000\001_\213\000ssel\335f\236\204\nset\356\213\004sg}d\270\211\003start\373\207\001\365_\227 n\007\000optt\351b\304\210\013\232\210\007v\221\215\003wei\357ght_\313 ayw\373id\345@xxbyv\377oid (cha\337r *, \000\005in\321t\013\001\000\004\007\004_\205\204\002t_\3775scipy_6\377linalg_1\3751\334\206\004blas_d\260C\001\000\047*.,])\000\302\200Ms\302\351\200&s\351(\310\201\"\000.X1)\000\177dgemm\000s\002\001\377\200\001\330\004\n\210+\220\377Q\200A\340\010\013\2105\377\220\003\2204\220u\230A\377\330\014\r\330\010\035\230T\377\240\021\330\010\014\210L\230\375\001\003\001E\220\025\220a\220\377t\2305\240\001\330\014\022\377\220\"\220F\230\"\230F\377\240$\240e\2507\260!\377\2602\3205E\300V\310\3774\310q\330\014\020\220\005\377\220W\230A\230R\230}\277\250M\270\021\270!\017\001\t\357\230\027\240\001O\000\014\030\230\377\001\230\030\240\024\240U\250\177\047\260\021\260\"\260Aa\001\177K\220q\230\002\230&\037\000\377\025\240b\250\010\260\006\260\377d\270(\300$\300e\310\1775\320PQ\320QR}\003\375\026$\000\010\240\r\250Q\250\177d\260(\270!\2701\000\024\376\264\001J\220b\230\006\230b\377\240\006\240d\250/\270\026\327\270t\300)\002La\004\026\240\377v\250R\250{\270$\270\377a\330\035\037\230v\240R\376\016\000T\3201A\300\026\300\333t\310R\004\034\230\227\"\014\210\377E\220\035\230g\240Z\250\377s\260*\270E\300\021\300\335!\257!\017\210q\260 2\220\237V\2304\230wc\000\016\004t\357\2208\23023\003\017\210t\373\2209\207 T\240\025\240j\373\260\002\353\000B""\260a\200A\377\360\006\000\t\036\230W\240\257I\250Q\330\364\"\006\330 s\377\230$\230j\250\003\2504\373\250q\374\000a\260s\270#\377\270T\300\035\310a\330\020\375\026\367 z\240\034\250S\260\377\004\260B\260c\270\030\300\377\030\310\023\310F\320RS\227\320ST\212A*\353 F\0024\335\210\375 \017\210u\233@!\230\3756,\004A\260V\2701\270\377C\270s\300!\3006\310\327\021\310!N\001j\211B\r\022\373\220&\215@\023\230D\240\n\357\250#\250T\217@&\270\001\373\270\023+\000q\300\006\300a\373\300s+\000\022\023\2206\230\377\021\230#\230S\240\004\240\375Ae\010\037\230u\240B\240\371k.\004\253`\047\320\047;\270\177=\310\001\310\025\310b\265@\324\256g\221\002x\342@\003\230 R\230\377s\240(\250!\2503\250wc\260\021\205\004\320!Fk\000\377q\330#$\240H\250A~\224!\014\210H\220A\220\236 \337\036\230d\240.\367\000A\330o\r\016\330\014\315#F\240\302\000\337\037\230q\240\014\335b$\270\377d\300.\320PZ\320Zo[\330 ,\357c\340\020\034\001W\r\250]\245`4\373@>\302a\377 &\240m\260=\300\001\373\300\021D\0031\330\020!\240\335\021\\\000\r\270QA\000*\310\337A\330\"0\260\t\001a\330\277\021\025\220Y\230f\356\000\020\372[\013/B\004l\260-\270q\253\300\001X\r?\224@\330]\010\010\376\201a5\230\004\230M\250\021\373\250(/\002\005\300V\3101\376\204`\020\000\t\014\2104\210\377v\220Q\220c\230\024\230\377Z\240q\330\014\023\2201\270\371\205\001\226`\333\001\006\240a\022\000\010\377\013\2101\210F\220!\220\3653#\002]\247@U\260#\260\255Q\047\004\013\210\360Dt\243B&\356\222 C\250t\344\000\002\300&\376\211@\023\310C\310q\330\020\363\027\220\226\206\002\272\206\001\320\022\"\240\377!\240>\260\035\270a\270\335t\220`\024\310Q\323#3\220\375a\207FC\3001\300D\310\377\001\330!#\2401\240A\337\240Q\320&8\227`\021\340\\\375\"\212cT\240\032\302@d\205 \377r\300\026\300q\310\003\310\3673\310e\217\204\001\025\"\240\"\213\240F\334D\024\246\000s\010\220\205\001>\377\240\024\240T\250\024\250Z\377\260q\270\003\2705\300\001\234\210\204\007\334B4\220x\331@\013\010\010\214\340\001\325\205\0011\230\365i\233f\330)\047\002\317\006\021";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2530, 3912);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2529 bytes) */
+static const char cstring[] = "\377 at posi\377tion (tr\377ee fragm\377ent)), g\367ot \000\003; no\377 update \377was made\267?No\013\000thA\000C\367yth?\000is d\277eliber%\000l\377y strict\367er \"\000n PE\377P-484 an\377d reject\377s subcla\377sses of \377builtin \377types. I\377f you ne\177ed to p%\000\376%\tthen se\375t[\000e \047ann\327ota\305\001_<\000in\277g\047 dirb\000i\373ve:\001False\177.X: expx\000\336P\000fini\314\000va\357lues\347\003NaN\377 or Inf]\376\036\010input w\377idth add\375_f\000edisab\357leen\002\001fas\377tbp/_eng\377ine.pyxg\327cis\026\003d\266 de\377fault __\377reduce__\367 du\221\002non-^\242 vial\033\000c\216\001\377__numpy.\177_core.m5\000\377iarray f\367ail\204#impo;rt\033\tuma\232\000\022\r\377optimize\261r\301\t\362!\246 e Q\002s\354\326!:\000ch\302\"net\277work\047s\353 r\367ame\272@s (d\364\215A\263BsK\000)ord\376F\nrow indsic\303@\273@[0,8\003\236\321!rads\351([\000 \377C-contig\377uous 1-D? float\207\005\204`\357one e\013sta\363ge<\t7\nviewv\273bpa\261\000s/gq\001\276\"\016at le\246@ 0[\001K\003F\rC\003in\350bG\001\374\211aC\010[train\213_g\351 e\307@\301h\302`i~\231\205\001d data\336\204\002\037a bat\324 \315\001\255!\2766\003step:\255\204\002l\377oss is y\374\210\204\010\207\205\002 label\026\031\000n \307!y\213\204%=\t\301\000\35364B\004,\355\002per\275 \245Aof Xg\tt\337argete\0061]\377 for bin\277ary cr\242\000-\177entropy\"\021\373of\371\205\002outpu}t\263`shapek\003\374\222ai\tLOSS_K\337INDST\302!in_gPlan\000\t.\227\205\006-c\313\207\002__\017\014s\246\000\267\204\001\t_\013\022\352\"_\312\003J\n\230\003\000\020\375sq\nreserv\375e\205\nset_cl\177ip_norm\237\n\370\375K\010\020\346AUPDAT\375E\360\003X___Py\375x\001\000Dict_N\377extRef__\252\262\210\004e\034\000_\207\211\002_\215@i\367tem\r\001func\222\025\001g\362\005B\000m\200\204\001\004\001owdul2\002nam:\002\325p\\\000s\234\"_\007\001vt<\237\210\001T\001qual\035\005\373\207\005\214\334.\225\210\006ex\210\001\367\001Q\005s\374t\010\364.__test\346\333\000is\260\210\001\211`ine\377adamasyn\177cio.cor\017""\003\357sbad\232Ibce\377_with_lo\377gitsbeta\347sc_\224\207\007\367 ne_\377in_traceOback\203F\225\204\002_\223\204\004\376\000\n_probsd\377ecoupled\276\267\210\002empty\000\002_\377likeenum\256\237\214\002eps\266\212\003.\265\212\004folags\213\210\00232\222\210\002\37764fused_<\366\214\003\325\207\002iidx\333\205\002\241A\315sK\000p_\227\001k\000os\277slrmmo\274\215\001u\376\000\005m_buffe\357rmse\000\000_ha\277lfnnby\261 n~\264 erovnp\355\212\002\234\245\212\006\333\211\002out\320\205\003\326\205\003s\356\326\210\003pop\240\204\004row\365s\000\001_\213\000ssel\335f\236\204\nset\356\213\004sg}d\270\211\003start\373\207\001\365_\227 n\007\000optt\351b\304\210\013\232\210\007v\221\215\003wei\357ght_\313 ayw\373id\345@xxbyv\377oid (cha\337r *, \000\005in\321t\013\001\000\004\007\004_\205\204\002t_\3775scipy_6\377linalg_1\3751\334\206\004blas_d\260C\001\000\047*.,])\000\302\200Ms\302\351\200&s\351(\310\201\"\000.X1)\000\177dgemm\000s\002\001\377\200\001\330\004\n\210+\220\377Q\200A\340\010\013\2105\377\220\003\2204\220u\230A\377\330\014\r\330\010\035\230Q\177\330\010\014\210L\230\001\003\001\377E\220\025\220a\220t\230\3775\240\001\330\014\022\220\"\377\220F\230\"\230F\240$\377\240e\2507\260!\2602\377\3205E\300V\3104\310\377q\330\014\020\220\005\220W\377\230A\230R\230}\250M\357\270\021\270!\017\001\t\230\027\377\240\001\240\021\330\014\030\230\377\001\230\030\240\024\240U\250\177\047\260\021\260\"\260Aa\001\177K\220q\230\002\230&\037\000\377\025\240b\250\010\260\006\260\377d\270(\300$\300e\310\1775\320PQ\320QR}\003\375\026$\000\010\240\r\250Q\250\177d\260(\270!\2701\000\024\376\264\001J\220b\230\006\230b\377\240\006\240d\250/\270\026\327\270t\300)\002La\004\026\240\377v\250R\250{\270$\270\377a\330\035\037\230v\240R\376\016\000T\3201A\300\026\300\333t\310R\004\034\230\225\"\014\210\377E\220\035\230g\240Z\250\377s\260*\270E\300\021\300\335!\255!\017\210q\256 2\220\237V\2304\230wc\000\016\004t\357\2208\23023\003\017\210t\373\2209\207 T\240\025\240j\373\260\002\353\000B\260a""\200A\377\360\006\000\t\036\230W\240\323I\250\337 \363!\006\330 s\230\377$\230j\250\003\2504\250\375q\374\000a\260s\270#\270\377T\300\035\310a\330\020\026\376\367 z\240\034\250S\260\004\377\260B\260c\270\030\300\030\377\310\023\310F\320RS\320\313ST\212A*\353 F\0024\210\356\375 \017\210u\233@!\2306\376,\004A\260V\2701\270C\377\270s\300!\3006\310\021\353\310!N\001j\211B\r\022\220\375&\215@\023\230D\240\n\250\367#\250T\217@&\270\001\270\375\023+\000q\300\006\300a\300\375s+\000\022\023\2206\230\021\377\230#\230S\240\004\240A\376e\010\037\230u\240B\240k\376.\004\021\330\010\047\320\047;\377\270=\310\001\310\025\310b\250\265@\256g\221\002x\342@\003\230 R\377\230s\240(\250!\2503\357\250c\260\021\205\004\320!F\376k\000q\330#$\240H\250\375A\224!\014\210H\220A\220\377Q\330\010\036\230d\240.~\367\000A\330\r\016\330\014\315#\373F\240\302\000\037\230q\240\014\376\335b$\270d\300.\320P\177Z\320Z[\330 ,\357c\273\340\020\034\001\r\250]\245`4\372\373@>\302a &\240m\260\337=\300\001\300\021D\0031\330\357\020!\240\021\\\000\r\270Q\376A\000*\310A\330\"0\260\376\t\001a\330\021\025\220Y\230\325f\356\000\020[\013/B\004l\260_-\270q\300\001X\r?\224@\365\330]\010\010\201a5\230\004\230\337M\250\021\250(/\002\005\300\367V\3101\204`\020\000\t\014\377\2104\210v\220Q\220c\377\230\024\230Z\240q\330\014\347\023\2201\364\205\004\333\001\006\240a\376\022\000\010\013\2101\210F\220\327!\2203#\002]\247@U\260\267#\260Q\047\004\013\210\360Dt\272\243B&\222 C\250t\344\000\002\373\300&\211@\023\310C\310q\317\330\020\027\220\226\206\002\272\206\001\320\022\377\"\240!\240>\260\035\270wa\270t\220`\024\310Q\323#\3673\220a\207FC\3001\300\377D\310\001\330!#\2401\177\240A\240Q\320&8\227`s\021\340\375\"\212cT\240\032\302@\375d\205 r\300\026\300q\310\337\003\3103\310e\217\204\001\025\"/\240\"\240F\334D\024\246\000s\010\376\220\205\001>\240\024\240T\250\024\377\250Z\260q\270\003\2705s\300\001\210\204\007\334B4\220x\331@2\013\010\010\340\001\325\205\0011\230\365i\233f\n\330)\047\317\006\021";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2529, 3910);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (3912 bytes) */
-static const char bytes[] = " at position (tree fragment)), got , got ; no update was made?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected finite values, got NaN or Inf]: expected input width add_notedisableenablefastbp/_engine.pyxgcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer: expected its state arrays to match the network\047s parameters (dtype and size)order: expected row indices in [0, params, grads: expected two C-contiguous 1-D float arrays of one dtype and sizestages: expected C-contiguous views of params/gradsstages: expected at least one stagestages: expected views into params or gradsstages[train_gathered: expected validated data and a batch of ordertrain_step: the loss is y: expected class labels in [0, y: expected finite values, got NaN or Infy: expected int64 labels, one per row of Xy: expected targets in [0, 1] for binary cross-entropyy: expected targets of the output\047s shape, one row per row of XLOSS_KINDSTrainingPlanTrainingPlan.__reduce_cython__TrainingPlan.__setstate_cython__TrainingPlan.batch_targetTrainingPlan.outputTrainingPlan.outputsTrainingPlan.reserveTrainingPlan.set_clip_normTrainingPlan.train_gatheredTrainingPlan.train_stepUPDATE_KINDSX___Pyx_PyDict_NextRef__annotate____class_getitem____func____getstate____main____module____name____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineadamasyncio.coroutinesbadbatch_targetbce_with_logitsbetasc_contiguouscline_in_tracebackclip_normcross_entropycross_entropy_probsdecoupleddtypeemptyempty_likeenumerateepsfastbp._engineflagsfloat32float64fused_updategradsiidxint64itemskeep_backuplosslrmmomentummomentum_buffermsemse_halfnnbytesnesterovnpnumpyoptimizerorderoutoutputoutputsparamspopreserverowsrows_""idxsselfset_clip_normsetdefaultsgdstagesstartstep_countstopttbtrain_gatheredtrain_stepvvaluesweight_decaywidestxxbyvoid (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *)\000dgemm\000sgemm\200\001\330\004\n\210+\220Q\200A\340\010\013\2105\220\003\2204\220u\230A\330\014\r\330\010\035\230T\240\021\330\010\014\210L\230\001\330\010\014\210E\220\025\220a\220t\2305\240\001\330\014\022\220\"\220F\230\"\230F\240$\240e\2507\260!\2602\3205E\300V\3104\310q\330\014\020\220\005\220W\230A\230R\230}\250M\270\021\270!\330\014\020\220\t\230\027\240\001\240\021\330\014\030\230\001\230\030\240\024\240U\250\047\260\021\260\"\260A\330\010\014\210K\220q\230\002\230&\240\001\240\025\240b\250\010\260\006\260d\270(\300$\300e\3105\320PQ\320QR\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210J\220b\230\006\230b\240\006\240d\250/\270\026\270t\3001\330\010\014\210L\230\002\230&\240\001\240\026\240v\250R\250{\270$\270a\330\035\037\230v\240R\240v\250T\3201A\300\026\300t\3101\330\010\014\210E\220\034\230Q\200A\340\010\014\210E\220\035\230g\240Z\250s\260*\270E\300\021\300!\200A\340\010\017\210q\220\003\2202\220V\2304\230w\240d\250!\200A\340\010\017\210t\2208\2302\230Q\200A\340\010\017\210t\2209\230A\230T\240\025\240j\260\002\260\"\260B\260a\200A\360\006\000\t\036\230W\240I\250Q\330\010\013\2105\220\006\220a\220s\230$\230j\250\003\2504\250q\260\006\260a\260s\270#\270T\300\035\310a\330\020\026\220a\220z\240\034""\250S\260\004\260B\260c\270\030\300\030\310\023\310F\320RS\320ST\330\014\022\220*\230A\230Q\330\010\013\2104\210q\330\014\017\210u\220F\230!\2306\240\034\250S\260\004\260A\260V\2701\270C\270s\300!\3006\310\021\310!\330\020\026\220j\240\001\240\021\330\r\022\220&\230\001\230\023\230D\240\n\250#\250T\260\021\260&\270\001\270\023\270C\270q\300\006\300a\300s\310!\330\022\023\2206\230\021\230#\230S\240\004\240A\330\014\022\220*\230A\230Q\330\010\037\230u\240B\240k\260\021\260&\270\001\270\021\330\010\047\320\047;\270=\310\001\310\025\310b\320PQ\330\010\014\210E\220\025\220a\220q\330\014\017\210x\220q\230\003\2302\230R\230s\240(\250!\2503\250c\260\021\330\020\026\220j\240\001\320!F\300a\300q\330#$\240H\250A\250Q\330\010\014\210H\220A\220Q\330\010\036\230d\240.\260\004\260A\330\r\016\330\014\017\210t\2209\230F\240!\330\020\037\230q\240\014\250M\270\021\270$\270d\300.\320PZ\320Z[\330 ,\250M\270\021\270!\340\020\037\230q\240\r\250]\270!\2704\270t\300>\320QR\330 &\240m\260=\300\001\300\021\330\014\017\210t\2201\330\020!\240\021\240.\260\r\270Q\270d\300*\310A\330\"0\260\r\270Q\270a\330\021\025\220Y\230f\240A\330\020\037\230q\240\014\250M\270\021\270$\270d\300/\320QR\330 &\240l\260-\270q\300\001\340\020\037\230q\240\r\250]\270!\2704\270t\300?\320RS\330 &\240m\260=\300\001\300\021\330\010\017\210t\2205\230\004\230M\250\021\250(\260-\270q\300\005\300V\3101\200A\360\020\000\t\014\2104\210v\220Q\220c\230\024\230Z\240q\330\014\023\2201\330\010\035\230Q\330\010\037\230q\240\006\240a\240q\330\010\013\2101\210F\220!\2203\220c\230\024\230]\250#\250U\260#\260Q\330\014\023\2201\330\010\013\2104\210q\330\014\017\210t\2206\230\021\230&\240\014\250C\250t\260=\300\002\300&\310\001\310\023\310C\310q\330\020\027\220q\330\014\020\220\001\330\014\022\320\022\"\240!\240>\260\035\270a\270t\3006\310\024\310Q\330\014\017\210t\2203\220a\330\020\026\220j\240\001\320!C\3001\300D\310\001\330!#\2401\240A\240Q\320&8\270\001\270\021\340\014\017\210t\2206\230\021\230#\230T\240\032\2503\250d\260-\270r\300""\026\300q\310\003\3103\310e\320ST\330\025\"\240\"\240F\250!\2503\250c\260\024\260Q\330\020\027\220q\330\014\020\220\001\330\014\017\210t\220>\240\024\240T\250\024\250Z\260q\270\003\2705\300\001\330\020\026\220j\240\001\240\021\330\014\017\210t\2204\220x\230q\240\001\330\020\026\220j\240\001\240\021\330\010\013\2104\210t\2208\2301\230A\330\014\022\220*\230A\230Q\330\010\014\210H\220A\220Q\330\010\017\210t\2205\230\004\230M\250\021\250\047\260\035\270a\270t\3006\310\021";
+    #else /* compression: none (3910 bytes) */
+static const char bytes[] = " at position (tree fragment)), got , got ; no update was made?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected finite values, got NaN or Inf]: expected input width add_notedisableenablefastbp/_engine.pyxgcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer: expected its state arrays to match the network\047s parameters (dtype and size)order: expected row indices in [0, params, grads: expected two C-contiguous 1-D float arrays of one dtype and sizestages: expected C-contiguous views of params/gradsstages: expected at least one stagestages: expected views into params or gradsstages[train_gathered: expected validated data and a batch of ordertrain_step: the loss is y: expected class labels in [0, y: expected finite values, got NaN or Infy: expected int64 labels, one per row of Xy: expected targets in [0, 1] for binary cross-entropyy: expected targets of the output\047s shape, one row per row of XLOSS_KINDSTrainingPlanTrainingPlan.__reduce_cython__TrainingPlan.__setstate_cython__TrainingPlan.batch_targetTrainingPlan.outputTrainingPlan.outputsTrainingPlan.reserveTrainingPlan.set_clip_normTrainingPlan.train_gatheredTrainingPlan.train_stepUPDATE_KINDSX___Pyx_PyDict_NextRef__annotate____class_getitem____func____getstate____main____module____name____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineadamasyncio.coroutinesbadbatch_targetbce_with_logitsbetasc_contiguouscline_in_tracebackclip_normcross_entropycross_entropy_probsdecoupleddtypeemptyempty_likeenumerateepsfastbp._engineflagsfloat32float64fused_updategradsiidxint64itemskeep_backuplosslrmmomentummomentum_buffermsemse_halfnnbytesnesterovnpnumpyoptimizerorderoutoutputoutputsparamspopreserverowsrows_""idxsselfset_clip_normsetdefaultsgdstagesstartstep_countstopttbtrain_gatheredtrain_stepvvaluesweight_decaywidestxxbyvoid (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *)\000dgemm\000sgemm\200\001\330\004\n\210+\220Q\200A\340\010\013\2105\220\003\2204\220u\230A\330\014\r\330\010\035\230Q\330\010\014\210L\230\001\330\010\014\210E\220\025\220a\220t\2305\240\001\330\014\022\220\"\220F\230\"\230F\240$\240e\2507\260!\2602\3205E\300V\3104\310q\330\014\020\220\005\220W\230A\230R\230}\250M\270\021\270!\330\014\020\220\t\230\027\240\001\240\021\330\014\030\230\001\230\030\240\024\240U\250\047\260\021\260\"\260A\330\010\014\210K\220q\230\002\230&\240\001\240\025\240b\250\010\260\006\260d\270(\300$\300e\3105\320PQ\320QR\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210J\220b\230\006\230b\240\006\240d\250/\270\026\270t\3001\330\010\014\210L\230\002\230&\240\001\240\026\240v\250R\250{\270$\270a\330\035\037\230v\240R\240v\250T\3201A\300\026\300t\3101\330\010\014\210E\220\034\230Q\200A\340\010\014\210E\220\035\230g\240Z\250s\260*\270E\300\021\300!\200A\340\010\017\210q\220\003\2202\220V\2304\230w\240d\250!\200A\340\010\017\210t\2208\2302\230Q\200A\340\010\017\210t\2209\230A\230T\240\025\240j\260\002\260\"\260B\260a\200A\360\006\000\t\036\230W\240I\250Q\330\010\013\2105\220\006\220a\220s\230$\230j\250\003\2504\250q\260\006\260a\260s\270#\270T\300\035\310a\330\020\026\220a\220z\240\034\250S\260""\004\260B\260c\270\030\300\030\310\023\310F\320RS\320ST\330\014\022\220*\230A\230Q\330\010\013\2104\210q\330\014\017\210u\220F\230!\2306\240\034\250S\260\004\260A\260V\2701\270C\270s\300!\3006\310\021\310!\330\020\026\220j\240\001\240\021\330\r\022\220&\230\001\230\023\230D\240\n\250#\250T\260\021\260&\270\001\270\023\270C\270q\300\006\300a\300s\310!\330\022\023\2206\230\021\230#\230S\240\004\240A\330\014\022\220*\230A\230Q\330\010\037\230u\240B\240k\260\021\260&\270\001\270\021\330\010\047\320\047;\270=\310\001\310\025\310b\320PQ\330\010\014\210E\220\025\220a\220q\330\014\017\210x\220q\230\003\2302\230R\230s\240(\250!\2503\250c\260\021\330\020\026\220j\240\001\320!F\300a\300q\330#$\240H\250A\250Q\330\010\014\210H\220A\220Q\330\010\036\230d\240.\260\004\260A\330\r\016\330\014\017\210t\2209\230F\240!\330\020\037\230q\240\014\250M\270\021\270$\270d\300.\320PZ\320Z[\330 ,\250M\270\021\270!\340\020\037\230q\240\r\250]\270!\2704\270t\300>\320QR\330 &\240m\260=\300\001\300\021\330\014\017\210t\2201\330\020!\240\021\240.\260\r\270Q\270d\300*\310A\330\"0\260\r\270Q\270a\330\021\025\220Y\230f\240A\330\020\037\230q\240\014\250M\270\021\270$\270d\300/\320QR\330 &\240l\260-\270q\300\001\340\020\037\230q\240\r\250]\270!\2704\270t\300?\320RS\330 &\240m\260=\300\001\300\021\330\010\017\210t\2205\230\004\230M\250\021\250(\260-\270q\300\005\300V\3101\200A\360\020\000\t\014\2104\210v\220Q\220c\230\024\230Z\240q\330\014\023\2201\330\010\035\230Q\330\010\037\230q\240\006\240a\240q\330\010\013\2101\210F\220!\2203\220c\230\024\230]\250#\250U\260#\260Q\330\014\023\2201\330\010\013\2104\210q\330\014\017\210t\2206\230\021\230&\240\014\250C\250t\260=\300\002\300&\310\001\310\023\310C\310q\330\020\027\220q\330\014\020\220\001\330\014\022\320\022\"\240!\240>\260\035\270a\270t\3006\310\024\310Q\330\014\017\210t\2203\220a\330\020\026\220j\240\001\320!C\3001\300D\310\001\330!#\2401\240A\240Q\320&8\270\001\270\021\340\014\017\210t\2206\230\021\230#\230T\240\032\2503\250d\260-\270r\300\026\300q""\310\003\3103\310e\320ST\330\025\"\240\"\240F\250!\2503\250c\260\024\260Q\330\020\027\220q\330\014\020\220\001\330\014\017\210t\220>\240\024\240T\250\024\250Z\260q\270\003\2705\300\001\330\020\026\220j\240\001\240\021\330\014\017\210t\2204\220x\230q\240\001\330\020\026\220j\240\001\240\021\330\010\013\2104\210t\2208\2301\230A\330\014\022\220*\230A\230Q\330\010\014\210H\220A\220Q\330\010\017\210t\2205\230\004\230M\250\021\250\047\260\035\270a\270t\3006\310\021";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
@@ -13876,7 +13874,7 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 192};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_widest, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u__2};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_reserve, __pyx_mstate->__pyx_kp_b_iso88591_A_5_4uA_T_L_E_at5_F_F_e7_25EV4q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_reserve, __pyx_mstate->__pyx_kp_b_iso88591_A_5_4uA_Q_L_E_at5_F_F_e7_25EV4q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 211};

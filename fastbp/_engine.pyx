@@ -193,7 +193,7 @@ cdef class TrainingPlan:
         """Grow the workspaces to hold batches of `rows` samples."""
         if rows <= self.plan.max_rows:
             return
-        cdef int s, widest = self.in_features
+        cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
         self._outputs = []
         for s in range(self.plan.n_stages):
             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
