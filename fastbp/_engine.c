@@ -1953,7 +1953,7 @@ static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_fro
 /*--- Type declarations ---*/
 struct __pyx_obj_6fastbp_7_engine_TrainingPlan;
 
-/* "fastbp/_engine.pyx":97
+/* "fastbp/_engine.pyx":98
  * 
  * 
  * cdef class TrainingPlan:             # <<<<<<<<<<<<<<
@@ -1976,6 +1976,7 @@ struct __pyx_obj_6fastbp_7_engine_TrainingPlan {
   int unit_targets;
   PyObject *_weights;
   PyObject *_outputs;
+  PyObject *_preacts;
   PyObject *_deltas;
   PyObject *_input;
   PyObject *_target;
@@ -3679,10 +3680,10 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_items;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
-    PyObject *__pyx_tuple[1];
+    PyObject *__pyx_tuple[5];
     PyObject *__pyx_codeobj_tab[9];
-    PyObject *__pyx_string_tab[144];
-    PyObject *__pyx_number_tab[1];
+    PyObject *__pyx_string_tab[150];
+    PyObject *__pyx_number_tab[4];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
 #if CYTHON_COMPILING_IN_LIMITED_API
@@ -3797,85 +3798,94 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_test __pyx_string_tab[63]
 #define __pyx_n_u_is_coroutine __pyx_string_tab[64]
 #define __pyx_n_u_adam __pyx_string_tab[65]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[66]
-#define __pyx_n_u_bad __pyx_string_tab[67]
-#define __pyx_n_u_batch_target __pyx_string_tab[68]
-#define __pyx_n_u_bce_with_logits __pyx_string_tab[69]
-#define __pyx_n_u_betas __pyx_string_tab[70]
-#define __pyx_n_u_c_contiguous __pyx_string_tab[71]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[72]
-#define __pyx_n_u_clip_norm __pyx_string_tab[73]
-#define __pyx_n_u_cross_entropy __pyx_string_tab[74]
-#define __pyx_n_u_cross_entropy_probs __pyx_string_tab[75]
-#define __pyx_n_u_decoupled __pyx_string_tab[76]
-#define __pyx_n_u_dtype __pyx_string_tab[77]
-#define __pyx_n_u_empty __pyx_string_tab[78]
-#define __pyx_n_u_empty_like __pyx_string_tab[79]
-#define __pyx_n_u_enumerate __pyx_string_tab[80]
-#define __pyx_n_u_eps __pyx_string_tab[81]
-#define __pyx_n_u_fastbp__engine __pyx_string_tab[82]
-#define __pyx_n_u_flags __pyx_string_tab[83]
-#define __pyx_n_u_float32 __pyx_string_tab[84]
-#define __pyx_n_u_float64 __pyx_string_tab[85]
-#define __pyx_n_u_fused_update __pyx_string_tab[86]
-#define __pyx_n_u_grads __pyx_string_tab[87]
-#define __pyx_n_u_i __pyx_string_tab[88]
-#define __pyx_n_u_idx __pyx_string_tab[89]
-#define __pyx_n_u_int64 __pyx_string_tab[90]
-#define __pyx_n_u_items __pyx_string_tab[91]
-#define __pyx_n_u_keep_backup __pyx_string_tab[92]
-#define __pyx_n_u_loss __pyx_string_tab[93]
-#define __pyx_n_u_lr __pyx_string_tab[94]
-#define __pyx_n_u_m __pyx_string_tab[95]
-#define __pyx_n_u_momentum __pyx_string_tab[96]
-#define __pyx_n_u_momentum_buffer __pyx_string_tab[97]
-#define __pyx_n_u_mse __pyx_string_tab[98]
-#define __pyx_n_u_mse_half __pyx_string_tab[99]
-#define __pyx_n_u_n __pyx_string_tab[100]
-#define __pyx_n_u_nbytes __pyx_string_tab[101]
-#define __pyx_n_u_nesterov __pyx_string_tab[102]
-#define __pyx_n_u_np __pyx_string_tab[103]
-#define __pyx_n_u_numpy __pyx_string_tab[104]
-#define __pyx_n_u_optimizer __pyx_string_tab[105]
-#define __pyx_n_u_order __pyx_string_tab[106]
-#define __pyx_n_u_out __pyx_string_tab[107]
-#define __pyx_n_u_output __pyx_string_tab[108]
-#define __pyx_n_u_outputs __pyx_string_tab[109]
-#define __pyx_n_u_params __pyx_string_tab[110]
-#define __pyx_n_u_pop __pyx_string_tab[111]
-#define __pyx_n_u_reserve __pyx_string_tab[112]
-#define __pyx_n_u_rows __pyx_string_tab[113]
-#define __pyx_n_u_rows_idx __pyx_string_tab[114]
-#define __pyx_n_u_s __pyx_string_tab[115]
-#define __pyx_n_u_self __pyx_string_tab[116]
-#define __pyx_n_u_set_clip_norm __pyx_string_tab[117]
-#define __pyx_n_u_setdefault __pyx_string_tab[118]
-#define __pyx_n_u_sgd __pyx_string_tab[119]
-#define __pyx_n_u_stages __pyx_string_tab[120]
-#define __pyx_n_u_start __pyx_string_tab[121]
-#define __pyx_n_u_step_count __pyx_string_tab[122]
-#define __pyx_n_u_stop __pyx_string_tab[123]
-#define __pyx_n_u_t __pyx_string_tab[124]
-#define __pyx_n_u_tb __pyx_string_tab[125]
-#define __pyx_n_u_train_gathered __pyx_string_tab[126]
-#define __pyx_n_u_train_step __pyx_string_tab[127]
-#define __pyx_n_u_v __pyx_string_tab[128]
-#define __pyx_n_u_values __pyx_string_tab[129]
-#define __pyx_n_u_weight_decay __pyx_string_tab[130]
-#define __pyx_n_u_widest __pyx_string_tab[131]
-#define __pyx_n_u_x __pyx_string_tab[132]
-#define __pyx_n_u_xb __pyx_string_tab[133]
-#define __pyx_n_u_y __pyx_string_tab[134]
-#define __pyx_kp_b_void_char_char_int_int_int___pyx __pyx_string_tab[135]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[136]
-#define __pyx_kp_b_iso88591_A_5_4uA_Q_L_E_at5_F_F_e7_25EV4q __pyx_string_tab[137]
-#define __pyx_kp_b_iso88591_A_E_gZs_E __pyx_string_tab[138]
-#define __pyx_kp_b_iso88591_A_q_2V4wd __pyx_string_tab[139]
-#define __pyx_kp_b_iso88591_A_t82Q __pyx_string_tab[140]
-#define __pyx_kp_b_iso88591_A_t9AT_j_Ba __pyx_string_tab[141]
-#define __pyx_kp_b_iso88591_A_WIQ_5_as_j_4q_as_T_a_az_S_Bc_F __pyx_string_tab[142]
-#define __pyx_kp_b_iso88591_A_4vQc_Zq_1_Q_q_aq_1F_3c_U_Q_1_4 __pyx_string_tab[143]
-#define __pyx_int_1 __pyx_number_tab[0]
+#define __pyx_n_u_alpha __pyx_string_tab[66]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[67]
+#define __pyx_n_u_bad __pyx_string_tab[68]
+#define __pyx_n_u_batch_target __pyx_string_tab[69]
+#define __pyx_n_u_bce_with_logits __pyx_string_tab[70]
+#define __pyx_n_u_beta __pyx_string_tab[71]
+#define __pyx_n_u_betas __pyx_string_tab[72]
+#define __pyx_n_u_c_contiguous __pyx_string_tab[73]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[74]
+#define __pyx_n_u_clip_norm __pyx_string_tab[75]
+#define __pyx_n_u_cross_entropy __pyx_string_tab[76]
+#define __pyx_n_u_cross_entropy_probs __pyx_string_tab[77]
+#define __pyx_n_u_decoupled __pyx_string_tab[78]
+#define __pyx_n_u_dtype __pyx_string_tab[79]
+#define __pyx_n_u_empty __pyx_string_tab[80]
+#define __pyx_n_u_empty_like __pyx_string_tab[81]
+#define __pyx_n_u_enumerate __pyx_string_tab[82]
+#define __pyx_n_u_eps __pyx_string_tab[83]
+#define __pyx_n_u_fastbp__engine __pyx_string_tab[84]
+#define __pyx_n_u_flags __pyx_string_tab[85]
+#define __pyx_n_u_float32 __pyx_string_tab[86]
+#define __pyx_n_u_float64 __pyx_string_tab[87]
+#define __pyx_n_u_fused_update __pyx_string_tab[88]
+#define __pyx_n_u_get __pyx_string_tab[89]
+#define __pyx_n_u_grads __pyx_string_tab[90]
+#define __pyx_n_u_i __pyx_string_tab[91]
+#define __pyx_n_u_idx __pyx_string_tab[92]
+#define __pyx_n_u_int64 __pyx_string_tab[93]
+#define __pyx_n_u_items __pyx_string_tab[94]
+#define __pyx_n_u_keep_backup __pyx_string_tab[95]
+#define __pyx_n_u_loss __pyx_string_tab[96]
+#define __pyx_n_u_lr __pyx_string_tab[97]
+#define __pyx_n_u_m __pyx_string_tab[98]
+#define __pyx_n_u_momentum __pyx_string_tab[99]
+#define __pyx_n_u_momentum_buffer __pyx_string_tab[100]
+#define __pyx_n_u_mse __pyx_string_tab[101]
+#define __pyx_n_u_mse_half __pyx_string_tab[102]
+#define __pyx_n_u_n __pyx_string_tab[103]
+#define __pyx_n_u_nbytes __pyx_string_tab[104]
+#define __pyx_n_u_nesterov __pyx_string_tab[105]
+#define __pyx_n_u_np __pyx_string_tab[106]
+#define __pyx_n_u_numpy __pyx_string_tab[107]
+#define __pyx_n_u_optimizer __pyx_string_tab[108]
+#define __pyx_n_u_order __pyx_string_tab[109]
+#define __pyx_n_u_out __pyx_string_tab[110]
+#define __pyx_n_u_output __pyx_string_tab[111]
+#define __pyx_n_u_outputs __pyx_string_tab[112]
+#define __pyx_n_u_params __pyx_string_tab[113]
+#define __pyx_n_u_pop __pyx_string_tab[114]
+#define __pyx_n_u_preact __pyx_string_tab[115]
+#define __pyx_n_u_reserve __pyx_string_tab[116]
+#define __pyx_n_u_rows __pyx_string_tab[117]
+#define __pyx_n_u_rows_idx __pyx_string_tab[118]
+#define __pyx_n_u_s __pyx_string_tab[119]
+#define __pyx_n_u_self __pyx_string_tab[120]
+#define __pyx_n_u_set_clip_norm __pyx_string_tab[121]
+#define __pyx_n_u_setdefault __pyx_string_tab[122]
+#define __pyx_n_u_sgd __pyx_string_tab[123]
+#define __pyx_n_u_slope __pyx_string_tab[124]
+#define __pyx_n_u_stages __pyx_string_tab[125]
+#define __pyx_n_u_start __pyx_string_tab[126]
+#define __pyx_n_u_step_count __pyx_string_tab[127]
+#define __pyx_n_u_stop __pyx_string_tab[128]
+#define __pyx_n_u_t __pyx_string_tab[129]
+#define __pyx_n_u_tb __pyx_string_tab[130]
+#define __pyx_n_u_threshold __pyx_string_tab[131]
+#define __pyx_n_u_train_gathered __pyx_string_tab[132]
+#define __pyx_n_u_train_step __pyx_string_tab[133]
+#define __pyx_n_u_v __pyx_string_tab[134]
+#define __pyx_n_u_values __pyx_string_tab[135]
+#define __pyx_n_u_weight_decay __pyx_string_tab[136]
+#define __pyx_n_u_widest __pyx_string_tab[137]
+#define __pyx_n_u_x __pyx_string_tab[138]
+#define __pyx_n_u_xb __pyx_string_tab[139]
+#define __pyx_n_u_y __pyx_string_tab[140]
+#define __pyx_kp_b_void_char_char_int_int_int___pyx __pyx_string_tab[141]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[142]
+#define __pyx_kp_b_iso88591_A_5_4uA_Q_Kt_t1_E_at5_F_F_e7_25E __pyx_string_tab[143]
+#define __pyx_kp_b_iso88591_A_E_gZs_E __pyx_string_tab[144]
+#define __pyx_kp_b_iso88591_A_q_2V4wd __pyx_string_tab[145]
+#define __pyx_kp_b_iso88591_A_t82Q __pyx_string_tab[146]
+#define __pyx_kp_b_iso88591_A_t9AT_j_Ba __pyx_string_tab[147]
+#define __pyx_kp_b_iso88591_A_WIQ_5_as_j_4q_as_T_a_az_S_Bc_F __pyx_string_tab[148]
+#define __pyx_kp_b_iso88591_A_4vQc_Zq_1_Q_q_aq_1F_3c_U_Q_1_4 __pyx_string_tab[149]
+#define __pyx_float_0_0 __pyx_number_tab[0]
+#define __pyx_float_1_0 __pyx_number_tab[1]
+#define __pyx_float_20_0 __pyx_number_tab[2]
+#define __pyx_int_1 __pyx_number_tab[3]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -3911,10 +3921,10 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
-  for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<9; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<144; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<150; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
 Py_CLEAR(clear_module_state->__pyx_CommonTypesMetaclassType);
@@ -3958,10 +3968,10 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
-  for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<9; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<144; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<150; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
 Py_VISIT(traverse_module_state->__pyx_CommonTypesMetaclassType);
@@ -5853,7 +5863,7 @@ static CYTHON_INLINE NPY_DATETIMEUNIT __pyx_f_5numpy_get_datetime64_unit(PyObjec
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":82
+/* "fastbp/_engine.pyx":83
  * 
  * 
  * cdef inline bint _plain(object a, int typenum, int ndim):             # <<<<<<<<<<<<<<
@@ -5866,7 +5876,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "fastbp/_engine.pyx":84
+  /* "fastbp/_engine.pyx":85
  * cdef inline bint _plain(object a, int typenum, int ndim):
  *     """True when `a` is a C-contiguous ndarray of `typenum` with `ndim` dimensions."""
  *     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum             # <<<<<<<<<<<<<<
@@ -5884,7 +5894,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
     goto __pyx_L3_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":85
+  /* "fastbp/_engine.pyx":86
  *     """True when `a` is a C-contiguous ndarray of `typenum` with `ndim` dimensions."""
  *     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
  *             and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim             # <<<<<<<<<<<<<<
@@ -5902,7 +5912,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
     goto __pyx_L3_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":86
+  /* "fastbp/_engine.pyx":87
  *     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
  *             and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
  *             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))             # <<<<<<<<<<<<<<
@@ -5930,7 +5940,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":82
+  /* "fastbp/_engine.pyx":83
  * 
  * 
  * cdef inline bint _plain(object a, int typenum, int ndim):             # <<<<<<<<<<<<<<
@@ -5944,7 +5954,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":89
+/* "fastbp/_engine.pyx":90
  * 
  * 
  * cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:             # <<<<<<<<<<<<<<
@@ -5961,7 +5971,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "fastbp/_engine.pyx":91
+  /* "fastbp/_engine.pyx":92
  * cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:
  *     cdef Py_ssize_t i
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -5975,7 +5985,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "fastbp/_engine.pyx":92
+    /* "fastbp/_engine.pyx":93
  *     cdef Py_ssize_t i
  *     for i in range(n):
  *         if labels[i] < 0 or labels[i] >= k:             # <<<<<<<<<<<<<<
@@ -6001,7 +6011,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
     if (__pyx_t_4) {
 
 
-      /* "fastbp/_engine.pyx":93
+      /* "fastbp/_engine.pyx":94
  *     for i in range(n):
  *         if labels[i] < 0 or labels[i] >= k:
  *             return i             # <<<<<<<<<<<<<<
@@ -6014,7 +6024,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
       }
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":92
+      /* "fastbp/_engine.pyx":93
  *     cdef Py_ssize_t i
  *     for i in range(n):
  *         if labels[i] < 0 or labels[i] >= k:             # <<<<<<<<<<<<<<
@@ -6025,7 +6035,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   }
 
 
-  /* "fastbp/_engine.pyx":94
+  /* "fastbp/_engine.pyx":95
  *         if labels[i] < 0 or labels[i] >= k:
  *             return i
  *     return -1             # <<<<<<<<<<<<<<
@@ -6038,7 +6048,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":89
+  /* "fastbp/_engine.pyx":90
  * 
  * 
  * cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:             # <<<<<<<<<<<<<<
@@ -6052,7 +6062,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":120
+/* "fastbp/_engine.pyx":122
  *     cdef object _state1, _state2
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -6104,7 +6114,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self) {
   int __pyx_r;
 
-  /* "fastbp/_engine.pyx":121
+  /* "fastbp/_engine.pyx":123
  * 
  *     def __cinit__(self):
  *         self.plan.stages = NULL             # <<<<<<<<<<<<<<
@@ -6113,7 +6123,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.stages = NULL;
 
-  /* "fastbp/_engine.pyx":120
+  /* "fastbp/_engine.pyx":122
  *     cdef object _state1, _state2
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -6127,7 +6137,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":123
+/* "fastbp/_engine.pyx":125
  *         self.plan.stages = NULL
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -6150,7 +6160,7 @@ static void __pyx_pw_6fastbp_7_engine_12TrainingPlan_3__dealloc__(PyObject *__py
 
 static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self) {
 
-  /* "fastbp/_engine.pyx":124
+  /* "fastbp/_engine.pyx":126
  * 
  *     def __dealloc__(self):
  *         PyMem_Free(self.plan.stages)             # <<<<<<<<<<<<<<
@@ -6159,7 +6169,7 @@ static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_o
 */
   PyMem_Free(__pyx_v_self->plan.stages);
 
-  /* "fastbp/_engine.pyx":123
+  /* "fastbp/_engine.pyx":125
  *         self.plan.stages = NULL
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -6171,7 +6181,7 @@ static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_o
 
 }
 
-/* "fastbp/_engine.pyx":126
+/* "fastbp/_engine.pyx":128
  *         PyMem_Free(self.plan.stages)
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,             # <<<<<<<<<<<<<<
@@ -6222,40 +6232,40 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_params,&__pyx_mstate_global->__pyx_n_u_grads,&__pyx_mstate_global->__pyx_n_u_stages,&__pyx_mstate_global->__pyx_n_u_loss,&__pyx_mstate_global->__pyx_n_u_keep_backup,&__pyx_mstate_global->__pyx_n_u_clip_norm,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 126, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 128, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 128, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 128, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 128, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 128, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 128, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 128, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 128, __pyx_L3_error)
 
-      /* "fastbp/_engine.pyx":127
+      /* "fastbp/_engine.pyx":129
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
  *                  clip_norm=None):             # <<<<<<<<<<<<<<
@@ -6264,27 +6274,27 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 */
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, i); __PYX_ERR(0, 126, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, i); __PYX_ERR(0, 128, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 128, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 128, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 128, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 128, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 128, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 128, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -6295,10 +6305,10 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
     __pyx_v_stages = ((PyObject*)values[2]);
     __pyx_v_loss = ((PyObject*)values[3]);
     if (values[4]) {
-      __pyx_v_keep_backup = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_keep_backup == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 126, __pyx_L3_error)
+      __pyx_v_keep_backup = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_keep_backup == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 128, __pyx_L3_error)
     } else {
 
-      /* "fastbp/_engine.pyx":126
+      /* "fastbp/_engine.pyx":128
  *         PyMem_Free(self.plan.stages)
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,             # <<<<<<<<<<<<<<
@@ -6311,7 +6321,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, __pyx_nargs); __PYX_ERR(0, 126, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, __pyx_nargs); __PYX_ERR(0, 128, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -6322,8 +6332,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_stages), (&PyList_Type), 1, "stages", 1))) __PYX_ERR(0, 126, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_loss), (&PyUnicode_Type), 1, "loss", 1))) __PYX_ERR(0, 126, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_stages), (&PyList_Type), 1, "stages", 1))) __PYX_ERR(0, 128, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_loss), (&PyUnicode_Type), 1, "loss", 1))) __PYX_ERR(0, 128, __pyx_L1_error)
   __pyx_r = __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(((struct __pyx_obj_6fastbp_7_engine_TrainingPlan *)__pyx_v_self), __pyx_v_params, __pyx_v_grads, __pyx_v_stages, __pyx_v_loss, __pyx_v_keep_backup, __pyx_v_clip_norm);
 
   /* function exit code */
@@ -6354,7 +6364,6 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   PyObject *__pyx_v_weight_grad = NULL;
   PyObject *__pyx_v_bias_grad = NULL;
   PyObject *__pyx_v_activation = NULL;
-  PyObject *__pyx_v_slope = NULL;
   PyObject *__pyx_v_arr = NULL;
   int __pyx_r;
   __Pyx_RefNannyDeclarations
@@ -6387,8 +6396,9 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
+  __Pyx_INCREF(__pyx_v_params);
 
-  /* "fastbp/_engine.pyx":128
+  /* "fastbp/_engine.pyx":130
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
  *                  clip_norm=None):
  *         cdef cnp.ndarray p = params, g = grads             # <<<<<<<<<<<<<<
@@ -6397,30 +6407,30 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_t_1 = __pyx_v_params;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 128, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 130, __pyx_L1_error)
   __pyx_v_p = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_grads;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 128, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 130, __pyx_L1_error)
   __pyx_v_g = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":129
+  /* "fastbp/_engine.pyx":131
  *                  clip_norm=None):
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \             # <<<<<<<<<<<<<<
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
  *                 not p.flags.c_contiguous or not g.flags.c_contiguous:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_5, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_5, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_6) {
 
@@ -6430,12 +6440,12 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     goto __pyx_L6_bool_binop_done;
   }
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   __pyx_t_3 = __pyx_t_6;
@@ -6453,11 +6463,11 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 131, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (!__pyx_t_6) {
@@ -6469,7 +6479,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":130
+  /* "fastbp/_engine.pyx":132
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \             # <<<<<<<<<<<<<<
@@ -6497,19 +6507,19 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":131
+  /* "fastbp/_engine.pyx":133
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
  *                 not p.flags.c_contiguous or not g.flags.c_contiguous:             # <<<<<<<<<<<<<<
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
  *                              "dtype and size")
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_3 = (!__pyx_t_6);
 
@@ -6522,12 +6532,12 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6 = (!__pyx_t_3);
 
@@ -6537,7 +6547,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastbp/_engine.pyx":129
+  /* "fastbp/_engine.pyx":131
  *                  clip_norm=None):
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \             # <<<<<<<<<<<<<<
@@ -6547,7 +6557,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastbp/_engine.pyx":132
+    /* "fastbp/_engine.pyx":134
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
  *                 not p.flags.c_contiguous or not g.flags.c_contiguous:
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "             # <<<<<<<<<<<<<<
@@ -6560,14 +6570,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_params_grads_expected_two_C_cont};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 132, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 134, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 132, __pyx_L1_error)
+    __PYX_ERR(0, 134, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":129
+    /* "fastbp/_engine.pyx":131
  *                  clip_norm=None):
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \             # <<<<<<<<<<<<<<
@@ -6576,7 +6586,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   }
 
-  /* "fastbp/_engine.pyx":134
+  /* "fastbp/_engine.pyx":136
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
  *                              "dtype and size")
  *         if not stages:             # <<<<<<<<<<<<<<
@@ -6587,7 +6597,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_v_stages);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 134, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 136, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -6597,7 +6607,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "fastbp/_engine.pyx":135
+    /* "fastbp/_engine.pyx":137
  *                              "dtype and size")
  *         if not stages:
  *             raise ValueError("stages: expected at least one stage")             # <<<<<<<<<<<<<<
@@ -6610,14 +6620,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_stages_expected_at_least_one_sta};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 137, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 135, __pyx_L1_error)
+    __PYX_ERR(0, 137, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":134
+    /* "fastbp/_engine.pyx":136
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
  *                              "dtype and size")
  *         if not stages:             # <<<<<<<<<<<<<<
@@ -6626,7 +6636,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   }
 
-  /* "fastbp/_engine.pyx":136
+  /* "fastbp/_engine.pyx":138
  *         if not stages:
  *             raise ValueError("stages: expected at least one stage")
  *         self.params, self.grads, self.dtype = p, g, p.dtype             # <<<<<<<<<<<<<<
@@ -6637,7 +6647,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_INCREF(__pyx_t_4);
   __pyx_t_1 = ((PyObject *)__pyx_v_g);
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 138, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_4);
   __Pyx_GOTREF(__pyx_v_self->params);
@@ -6652,7 +6662,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_DECREF_SET(__pyx_v_self->dtype, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "fastbp/_engine.pyx":137
+  /* "fastbp/_engine.pyx":139
  *             raise ValueError("stages: expected at least one stage")
  *         self.params, self.grads, self.dtype = p, g, p.dtype
  *         self.typenum = cnp.PyArray_TYPE(p)             # <<<<<<<<<<<<<<
@@ -6661,7 +6671,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->typenum = PyArray_TYPE(__pyx_v_p);
 
-  /* "fastbp/_engine.pyx":138
+  /* "fastbp/_engine.pyx":140
  *         self.params, self.grads, self.dtype = p, g, p.dtype
  *         self.typenum = cnp.PyArray_TYPE(p)
  *         self.plan.n_params = p.shape[0]             # <<<<<<<<<<<<<<
@@ -6670,7 +6680,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.n_params = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_p)[0]);
 
-  /* "fastbp/_engine.pyx":139
+  /* "fastbp/_engine.pyx":141
  *         self.typenum = cnp.PyArray_TYPE(p)
  *         self.plan.n_params = p.shape[0]
  *         self.plan.params = cnp.PyArray_DATA(p)             # <<<<<<<<<<<<<<
@@ -6679,7 +6689,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.params = PyArray_DATA(__pyx_v_p);
 
-  /* "fastbp/_engine.pyx":140
+  /* "fastbp/_engine.pyx":142
  *         self.plan.n_params = p.shape[0]
  *         self.plan.params = cnp.PyArray_DATA(p)
  *         self.plan.grads = cnp.PyArray_DATA(g)             # <<<<<<<<<<<<<<
@@ -6688,47 +6698,47 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.grads = PyArray_DATA(__pyx_v_g);
 
-  /* "fastbp/_engine.pyx":141
+  /* "fastbp/_engine.pyx":143
  *         self.plan.params = cnp.PyArray_DATA(p)
  *         self.plan.grads = cnp.PyArray_DATA(g)
  *         self.plan.loss = LOSS_KINDS[loss]             # <<<<<<<<<<<<<<
  *         self.labels = loss == "cross_entropy"
  *         self.unit_targets = loss == "bce_with_logits"
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 141, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_1 = __Pyx_PyObject_Dict_GetItem(__pyx_t_5, __pyx_v_loss); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 141, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Dict_GetItem(__pyx_t_5, __pyx_v_loss); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_8 = ((fb_loss_kind)__Pyx_PyLong_As_fb_loss_kind(__pyx_t_1)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 141, __pyx_L1_error)
+  __pyx_t_8 = ((fb_loss_kind)__Pyx_PyLong_As_fb_loss_kind(__pyx_t_1)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->plan.loss = __pyx_t_8;
 
-  /* "fastbp/_engine.pyx":142
+  /* "fastbp/_engine.pyx":144
  *         self.plan.grads = cnp.PyArray_DATA(g)
  *         self.plan.loss = LOSS_KINDS[loss]
  *         self.labels = loss == "cross_entropy"             # <<<<<<<<<<<<<<
  *         self.unit_targets = loss == "bce_with_logits"
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
 */
-  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_cross_entropy, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 142, __pyx_L1_error)
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 142, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_cross_entropy, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 144, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 144, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->labels = __pyx_t_6;
 
-  /* "fastbp/_engine.pyx":143
+  /* "fastbp/_engine.pyx":145
  *         self.plan.loss = LOSS_KINDS[loss]
  *         self.labels = loss == "cross_entropy"
  *         self.unit_targets = loss == "bce_with_logits"             # <<<<<<<<<<<<<<
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
  *         self.backup = np.empty_like(p) if keep_backup else None
 */
-  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_bce_with_logits, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 143, __pyx_L1_error)
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 143, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_bce_with_logits, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 145, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 145, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->unit_targets = __pyx_t_6;
 
-  /* "fastbp/_engine.pyx":144
+  /* "fastbp/_engine.pyx":146
  *         self.labels = loss == "cross_entropy"
  *         self.unit_targets = loss == "bce_with_logits"
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)             # <<<<<<<<<<<<<<
@@ -6740,13 +6750,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     __pyx_t_9 = 0.0;
   } else {
-    __pyx_t_10 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_10, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 144, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_10, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 146, __pyx_L1_error)
     __pyx_t_9 = __pyx_t_10;
   }
 
   __pyx_v_self->plan.clip_norm = __pyx_t_9;
 
-  /* "fastbp/_engine.pyx":145
+  /* "fastbp/_engine.pyx":147
  *         self.unit_targets = loss == "bce_with_logits"
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
  *         self.backup = np.empty_like(p) if keep_backup else None             # <<<<<<<<<<<<<<
@@ -6755,9 +6765,9 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   if (__pyx_v_keep_backup) {
     __pyx_t_4 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 145, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 147, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 145, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 147, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
     __pyx_t_7 = 1;
@@ -6777,7 +6787,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 145, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 147, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __pyx_t_1 = __pyx_t_5;
@@ -6791,7 +6801,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_DECREF_SET(__pyx_v_self->backup, __pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":146
+  /* "fastbp/_engine.pyx":148
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
  *         self.backup = np.empty_like(p) if keep_backup else None
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL             # <<<<<<<<<<<<<<
@@ -6801,7 +6811,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (__pyx_v_keep_backup) {
     __pyx_t_1 = __pyx_v_self->backup;
     __Pyx_INCREF(__pyx_t_1);
-    if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 146, __pyx_L1_error)
+    if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 148, __pyx_L1_error)
 
     __pyx_t_13 = PyArray_DATA(((PyArrayObject *)__pyx_t_1));
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -6811,7 +6821,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   }
   __pyx_v_self->plan.backup = __pyx_t_13;
 
-  /* "fastbp/_engine.pyx":147
+  /* "fastbp/_engine.pyx":149
  *         self.backup = np.empty_like(p) if keep_backup else None
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))             # <<<<<<<<<<<<<<
@@ -6820,13 +6830,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   if (unlikely(__pyx_v_stages == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 147, __pyx_L1_error)
+    __PYX_ERR(0, 149, __pyx_L1_error)
   }
-  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 149, __pyx_L1_error)
   __pyx_v_self->plan.stages = ((fb_dense_stage *)PyMem_Malloc((__pyx_t_14 * (sizeof(fb_dense_stage)))));
 
 
-  /* "fastbp/_engine.pyx":148
+  /* "fastbp/_engine.pyx":150
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
  *         if self.plan.stages == NULL:             # <<<<<<<<<<<<<<
@@ -6838,16 +6848,16 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "fastbp/_engine.pyx":149
+    /* "fastbp/_engine.pyx":151
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
  *         if self.plan.stages == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         self.plan.n_stages = len(stages)
  *         self._weights = []
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 149, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 151, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":148
+    /* "fastbp/_engine.pyx":150
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
  *         if self.plan.stages == NULL:             # <<<<<<<<<<<<<<
@@ -6856,7 +6866,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   }
 
-  /* "fastbp/_engine.pyx":150
+  /* "fastbp/_engine.pyx":152
  *         if self.plan.stages == NULL:
  *             raise MemoryError()
  *         self.plan.n_stages = len(stages)             # <<<<<<<<<<<<<<
@@ -6865,29 +6875,29 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   if (unlikely(__pyx_v_stages == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 150, __pyx_L1_error)
+    __PYX_ERR(0, 152, __pyx_L1_error)
   }
-  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 150, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 152, __pyx_L1_error)
   __pyx_v_self->plan.n_stages = __pyx_t_14;
 
-  /* "fastbp/_engine.pyx":151
+  /* "fastbp/_engine.pyx":153
  *             raise MemoryError()
  *         self.plan.n_stages = len(stages)
  *         self._weights = []             # <<<<<<<<<<<<<<
  *         cdef int s
  *         cdef cnp.ndarray w
 */
-  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 151, __pyx_L1_error)
+  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __Pyx_GOTREF(__pyx_v_self->_weights);
   __Pyx_DECREF_SET(__pyx_v_self->_weights, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":154
+  /* "fastbp/_engine.pyx":156
  *         cdef int s
  *         cdef cnp.ndarray w
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):             # <<<<<<<<<<<<<<
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):             # <<<<<<<<<<<<<<
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:
 */
@@ -6899,13 +6909,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 154, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 156, __pyx_L1_error)
       #endif
       if (__pyx_t_14 >= __pyx_temp) break;
     }
     __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_14, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_14;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 154, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 156, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     if ((likely(PyTuple_CheckExact(__pyx_t_5))) || (PyList_CheckExact(__pyx_t_5))) {
       PyObject* sequence = __pyx_t_5;
@@ -6913,7 +6923,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       if (unlikely(size != 6)) {
         if (size > 6) __Pyx_RaiseTooManyValuesError(6);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 154, __pyx_L1_error)
+        __PYX_ERR(0, 156, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -6931,22 +6941,22 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         __Pyx_INCREF(__pyx_t_18);
       } else {
         __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 156, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_12);
         __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 156, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_4);
         __pyx_t_11 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 156, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_11);
         __pyx_t_16 = __Pyx_PyList_GET_ITEM_REF(sequence, 3, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 156, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_16);
         __pyx_t_17 = __Pyx_PyList_GET_ITEM_REF(sequence, 4, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 156, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_17);
         __pyx_t_18 = __Pyx_PyList_GET_ITEM_REF(sequence, 5, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 156, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_18);
       }
       #else
@@ -6954,7 +6964,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         Py_ssize_t i;
         PyObject** temps[6] = {&__pyx_t_12,&__pyx_t_4,&__pyx_t_11,&__pyx_t_16,&__pyx_t_17,&__pyx_t_18};
         for (i=0; i < 6; i++) {
-          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 154, __pyx_L1_error)
+          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 156, __pyx_L1_error)
           __Pyx_GOTREF(item);
           *(temps[i]) = item;
         }
@@ -6964,7 +6974,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     } else {
       Py_ssize_t index = -1;
       PyObject** temps[6] = {&__pyx_t_12,&__pyx_t_4,&__pyx_t_11,&__pyx_t_16,&__pyx_t_17,&__pyx_t_18};
-      __pyx_t_19 = PyObject_GetIter(__pyx_t_5); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 154, __pyx_L1_error)
+      __pyx_t_19 = PyObject_GetIter(__pyx_t_5); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 156, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_19);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __pyx_t_20 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_19);
@@ -6973,7 +6983,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         __Pyx_GOTREF(item);
         *(temps[index]) = item;
       }
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_19), 6) < (0)) __PYX_ERR(0, 154, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_19), 6) < (0)) __PYX_ERR(0, 156, __pyx_L1_error)
       __pyx_t_20 = NULL;
       __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
       goto __pyx_L17_unpacking_done;
@@ -6981,7 +6991,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
       __pyx_t_20 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 154, __pyx_L1_error)
+      __PYX_ERR(0, 156, __pyx_L1_error)
       __pyx_L17_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_weight, __pyx_t_12);
@@ -6994,32 +7004,32 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     __pyx_t_16 = 0;
     __Pyx_XDECREF_SET(__pyx_v_activation, __pyx_t_17);
     __pyx_t_17 = 0;
-    __Pyx_XDECREF_SET(__pyx_v_slope, __pyx_t_18);
+    __Pyx_DECREF_SET(__pyx_v_params, __pyx_t_18);
     __pyx_t_18 = 0;
     __pyx_v_s = __pyx_t_15;
     __pyx_t_15 = (__pyx_t_15 + 1);
 
-    /* "fastbp/_engine.pyx":155
+    /* "fastbp/_engine.pyx":157
  *         cdef cnp.ndarray w
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):             # <<<<<<<<<<<<<<
  *                 if arr is not None:
  *                     self._check_view(arr)
 */
-    __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 155, __pyx_L1_error)
+    __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 157, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_INCREF(__pyx_v_weight);
     __Pyx_GIVEREF(__pyx_v_weight);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 155, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 157, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_weight_grad);
     __Pyx_GIVEREF(__pyx_v_weight_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 155, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 157, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias);
     __Pyx_GIVEREF(__pyx_v_bias);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_v_bias) != (0)) __PYX_ERR(0, 155, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_v_bias) != (0)) __PYX_ERR(0, 157, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias_grad);
     __Pyx_GIVEREF(__pyx_v_bias_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 155, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 157, __pyx_L1_error);
     __pyx_t_18 = __pyx_t_5; __Pyx_INCREF(__pyx_t_18);
     __pyx_t_21 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -7031,13 +7041,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_5 = __Pyx_PySequence_ITEM(__pyx_t_18, __pyx_t_21);
       #endif
       ++__pyx_t_21;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 155, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 157, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_XDECREF_SET(__pyx_v_arr, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "fastbp/_engine.pyx":156
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+      /* "fastbp/_engine.pyx":158
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:             # <<<<<<<<<<<<<<
  *                     self._check_view(arr)
@@ -7047,20 +7057,20 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       if (__pyx_t_6) {
 
 
-        /* "fastbp/_engine.pyx":157
+        /* "fastbp/_engine.pyx":159
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:
  *                     self._check_view(arr)             # <<<<<<<<<<<<<<
  *             w = weight
  *             self.plan.stages[s].out_features = w.shape[0]
 */
-        if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 157, __pyx_L1_error)
-        __pyx_t_5 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_check_view(__pyx_v_self, ((PyArrayObject *)__pyx_v_arr)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 157, __pyx_L1_error)
+        if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 159, __pyx_L1_error)
+        __pyx_t_5 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_check_view(__pyx_v_self, ((PyArrayObject *)__pyx_v_arr)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 159, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-        /* "fastbp/_engine.pyx":156
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+        /* "fastbp/_engine.pyx":158
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:             # <<<<<<<<<<<<<<
  *                     self._check_view(arr)
@@ -7068,9 +7078,9 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
       }
 
-      /* "fastbp/_engine.pyx":155
+      /* "fastbp/_engine.pyx":157
  *         cdef cnp.ndarray w
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):             # <<<<<<<<<<<<<<
  *                 if arr is not None:
  *                     self._check_view(arr)
@@ -7078,7 +7088,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     }
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
 
-    /* "fastbp/_engine.pyx":158
+    /* "fastbp/_engine.pyx":160
  *                 if arr is not None:
  *                     self._check_view(arr)
  *             w = weight             # <<<<<<<<<<<<<<
@@ -7087,11 +7097,11 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     __pyx_t_18 = __pyx_v_weight;
     __Pyx_INCREF(__pyx_t_18);
-    if (!(likely(((__pyx_t_18) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_18, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 158, __pyx_L1_error)
+    if (!(likely(((__pyx_t_18) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_18, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 160, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_w, ((PyArrayObject *)__pyx_t_18));
     __pyx_t_18 = 0;
 
-    /* "fastbp/_engine.pyx":159
+    /* "fastbp/_engine.pyx":161
  *                     self._check_view(arr)
  *             w = weight
  *             self.plan.stages[s].out_features = w.shape[0]             # <<<<<<<<<<<<<<
@@ -7100,7 +7110,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).out_features = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[0]);
 
-    /* "fastbp/_engine.pyx":160
+    /* "fastbp/_engine.pyx":162
  *             w = weight
  *             self.plan.stages[s].out_features = w.shape[0]
  *             self.plan.stages[s].in_features = w.shape[1]             # <<<<<<<<<<<<<<
@@ -7109,7 +7119,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).in_features = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[1]);
 
-    /* "fastbp/_engine.pyx":161
+    /* "fastbp/_engine.pyx":163
  *             self.plan.stages[s].out_features = w.shape[0]
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:             # <<<<<<<<<<<<<<
@@ -7135,7 +7145,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "fastbp/_engine.pyx":162
+      /* "fastbp/_engine.pyx":164
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
  *                 raise ValueError(f"stages[{s}]: expected input width "             # <<<<<<<<<<<<<<
@@ -7143,19 +7153,19 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
 */
       __pyx_t_5 = NULL;
-      __pyx_t_17 = __Pyx_PyUnicode_From_int(__pyx_v_s, 0, ' ', 'd'); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 162, __pyx_L1_error)
+      __pyx_t_17 = __Pyx_PyUnicode_From_int(__pyx_v_s, 0, ' ', 'd'); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 164, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
 
-      /* "fastbp/_engine.pyx":163
+      /* "fastbp/_engine.pyx":165
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
  *                 raise ValueError(f"stages[{s}]: expected input width "
  *                                  f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
 */
-      __pyx_t_16 = __Pyx_PyUnicode_From_int((__pyx_v_self->plan.stages[(__pyx_v_s - 1)]).out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 163, __pyx_L1_error)
+      __pyx_t_16 = __Pyx_PyUnicode_From_int((__pyx_v_self->plan.stages[(__pyx_v_s - 1)]).out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 165, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
-      __pyx_t_11 = __Pyx_PyUnicode_From_npy_intp((__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[1]), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 163, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_npy_intp((__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[1]), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 165, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_22[0] = __pyx_mstate_global->__pyx_kp_u_stages_2;
       __pyx_t_22[1] = __pyx_t_17;
@@ -7164,7 +7174,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_22[4] = __pyx_mstate_global->__pyx_kp_u_got;
       __pyx_t_22[5] = __pyx_t_11;
 
-      /* "fastbp/_engine.pyx":162
+      /* "fastbp/_engine.pyx":164
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
  *                 raise ValueError(f"stages[{s}]: expected input width "             # <<<<<<<<<<<<<<
@@ -7177,7 +7187,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       #endif
       __pyx_t_23 = 0;
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_22, 6, __pyx_t_21, __pyx_t_23);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 162, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 164, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
@@ -7188,14 +7198,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         __pyx_t_18 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 162, __pyx_L1_error)
+        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 164, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_18);
       }
       __Pyx_Raise(__pyx_t_18, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
-      __PYX_ERR(0, 162, __pyx_L1_error)
+      __PYX_ERR(0, 164, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":161
+      /* "fastbp/_engine.pyx":163
  *             self.plan.stages[s].out_features = w.shape[0]
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:             # <<<<<<<<<<<<<<
@@ -7204,7 +7214,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     }
 
-    /* "fastbp/_engine.pyx":164
+    /* "fastbp/_engine.pyx":166
  *                 raise ValueError(f"stages[{s}]: expected input width "
  *                                  f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)             # <<<<<<<<<<<<<<
@@ -7213,17 +7223,17 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).weight = PyArray_DATA(__pyx_v_w);
 
-    /* "fastbp/_engine.pyx":165
+    /* "fastbp/_engine.pyx":167
  *                                  f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
 */
-    if (!(likely(((__pyx_v_weight_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_weight_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 165, __pyx_L1_error)
+    if (!(likely(((__pyx_v_weight_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_weight_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 167, __pyx_L1_error)
     (__pyx_v_self->plan.stages[__pyx_v_s]).weight_grad = PyArray_DATA(((PyArrayObject *)__pyx_v_weight_grad));
 
-    /* "fastbp/_engine.pyx":166
+    /* "fastbp/_engine.pyx":168
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)             # <<<<<<<<<<<<<<
@@ -7235,14 +7245,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
       __pyx_t_13 = NULL;
     } else {
-      if (!(likely(((__pyx_v_bias) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 166, __pyx_L1_error)
+      if (!(likely(((__pyx_v_bias) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 168, __pyx_L1_error)
 
       __pyx_t_13 = PyArray_DATA(((PyArrayObject *)__pyx_v_bias));
     }
 
     (__pyx_v_self->plan.stages[__pyx_v_s]).bias = __pyx_t_13;
 
-    /* "fastbp/_engine.pyx":167
+    /* "fastbp/_engine.pyx":169
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None             # <<<<<<<<<<<<<<
@@ -7255,20 +7265,20 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_13 = NULL;
     } else {
 
-      /* "fastbp/_engine.pyx":168
+      /* "fastbp/_engine.pyx":170
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
  *                                              else cnp.PyArray_DATA(bias_grad))             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].activation = activation
- *             self.plan.stages[s].slope = slope
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
 */
-      if (!(likely(((__pyx_v_bias_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 168, __pyx_L1_error)
+      if (!(likely(((__pyx_v_bias_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 170, __pyx_L1_error)
 
       __pyx_t_13 = PyArray_DATA(((PyArrayObject *)__pyx_v_bias_grad));
     }
 
 
-    /* "fastbp/_engine.pyx":167
+    /* "fastbp/_engine.pyx":169
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None             # <<<<<<<<<<<<<<
@@ -7277,67 +7287,121 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).bias_grad = __pyx_t_13;
 
-    /* "fastbp/_engine.pyx":169
+    /* "fastbp/_engine.pyx":171
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
  *                                              else cnp.PyArray_DATA(bias_grad))
  *             self.plan.stages[s].activation = activation             # <<<<<<<<<<<<<<
- *             self.plan.stages[s].slope = slope
- *             self._weights.append((weight, bias, weight_grad, bias_grad))
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
 */
-    __pyx_t_24 = ((fb_activation)__Pyx_PyLong_As_fb_activation(__pyx_v_activation)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 169, __pyx_L1_error)
+    __pyx_t_24 = ((fb_activation)__Pyx_PyLong_As_fb_activation(__pyx_v_activation)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 171, __pyx_L1_error)
     (__pyx_v_self->plan.stages[__pyx_v_s]).activation = __pyx_t_24;
 
-    /* "fastbp/_engine.pyx":170
+    /* "fastbp/_engine.pyx":172
  *                                              else cnp.PyArray_DATA(bias_grad))
  *             self.plan.stages[s].activation = activation
- *             self.plan.stages[s].slope = slope             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+*/
+    __pyx_t_18 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 172, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
+    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_18, __pyx_mstate_global->__pyx_tuple[0], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 172, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_4); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 172, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    (__pyx_v_self->plan.stages[__pyx_v_s]).params.slope = __pyx_t_9;
+
+    /* "fastbp/_engine.pyx":173
+ *             self.plan.stages[s].activation = activation
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
+*/
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 173, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_4, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 173, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_18); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 173, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
+    (__pyx_v_self->plan.stages[__pyx_v_s]).params.alpha = __pyx_t_9;
+
+    /* "fastbp/_engine.pyx":174
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
+ *             self._weights.append((weight, bias, weight_grad, bias_grad))
+*/
+    __pyx_t_18 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 174, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
+    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_18, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 174, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_4); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 174, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    (__pyx_v_self->plan.stages[__pyx_v_s]).params.beta = __pyx_t_9;
+
+    /* "fastbp/_engine.pyx":175
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)             # <<<<<<<<<<<<<<
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
  *         self.in_features = self.plan.stages[0].in_features
 */
-    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_v_slope); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 170, __pyx_L1_error)
-    (__pyx_v_self->plan.stages[__pyx_v_s]).slope = __pyx_t_9;
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 175, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_4, __pyx_mstate_global->__pyx_tuple[3], NULL); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 175, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_18); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 175, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
+    (__pyx_v_self->plan.stages[__pyx_v_s]).params.threshold = __pyx_t_9;
 
-    /* "fastbp/_engine.pyx":171
- *             self.plan.stages[s].activation = activation
- *             self.plan.stages[s].slope = slope
+    /* "fastbp/_engine.pyx":176
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
  *             self._weights.append((weight, bias, weight_grad, bias_grad))             # <<<<<<<<<<<<<<
  *         self.in_features = self.plan.stages[0].in_features
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
 */
     if (unlikely(__pyx_v_self->_weights == Py_None)) {
       PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-      __PYX_ERR(0, 171, __pyx_L1_error)
+      __PYX_ERR(0, 176, __pyx_L1_error)
     }
-    __pyx_t_18 = PyTuple_New(4); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 171, __pyx_L1_error)
+    __pyx_t_18 = PyTuple_New(4); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 176, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_18);
     __Pyx_INCREF(__pyx_v_weight);
     __Pyx_GIVEREF(__pyx_v_weight);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 171, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 176, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias);
     __Pyx_GIVEREF(__pyx_v_bias);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 1, __pyx_v_bias) != (0)) __PYX_ERR(0, 171, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 1, __pyx_v_bias) != (0)) __PYX_ERR(0, 176, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_weight_grad);
     __Pyx_GIVEREF(__pyx_v_weight_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 2, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 171, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 2, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 176, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias_grad);
     __Pyx_GIVEREF(__pyx_v_bias_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 171, __pyx_L1_error);
-    __pyx_t_25 = __Pyx_PyList_Append(__pyx_v_self->_weights, __pyx_t_18); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 171, __pyx_L1_error)
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 176, __pyx_L1_error);
+    __pyx_t_25 = __Pyx_PyList_Append(__pyx_v_self->_weights, __pyx_t_18); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 176, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
 
 
-    /* "fastbp/_engine.pyx":154
+    /* "fastbp/_engine.pyx":156
  *         cdef int s
  *         cdef cnp.ndarray w
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):             # <<<<<<<<<<<<<<
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):             # <<<<<<<<<<<<<<
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:
 */
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":172
- *             self.plan.stages[s].slope = slope
+  /* "fastbp/_engine.pyx":177
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
  *         self.in_features = self.plan.stages[0].in_features             # <<<<<<<<<<<<<<
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
@@ -7347,7 +7411,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
   __pyx_v_self->in_features = __pyx_t_15;
 
-  /* "fastbp/_engine.pyx":173
+  /* "fastbp/_engine.pyx":178
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
  *         self.in_features = self.plan.stages[0].in_features
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features             # <<<<<<<<<<<<<<
@@ -7358,7 +7422,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
   __pyx_v_self->out_features = __pyx_t_15;
 
-  /* "fastbp/_engine.pyx":174
+  /* "fastbp/_engine.pyx":179
  *         self.in_features = self.plan.stages[0].in_features
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
  *         self.plan.max_rows = 0             # <<<<<<<<<<<<<<
@@ -7367,7 +7431,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.max_rows = 0;
 
-  /* "fastbp/_engine.pyx":175
+  /* "fastbp/_engine.pyx":180
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
  *         self.plan.max_rows = 0
  *         self.update.kind = FB_UPDATE_NONE             # <<<<<<<<<<<<<<
@@ -7376,7 +7440,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->update.kind = FB_UPDATE_NONE;
 
-  /* "fastbp/_engine.pyx":176
+  /* "fastbp/_engine.pyx":181
  *         self.plan.max_rows = 0
  *         self.update.kind = FB_UPDATE_NONE
  *         self.reserve(1)             # <<<<<<<<<<<<<<
@@ -7390,12 +7454,12 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     PyObject *__pyx_callargs[2] = {__pyx_t_18, __pyx_mstate_global->__pyx_int_1};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reserve, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_18); __pyx_t_18 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 176, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 181, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":126
+  /* "fastbp/_engine.pyx":128
  *         PyMem_Free(self.plan.stages)
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,             # <<<<<<<<<<<<<<
@@ -7428,14 +7492,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_XDECREF(__pyx_v_weight_grad);
   __Pyx_XDECREF(__pyx_v_bias_grad);
   __Pyx_XDECREF(__pyx_v_activation);
-  __Pyx_XDECREF(__pyx_v_slope);
   __Pyx_XDECREF(__pyx_v_arr);
+  __Pyx_XDECREF(__pyx_v_params);
 
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":178
+/* "fastbp/_engine.pyx":183
  *         self.reserve(1)
  * 
  *     cdef _check_view(self, cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -7464,7 +7528,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_view", 0);
 
-  /* "fastbp/_engine.pyx":181
+  /* "fastbp/_engine.pyx":186
  *         """Every descriptor must point inside params or grads."""
  *         cdef char *lo
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)             # <<<<<<<<<<<<<<
@@ -7473,29 +7537,29 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
   __pyx_v_start = ((char *)PyArray_DATA(__pyx_v_arr));
 
-  /* "fastbp/_engine.pyx":182
+  /* "fastbp/_engine.pyx":187
  *         cdef char *lo
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)
  *         cdef Py_ssize_t size = arr.nbytes, buf_size             # <<<<<<<<<<<<<<
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 182, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 187, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 182, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 187, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_size = __pyx_t_2;
 
-  /* "fastbp/_engine.pyx":183
+  /* "fastbp/_engine.pyx":188
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)
  *         cdef Py_ssize_t size = arr.nbytes, buf_size
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:             # <<<<<<<<<<<<<<
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 188, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 188, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (!__pyx_t_4) {
 
@@ -7505,12 +7569,12 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 188, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 188, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 188, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_6 = (!__pyx_t_4);
 
@@ -7522,7 +7586,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastbp/_engine.pyx":184
+    /* "fastbp/_engine.pyx":189
  *         cdef Py_ssize_t size = arr.nbytes, buf_size
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")             # <<<<<<<<<<<<<<
@@ -7535,14 +7599,14 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_stages_expected_C_contiguous_vie};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 184, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 189, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 184, __pyx_L1_error)
+    __PYX_ERR(0, 189, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":183
+    /* "fastbp/_engine.pyx":188
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)
  *         cdef Py_ssize_t size = arr.nbytes, buf_size
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:             # <<<<<<<<<<<<<<
@@ -7551,21 +7615,21 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
   }
 
-  /* "fastbp/_engine.pyx":185
+  /* "fastbp/_engine.pyx":190
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):             # <<<<<<<<<<<<<<
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes
 */
-  __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 185, __pyx_L1_error)
+  __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 190, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_INCREF(__pyx_v_self->params);
   __Pyx_GIVEREF(__pyx_v_self->params);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_self->params) != (0)) __PYX_ERR(0, 185, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_self->params) != (0)) __PYX_ERR(0, 190, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_self->grads);
   __Pyx_GIVEREF(__pyx_v_self->grads);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_self->grads) != (0)) __PYX_ERR(0, 185, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_self->grads) != (0)) __PYX_ERR(0, 190, __pyx_L1_error);
   __pyx_t_1 = __pyx_t_5; __Pyx_INCREF(__pyx_t_1);
   __pyx_t_2 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -7577,12 +7641,12 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
     __pyx_t_5 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_2);
     #endif
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 185, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 190, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_XDECREF_SET(__pyx_v_buf, __pyx_t_5);
     __pyx_t_5 = 0;
 
-    /* "fastbp/_engine.pyx":186
+    /* "fastbp/_engine.pyx":191
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)             # <<<<<<<<<<<<<<
@@ -7591,20 +7655,20 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
     __pyx_v_lo = ((char *)PyArray_DATA(((PyArrayObject *)__pyx_v_buf)));
 
-    /* "fastbp/_engine.pyx":187
+    /* "fastbp/_engine.pyx":192
  *         for buf in (self.params, self.grads):
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes             # <<<<<<<<<<<<<<
  *             if lo <= start and start + size <= lo + buf_size:
  *                 return
 */
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 187, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 192, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_5); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 187, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_5); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 192, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_v_buf_size = __pyx_t_8;
 
-    /* "fastbp/_engine.pyx":188
+    /* "fastbp/_engine.pyx":193
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes
  *             if lo <= start and start + size <= lo + buf_size:             # <<<<<<<<<<<<<<
@@ -7630,7 +7694,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
     if (__pyx_t_3) {
 
 
-      /* "fastbp/_engine.pyx":189
+      /* "fastbp/_engine.pyx":194
  *             buf_size = (<cnp.ndarray>buf).nbytes
  *             if lo <= start and start + size <= lo + buf_size:
  *                 return             # <<<<<<<<<<<<<<
@@ -7648,7 +7712,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":188
+      /* "fastbp/_engine.pyx":193
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes
  *             if lo <= start and start + size <= lo + buf_size:             # <<<<<<<<<<<<<<
@@ -7657,7 +7721,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
     }
 
-    /* "fastbp/_engine.pyx":185
+    /* "fastbp/_engine.pyx":190
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):             # <<<<<<<<<<<<<<
@@ -7667,7 +7731,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":190
+  /* "fastbp/_engine.pyx":195
  *             if lo <= start and start + size <= lo + buf_size:
  *                 return
  *         raise ValueError("stages: expected views into params or grads")             # <<<<<<<<<<<<<<
@@ -7680,14 +7744,14 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_stages_expected_views_into_param};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 190, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 195, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 190, __pyx_L1_error)
+  __PYX_ERR(0, 195, __pyx_L1_error)
 
-  /* "fastbp/_engine.pyx":178
+  /* "fastbp/_engine.pyx":183
  *         self.reserve(1)
  * 
  *     cdef _check_view(self, cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -7712,7 +7776,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":192
+/* "fastbp/_engine.pyx":197
  *         raise ValueError("stages: expected views into params or grads")
  * 
  *     def reserve(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -7760,32 +7824,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 192, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 197, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 192, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 197, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "reserve", 0) < (0)) __PYX_ERR(0, 192, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "reserve", 0) < (0)) __PYX_ERR(0, 197, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, i); __PYX_ERR(0, 192, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, i); __PYX_ERR(0, 197, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 192, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 197, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 192, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 197, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 192, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 197, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -7811,15 +7875,16 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   int __pyx_v_s;
   int __pyx_v_widest;
   PyObject *__pyx_v_out = NULL;
+  PyObject *__pyx_v_preact = NULL;
   CYTHON_UNUSED long __pyx_7genexpr__pyx_v__;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
   PyObject *__pyx_t_2 = NULL;
-  int __pyx_t_3;
+  PyObject *__pyx_t_3 = NULL;
   int __pyx_t_4;
   int __pyx_t_5;
-  PyObject *__pyx_t_6 = NULL;
+  int __pyx_t_6;
   PyObject *__pyx_t_7 = NULL;
   PyObject *__pyx_t_8 = NULL;
   PyObject *__pyx_t_9 = NULL;
@@ -7836,7 +7901,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("reserve", 0);
 
-  /* "fastbp/_engine.pyx":194
+  /* "fastbp/_engine.pyx":199
  *     def reserve(self, Py_ssize_t rows):
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:             # <<<<<<<<<<<<<<
@@ -7848,12 +7913,12 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "fastbp/_engine.pyx":195
+    /* "fastbp/_engine.pyx":200
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:
  *             return             # <<<<<<<<<<<<<<
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
- *         self._outputs = []
+ *         self._outputs, self._preacts = [], []
 */
     {
       PyObject *__pyx_temp;
@@ -7865,7 +7930,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":194
+    /* "fastbp/_engine.pyx":199
  *     def reserve(self, Py_ssize_t rows):
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:             # <<<<<<<<<<<<<<
@@ -7874,66 +7939,72 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   }
 
-  /* "fastbp/_engine.pyx":196
+  /* "fastbp/_engine.pyx":201
  *         if rows <= self.plan.max_rows:
  *             return
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count             # <<<<<<<<<<<<<<
- *         self._outputs = []
+ *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):
 */
   __pyx_v_widest = 0;
 
-  /* "fastbp/_engine.pyx":197
+  /* "fastbp/_engine.pyx":202
  *             return
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
- *         self._outputs = []             # <<<<<<<<<<<<<<
+ *         self._outputs, self._preacts = [], []             # <<<<<<<<<<<<<<
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
 */
-  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 197, __pyx_L1_error)
+  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 202, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 202, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_2);
   __Pyx_GOTREF(__pyx_v_self->_outputs);
   __Pyx_DECREF_SET(__pyx_v_self->_outputs, ((PyObject*)__pyx_t_2));
   __pyx_t_2 = 0;
+  __Pyx_GIVEREF(__pyx_t_3);
+  __Pyx_GOTREF(__pyx_v_self->_preacts);
+  __Pyx_DECREF_SET(__pyx_v_self->_preacts, ((PyObject*)__pyx_t_3));
+  __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":198
+  /* "fastbp/_engine.pyx":203
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
- *         self._outputs = []
+ *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):             # <<<<<<<<<<<<<<
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
 */
 
-  __pyx_t_3 = __pyx_v_self->plan.n_stages;
-  __pyx_t_4 = __pyx_t_3;
+  __pyx_t_4 = __pyx_v_self->plan.n_stages;
+  __pyx_t_5 = __pyx_t_4;
 
-  for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
-    __pyx_v_s = __pyx_t_5;
+  for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+    __pyx_v_s = __pyx_t_6;
 
-    /* "fastbp/_engine.pyx":199
- *         self._outputs = []
+    /* "fastbp/_engine.pyx":204
+ *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
  *             self._outputs.append(out)
 */
-    __pyx_t_6 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_2 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 204, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 204, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_7 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 204, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->plan.stages[__pyx_v_s]).out_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->plan.stages[__pyx_v_s]).out_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 204, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
-    __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 204, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_GIVEREF(__pyx_t_7);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 199, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 204, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_9);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 199, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 204, __pyx_L1_error);
     __pyx_t_7 = 0;
     __pyx_t_9 = 0;
     #if CYTHON_VECTORCALL
@@ -7941,69 +8012,159 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     __pyx_t_11 = 1;
     #if CYTHON_UNPACK_METHODS
     if (unlikely(PyMethod_Check(__pyx_t_8))) {
-      __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_8);
-      assert(__pyx_t_6);
+      __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_8);
+      assert(__pyx_t_2);
       PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_8);
-      __Pyx_INCREF(__pyx_t_6);
+      __Pyx_INCREF(__pyx_t_2);
       __Pyx_INCREF(__pyx__function);
       __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
       __pyx_t_11 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[3] = {__pyx_t_6, __pyx_t_10, __pyx_v_self->dtype};
+      PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_t_10, __pyx_v_self->dtype};
       #if CYTHON_VECTORCALL
-      __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[0];
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 199, __pyx_L1_error)
+      __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[4];
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 204, __pyx_L1_error)
       __Pyx_INCREF(__pyx_t_9);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
         __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 199, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 204, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       #endif
-      __pyx_t_2 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
-      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __pyx_t_3 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
+      __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       #if CYTHON_VECTORCALL
       #endif
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 199, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 204, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
     }
-    __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_2);
-    __pyx_t_2 = 0;
+    __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_3);
+    __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":200
+    /* "fastbp/_engine.pyx":205
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)             # <<<<<<<<<<<<<<
  *             self._outputs.append(out)
- *             widest = max(widest, self.plan.stages[s].out_features)
+ *             self.plan.stages[s].preact = NULL
 */
-    if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 200, __pyx_L1_error)
+    if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 205, __pyx_L1_error)
     (__pyx_v_self->plan.stages[__pyx_v_s]).output = PyArray_DATA(((PyArrayObject *)__pyx_v_out));
 
-    /* "fastbp/_engine.pyx":201
+    /* "fastbp/_engine.pyx":206
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
  *             self._outputs.append(out)             # <<<<<<<<<<<<<<
- *             widest = max(widest, self.plan.stages[s].out_features)
- *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
+ *             self.plan.stages[s].preact = NULL
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):
 */
     if (unlikely(__pyx_v_self->_outputs == Py_None)) {
       PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-      __PYX_ERR(0, 201, __pyx_L1_error)
+      __PYX_ERR(0, 206, __pyx_L1_error)
     }
-    __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_outputs, __pyx_v_out); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 201, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_outputs, __pyx_v_out); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 206, __pyx_L1_error)
 
 
-    /* "fastbp/_engine.pyx":202
+    /* "fastbp/_engine.pyx":207
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
  *             self._outputs.append(out)
+ *             self.plan.stages[s].preact = NULL             # <<<<<<<<<<<<<<
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):
+ *                 preact = np.empty_like(out)
+*/
+    (__pyx_v_self->plan.stages[__pyx_v_s]).preact = NULL;
+
+    /* "fastbp/_engine.pyx":208
+ *             self._outputs.append(out)
+ *             self.plan.stages[s].preact = NULL
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):             # <<<<<<<<<<<<<<
+ *                 preact = np.empty_like(out)
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+*/
+    __pyx_t_1 = (fb_activation_needs_input((__pyx_v_self->plan.stages[__pyx_v_s]).activation) != 0);
+
+    if (__pyx_t_1) {
+
+
+      /* "fastbp/_engine.pyx":209
+ *             self.plan.stages[s].preact = NULL
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):
+ *                 preact = np.empty_like(out)             # <<<<<<<<<<<<<<
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+ *                 self._preacts.append(preact)
+*/
+      __pyx_t_8 = NULL;
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 209, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
+      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 209, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_10);
+      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __pyx_t_11 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (unlikely(PyMethod_Check(__pyx_t_10))) {
+        __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_10);
+        assert(__pyx_t_8);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_10);
+        __Pyx_INCREF(__pyx_t_8);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_10, __pyx__function);
+        __pyx_t_11 = 0;
+      }
+      #endif
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_v_out};
+        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 209, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_3);
+      }
+      __Pyx_XDECREF_SET(__pyx_v_preact, __pyx_t_3);
+      __pyx_t_3 = 0;
+
+      /* "fastbp/_engine.pyx":210
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):
+ *                 preact = np.empty_like(out)
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)             # <<<<<<<<<<<<<<
+ *                 self._preacts.append(preact)
+ *             widest = max(widest, self.plan.stages[s].out_features)
+*/
+      if (!(likely(((__pyx_v_preact) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_preact, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 210, __pyx_L1_error)
+      (__pyx_v_self->plan.stages[__pyx_v_s]).preact = PyArray_DATA(((PyArrayObject *)__pyx_v_preact));
+
+      /* "fastbp/_engine.pyx":211
+ *                 preact = np.empty_like(out)
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+ *                 self._preacts.append(preact)             # <<<<<<<<<<<<<<
+ *             widest = max(widest, self.plan.stages[s].out_features)
+ *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
+*/
+      if (unlikely(__pyx_v_self->_preacts == Py_None)) {
+        PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
+        __PYX_ERR(0, 211, __pyx_L1_error)
+      }
+      __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_preacts, __pyx_v_preact); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 211, __pyx_L1_error)
+
+
+      /* "fastbp/_engine.pyx":208
+ *             self._outputs.append(out)
+ *             self.plan.stages[s].preact = NULL
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):             # <<<<<<<<<<<<<<
+ *                 preact = np.empty_like(out)
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+*/
+    }
+
+    /* "fastbp/_engine.pyx":212
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+ *                 self._preacts.append(preact)
  *             widest = max(widest, self.plan.stages[s].out_features)             # <<<<<<<<<<<<<<
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
@@ -8027,75 +8188,75 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   }
 
 
-  /* "fastbp/_engine.pyx":203
- *             self._outputs.append(out)
+  /* "fastbp/_engine.pyx":213
+ *                 self._preacts.append(preact)
  *             widest = max(widest, self.plan.stages[s].out_features)
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]             # <<<<<<<<<<<<<<
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
 */
   { /* enter inner scope */
-    __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 203, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 213, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
     for (__pyx_t_16 = 0; __pyx_t_16 < 2; __pyx_t_16+=1) {
       __pyx_7genexpr__pyx_v__ = __pyx_t_16;
-      __pyx_t_9 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 203, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 203, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_6);
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __pyx_t_10 = PyLong_FromSsize_t((__pyx_v_rows * __pyx_v_widest)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 203, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
+      __pyx_t_8 = NULL;
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 213, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 213, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __pyx_t_9 = PyLong_FromSsize_t((__pyx_v_rows * __pyx_v_widest)); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 213, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
       #if CYTHON_VECTORCALL
       #endif
       __pyx_t_11 = 1;
       #if CYTHON_UNPACK_METHODS
-      if (unlikely(PyMethod_Check(__pyx_t_6))) {
-        __pyx_t_9 = PyMethod_GET_SELF(__pyx_t_6);
-        assert(__pyx_t_9);
-        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
-        __Pyx_INCREF(__pyx_t_9);
+      if (unlikely(PyMethod_Check(__pyx_t_2))) {
+        __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_2);
+        assert(__pyx_t_8);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_2);
+        __Pyx_INCREF(__pyx_t_8);
         __Pyx_INCREF(__pyx__function);
-        __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_2, __pyx__function);
         __pyx_t_11 = 0;
       }
       #endif
       {
-        PyObject *__pyx_callargs[3] = {__pyx_t_9, __pyx_t_10, __pyx_v_self->dtype};
+        PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_9, __pyx_v_self->dtype};
         #if CYTHON_VECTORCALL
-        __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[0];
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 203, __pyx_L1_error)
+        __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[4];
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 213, __pyx_L1_error)
         __Pyx_INCREF(__pyx_t_7);
         #else
         {
           PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
           __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 203, __pyx_L1_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 213, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         #endif
-        __pyx_t_8 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_7);
-        __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-        __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+        __pyx_t_10 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_7);
+        __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
         #if CYTHON_VECTORCALL
         #endif
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 203, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_8);
+        __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 213, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_10);
       }
-      __Pyx_GIVEREF(__pyx_t_8);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_2, __pyx_t_8))) __PYX_ERR(0, 203, __pyx_L1_error)
-      __pyx_t_8 = 0;
+      __Pyx_GIVEREF(__pyx_t_10);
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_10))) __PYX_ERR(0, 213, __pyx_L1_error)
+      __pyx_t_10 = 0;
     }
   } /* exit inner scope */
-  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->_deltas);
-  __Pyx_DECREF_SET(__pyx_v_self->_deltas, ((PyObject*)__pyx_t_2));
-  __pyx_t_2 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_deltas, ((PyObject*)__pyx_t_3));
+  __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":204
+  /* "fastbp/_engine.pyx":214
  *             widest = max(widest, self.plan.stages[s].out_features)
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])             # <<<<<<<<<<<<<<
@@ -8104,15 +8265,15 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   if (unlikely(__pyx_v_self->_deltas == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 204, __pyx_L1_error)
+    __PYX_ERR(0, 214, __pyx_L1_error)
   }
-  __pyx_t_2 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 0);
-  __Pyx_INCREF(__pyx_t_2);
-  if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 204, __pyx_L1_error)
-  (__pyx_v_self->plan.delta[0]) = PyArray_DATA(((PyArrayObject *)__pyx_t_2));
-  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 0);
+  __Pyx_INCREF(__pyx_t_3);
+  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 214, __pyx_L1_error)
+  (__pyx_v_self->plan.delta[0]) = PyArray_DATA(((PyArrayObject *)__pyx_t_3));
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":205
+  /* "fastbp/_engine.pyx":215
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])             # <<<<<<<<<<<<<<
@@ -8121,83 +8282,83 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   if (unlikely(__pyx_v_self->_deltas == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 205, __pyx_L1_error)
+    __PYX_ERR(0, 215, __pyx_L1_error)
   }
-  __pyx_t_2 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 1);
-  __Pyx_INCREF(__pyx_t_2);
-  if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 205, __pyx_L1_error)
-  (__pyx_v_self->plan.delta[1]) = PyArray_DATA(((PyArrayObject *)__pyx_t_2));
-  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 1);
+  __Pyx_INCREF(__pyx_t_3);
+  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 215, __pyx_L1_error)
+  (__pyx_v_self->plan.delta[1]) = PyArray_DATA(((PyArrayObject *)__pyx_t_3));
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":206
+  /* "fastbp/_engine.pyx":216
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)             # <<<<<<<<<<<<<<
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))
 */
-  __pyx_t_8 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 206, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
+  __pyx_t_10 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 216, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 216, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 206, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 206, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 206, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 216, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 216, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
-  __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_6) != (0)) __PYX_ERR(0, 206, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_10) != (0)) __PYX_ERR(0, 206, __pyx_L1_error);
-  __pyx_t_6 = 0;
-  __pyx_t_10 = 0;
+  __pyx_t_8 = PyTuple_New(2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 216, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
+  __Pyx_GIVEREF(__pyx_t_2);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 216, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_9);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 216, __pyx_L1_error);
+  __pyx_t_2 = 0;
+  __pyx_t_9 = 0;
   #if CYTHON_VECTORCALL
   #endif
   __pyx_t_11 = 1;
   #if CYTHON_UNPACK_METHODS
   if (unlikely(PyMethod_Check(__pyx_t_7))) {
-    __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_7);
-    assert(__pyx_t_8);
+    __pyx_t_10 = PyMethod_GET_SELF(__pyx_t_7);
+    assert(__pyx_t_10);
     PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
-    __Pyx_INCREF(__pyx_t_8);
+    __Pyx_INCREF(__pyx_t_10);
     __Pyx_INCREF(__pyx__function);
     __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
     __pyx_t_11 = 0;
   }
   #endif
   {
-    PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_9, __pyx_v_self->dtype};
+    PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_8, __pyx_v_self->dtype};
     #if CYTHON_VECTORCALL
-    __pyx_t_10 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 206, __pyx_L1_error)
-    __Pyx_INCREF(__pyx_t_10);
+    __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[4];
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 216, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_9);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-      __pyx_t_10 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 206, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
+      __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 216, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
     }
     #endif
-    __pyx_t_2 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_10);
-    __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+    __pyx_t_3 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
+    __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     #if CYTHON_VECTORCALL
     #endif
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 206, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 216, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
   }
-  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->_input);
-  __Pyx_DECREF_SET(__pyx_v_self->_input, __pyx_t_2);
-  __pyx_t_2 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_input, __pyx_t_3);
+  __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":207
+  /* "fastbp/_engine.pyx":217
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels             # <<<<<<<<<<<<<<
@@ -8205,142 +8366,142 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *         self.plan.max_rows = rows
 */
   if (__pyx_v_self->labels) {
-    __pyx_t_10 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 207, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 207, __pyx_L1_error)
+    __pyx_t_9 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 217, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 207, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 207, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 207, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 217, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_10);
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __pyx_t_8 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 217, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 217, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 217, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_17);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     #if CYTHON_VECTORCALL
     #endif
     __pyx_t_11 = 1;
     #if CYTHON_UNPACK_METHODS
-    if (unlikely(PyMethod_Check(__pyx_t_8))) {
-      __pyx_t_10 = PyMethod_GET_SELF(__pyx_t_8);
-      assert(__pyx_t_10);
-      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_8);
-      __Pyx_INCREF(__pyx_t_10);
+    if (unlikely(PyMethod_Check(__pyx_t_10))) {
+      __pyx_t_9 = PyMethod_GET_SELF(__pyx_t_10);
+      assert(__pyx_t_9);
+      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_10);
+      __Pyx_INCREF(__pyx_t_9);
       __Pyx_INCREF(__pyx__function);
-      __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
+      __Pyx_DECREF_SET(__pyx_t_10, __pyx__function);
       __pyx_t_11 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_9, __pyx_t_17};
+      PyObject *__pyx_callargs[3] = {__pyx_t_9, __pyx_t_8, __pyx_t_17};
       #if CYTHON_VECTORCALL
-      __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[0];
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 207, __pyx_L1_error)
-      __Pyx_INCREF(__pyx_t_6);
+      __pyx_t_2 = __pyx_mstate_global->__pyx_tuple[4];
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 217, __pyx_L1_error)
+      __Pyx_INCREF(__pyx_t_2);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-        __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 207, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_6);
+        __pyx_t_2 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 217, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_2);
       }
       #endif
-      __pyx_t_7 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_6);
-      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __pyx_t_7 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_2);
+      __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       #if CYTHON_VECTORCALL
       #endif
       __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 207, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 217, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
-    __pyx_t_2 = __pyx_t_7;
+    __pyx_t_3 = __pyx_t_7;
     __pyx_t_7 = 0;
   } else {
 
-    /* "fastbp/_engine.pyx":208
+    /* "fastbp/_engine.pyx":218
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))             # <<<<<<<<<<<<<<
  *         self.plan.max_rows = rows
  * 
 */
-    __pyx_t_8 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 208, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 208, __pyx_L1_error)
+    __pyx_t_10 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 218, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 218, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_17);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 208, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 208, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 218, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 218, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 218, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
-    __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 208, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __Pyx_GIVEREF(__pyx_t_6);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_6) != (0)) __PYX_ERR(0, 208, __pyx_L1_error);
-    __Pyx_GIVEREF(__pyx_t_9);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 208, __pyx_L1_error);
-    __pyx_t_6 = 0;
-    __pyx_t_9 = 0;
+    __Pyx_GIVEREF(__pyx_t_2);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 218, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_8);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_8) != (0)) __PYX_ERR(0, 218, __pyx_L1_error);
+    __pyx_t_2 = 0;
+    __pyx_t_8 = 0;
     #if CYTHON_VECTORCALL
     #endif
     __pyx_t_11 = 1;
     #if CYTHON_UNPACK_METHODS
     if (unlikely(PyMethod_Check(__pyx_t_17))) {
-      __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_17);
-      assert(__pyx_t_8);
+      __pyx_t_10 = PyMethod_GET_SELF(__pyx_t_17);
+      assert(__pyx_t_10);
       PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_17);
-      __Pyx_INCREF(__pyx_t_8);
+      __Pyx_INCREF(__pyx_t_10);
       __Pyx_INCREF(__pyx__function);
       __Pyx_DECREF_SET(__pyx_t_17, __pyx__function);
       __pyx_t_11 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_10, __pyx_v_self->dtype};
+      PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_9, __pyx_v_self->dtype};
       #if CYTHON_VECTORCALL
-      __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[0];
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 208, __pyx_L1_error)
-      __Pyx_INCREF(__pyx_t_9);
+      __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[4];
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 218, __pyx_L1_error)
+      __Pyx_INCREF(__pyx_t_8);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-        __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 208, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_9);
+        __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 218, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_8);
       }
       #endif
-      __pyx_t_7 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_17, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
-      __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __pyx_t_7 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_17, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_8);
+      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       #if CYTHON_VECTORCALL
       #endif
-      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 208, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
-    __pyx_t_2 = __pyx_t_7;
+    __pyx_t_3 = __pyx_t_7;
     __pyx_t_7 = 0;
   }
 
-  /* "fastbp/_engine.pyx":207
+  /* "fastbp/_engine.pyx":217
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels             # <<<<<<<<<<<<<<
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))
  *         self.plan.max_rows = rows
 */
-  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->_target);
-  __Pyx_DECREF_SET(__pyx_v_self->_target, __pyx_t_2);
-  __pyx_t_2 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_target, __pyx_t_3);
+  __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":209
+  /* "fastbp/_engine.pyx":219
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))
  *         self.plan.max_rows = rows             # <<<<<<<<<<<<<<
@@ -8349,7 +8510,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   __pyx_v_self->plan.max_rows = __pyx_v_rows;
 
-  /* "fastbp/_engine.pyx":192
+  /* "fastbp/_engine.pyx":197
  *         raise ValueError("stages: expected views into params or grads")
  * 
  *     def reserve(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8362,7 +8523,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   goto __pyx_L0;
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_3);
   __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_9);
@@ -8374,13 +8535,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 
 
   __Pyx_XDECREF(__pyx_v_out);
+  __Pyx_XDECREF(__pyx_v_preact);
 
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":211
+/* "fastbp/_engine.pyx":221
  *         self.plan.max_rows = rows
  * 
  *     def output(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8428,32 +8590,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 211, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 221, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 211, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 221, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "output", 0) < (0)) __PYX_ERR(0, 211, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "output", 0) < (0)) __PYX_ERR(0, 221, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, i); __PYX_ERR(0, 211, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, i); __PYX_ERR(0, 221, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 211, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 221, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 211, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 221, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 211, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 221, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8485,7 +8647,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("output", 0);
 
-  /* "fastbp/_engine.pyx":213
+  /* "fastbp/_engine.pyx":223
  *     def output(self, Py_ssize_t rows):
  *         """The network output of the last step's first `rows` samples (a view)."""
  *         return self._outputs[self.plan.n_stages - 1][:rows]             # <<<<<<<<<<<<<<
@@ -8494,11 +8656,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
 */
   if (unlikely(__pyx_v_self->_outputs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 213, __pyx_L1_error)
+    __PYX_ERR(0, 223, __pyx_L1_error)
   }
   __pyx_t_1 = (__pyx_v_self->plan.n_stages - 1);
 
-  __pyx_t_2 = __Pyx_PyObject_GetSlice(__Pyx_PyList_GET_ITEM(__pyx_v_self->_outputs, __pyx_t_1), 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 213, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetSlice(__Pyx_PyList_GET_ITEM(__pyx_v_self->_outputs, __pyx_t_1), 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 223, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -8512,7 +8674,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":211
+  /* "fastbp/_engine.pyx":221
  *         self.plan.max_rows = rows
  * 
  *     def output(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8531,7 +8693,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":215
+/* "fastbp/_engine.pyx":225
  *         return self._outputs[self.plan.n_stages - 1][:rows]
  * 
  *     def outputs(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8579,32 +8741,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 215, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 225, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 215, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 225, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "outputs", 0) < (0)) __PYX_ERR(0, 215, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "outputs", 0) < (0)) __PYX_ERR(0, 225, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, i); __PYX_ERR(0, 215, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, i); __PYX_ERR(0, 225, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 215, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 225, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 215, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 225, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 215, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 225, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8639,7 +8801,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("outputs", 0);
 
-  /* "fastbp/_engine.pyx":217
+  /* "fastbp/_engine.pyx":227
  *     def outputs(self, Py_ssize_t rows):
  *         """Every stage's output of the last step's first `rows` samples (views)."""
  *         return [out[:rows] for out in self._outputs]             # <<<<<<<<<<<<<<
@@ -8647,11 +8809,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
  *     def batch_target(self, Py_ssize_t rows):
 */
   { /* enter inner scope */
-    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 217, __pyx_L5_error)
+    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 227, __pyx_L5_error)
     __Pyx_GOTREF(__pyx_t_1);
     if (unlikely(__pyx_v_self->_outputs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 217, __pyx_L5_error)
+      __PYX_ERR(0, 227, __pyx_L5_error)
     }
     __pyx_t_2 = __pyx_v_self->_outputs; __Pyx_INCREF(__pyx_t_2);
     __pyx_t_3 = 0;
@@ -8659,20 +8821,20 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
       {
         Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_2);
         #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 217, __pyx_L5_error)
+        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 227, __pyx_L5_error)
         #endif
         if (__pyx_t_3 >= __pyx_temp) break;
       }
       __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_2, __pyx_t_3, __Pyx_ReferenceSharing_OwnStrongReference);
       ++__pyx_t_3;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 217, __pyx_L5_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 227, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_XDECREF_SET(__pyx_8genexpr1__pyx_v_out, __pyx_t_4);
       __pyx_t_4 = 0;
-      __pyx_t_4 = __Pyx_PyObject_GetSlice(__pyx_8genexpr1__pyx_v_out, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 217, __pyx_L5_error)
+      __pyx_t_4 = __Pyx_PyObject_GetSlice(__pyx_8genexpr1__pyx_v_out, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 227, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_GIVEREF(__pyx_t_4);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_4))) __PYX_ERR(0, 217, __pyx_L5_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_4))) __PYX_ERR(0, 227, __pyx_L5_error)
       __pyx_t_4 = 0;
     }
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -8694,7 +8856,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":215
+  /* "fastbp/_engine.pyx":225
  *         return self._outputs[self.plan.n_stages - 1][:rows]
  * 
  *     def outputs(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8716,7 +8878,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":219
+/* "fastbp/_engine.pyx":229
  *         return [out[:rows] for out in self._outputs]
  * 
  *     def batch_target(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8764,32 +8926,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 219, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 229, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 229, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "batch_target", 0) < (0)) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "batch_target", 0) < (0)) __PYX_ERR(0, 229, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, i); __PYX_ERR(0, 219, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, i); __PYX_ERR(0, 229, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 229, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 219, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 229, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 219, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 229, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8820,14 +8982,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("batch_target", 0);
 
-  /* "fastbp/_engine.pyx":221
+  /* "fastbp/_engine.pyx":231
  *     def batch_target(self, Py_ssize_t rows):
  *         """The targets gathered by the last `train_gathered` (a view)."""
  *         return self._target[:rows]             # <<<<<<<<<<<<<<
  * 
  *     cdef int _set_update(self, object optimizer) except -1:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_self->_target, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 221, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_self->_target, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 231, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -8840,7 +9002,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct 
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":219
+  /* "fastbp/_engine.pyx":229
  *         return [out[:rows] for out in self._outputs]
  * 
  *     def batch_target(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8859,7 +9021,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct 
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":223
+/* "fastbp/_engine.pyx":233
  *         return self._target[:rows]
  * 
  *     cdef int _set_update(self, object optimizer) except -1:             # <<<<<<<<<<<<<<
@@ -8894,7 +9056,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_set_update", 0);
 
-  /* "fastbp/_engine.pyx":225
+  /* "fastbp/_engine.pyx":235
  *     cdef int _set_update(self, object optimizer) except -1:
  *         """Describe the next update of `optimizer` (a fastbp Optimizer) to C."""
  *         cdef fb_update *u = &self.update             # <<<<<<<<<<<<<<
@@ -8903,7 +9065,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   __pyx_v_u = (&__pyx_v_self->update);
 
-  /* "fastbp/_engine.pyx":226
+  /* "fastbp/_engine.pyx":236
  *         """Describe the next update of `optimizer` (a fastbp Optimizer) to C."""
  *         cdef fb_update *u = &self.update
  *         kind = optimizer.fused_update if optimizer is not None else None             # <<<<<<<<<<<<<<
@@ -8912,7 +9074,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   __pyx_t_2 = (__pyx_v_optimizer != Py_None);
   if (__pyx_t_2) {
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_fused_update); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 226, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_fused_update); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 236, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_1 = __pyx_t_3;
     __pyx_t_3 = 0;
@@ -8924,7 +9086,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   __pyx_v_kind = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":227
+  /* "fastbp/_engine.pyx":237
  *         cdef fb_update *u = &self.update
  *         kind = optimizer.fused_update if optimizer is not None else None
  *         if kind is None:             # <<<<<<<<<<<<<<
@@ -8935,7 +9097,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":228
+    /* "fastbp/_engine.pyx":238
  *         kind = optimizer.fused_update if optimizer is not None else None
  *         if kind is None:
  *             u.kind = FB_UPDATE_NONE             # <<<<<<<<<<<<<<
@@ -8944,7 +9106,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
     __pyx_v_u->kind = FB_UPDATE_NONE;
 
-    /* "fastbp/_engine.pyx":229
+    /* "fastbp/_engine.pyx":239
  *         if kind is None:
  *             u.kind = FB_UPDATE_NONE
  *             return 0             # <<<<<<<<<<<<<<
@@ -8957,7 +9119,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":227
+    /* "fastbp/_engine.pyx":237
  *         cdef fb_update *u = &self.update
  *         kind = optimizer.fused_update if optimizer is not None else None
  *         if kind is None:             # <<<<<<<<<<<<<<
@@ -8966,49 +9128,49 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   }
 
-  /* "fastbp/_engine.pyx":230
+  /* "fastbp/_engine.pyx":240
  *             u.kind = FB_UPDATE_NONE
  *             return 0
  *         u.kind = UPDATE_KINDS[kind]             # <<<<<<<<<<<<<<
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 230, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 240, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetItem(__pyx_t_1, __pyx_v_kind); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 230, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetItem(__pyx_t_1, __pyx_v_kind); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 240, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = ((fb_update_kind)__Pyx_PyLong_As_fb_update_kind(__pyx_t_3)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 230, __pyx_L1_error)
+  __pyx_t_4 = ((fb_update_kind)__Pyx_PyLong_As_fb_update_kind(__pyx_t_3)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 240, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_u->kind = __pyx_t_4;
 
-  /* "fastbp/_engine.pyx":231
+  /* "fastbp/_engine.pyx":241
  *             return 0
  *         u.kind = UPDATE_KINDS[kind]
  *         u.lr = optimizer.lr             # <<<<<<<<<<<<<<
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_lr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 231, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_lr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 241, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 231, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 241, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_u->lr = __pyx_t_5;
 
-  /* "fastbp/_engine.pyx":232
+  /* "fastbp/_engine.pyx":242
  *         u.kind = UPDATE_KINDS[kind]
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay             # <<<<<<<<<<<<<<
  *         if u.kind == FB_UPDATE_ADAM:
  *             u.step = optimizer.step_count + 1
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_weight_decay); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 232, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_weight_decay); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 242, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 232, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 242, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_u->weight_decay = __pyx_t_5;
 
-  /* "fastbp/_engine.pyx":233
+  /* "fastbp/_engine.pyx":243
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:             # <<<<<<<<<<<<<<
@@ -9020,30 +9182,30 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":234
+    /* "fastbp/_engine.pyx":244
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:
  *             u.step = optimizer.step_count + 1             # <<<<<<<<<<<<<<
  *             u.beta1, u.beta2 = optimizer.betas
  *             u.eps = optimizer.eps
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 234, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 244, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 234, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 244, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_6 = __Pyx_PyLong_As_long(__pyx_t_1); if (unlikely((__pyx_t_6 == (long)-1) && PyErr_Occurred())) __PYX_ERR(0, 234, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyLong_As_long(__pyx_t_1); if (unlikely((__pyx_t_6 == (long)-1) && PyErr_Occurred())) __PYX_ERR(0, 244, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_v_u->step = __pyx_t_6;
 
-    /* "fastbp/_engine.pyx":235
+    /* "fastbp/_engine.pyx":245
  *         if u.kind == FB_UPDATE_ADAM:
  *             u.step = optimizer.step_count + 1
  *             u.beta1, u.beta2 = optimizer.betas             # <<<<<<<<<<<<<<
  *             u.eps = optimizer.eps
  *             u.decoupled = optimizer.decoupled
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_betas); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 235, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_betas); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 245, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
       PyObject* sequence = __pyx_t_1;
@@ -9051,7 +9213,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 235, __pyx_L1_error)
+        __PYX_ERR(0, 245, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -9061,22 +9223,22 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
         __Pyx_INCREF(__pyx_t_7);
       } else {
         __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 235, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 245, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_3);
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 235, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 245, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
       }
       #else
-      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 235, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 245, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 235, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 245, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       #endif
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 235, __pyx_L1_error)
+      __pyx_t_8 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 245, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
@@ -9084,7 +9246,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
       __Pyx_GOTREF(__pyx_t_3);
       index = 1; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L5_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_7);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 235, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 245, __pyx_L1_error)
       __pyx_t_9 = NULL;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       goto __pyx_L6_unpacking_done;
@@ -9092,52 +9254,52 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 235, __pyx_L1_error)
+      __PYX_ERR(0, 245, __pyx_L1_error)
       __pyx_L6_unpacking_done:;
     }
-    __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 235, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 245, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 235, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 245, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->beta1 = __pyx_t_5;
     __pyx_v_u->beta2 = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":236
+    /* "fastbp/_engine.pyx":246
  *             u.step = optimizer.step_count + 1
  *             u.beta1, u.beta2 = optimizer.betas
  *             u.eps = optimizer.eps             # <<<<<<<<<<<<<<
  *             u.decoupled = optimizer.decoupled
  *             self._state1, self._state2 = optimizer.m, optimizer.v
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 236, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 246, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_1); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 236, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_1); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 246, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_v_u->eps = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":237
+    /* "fastbp/_engine.pyx":247
  *             u.beta1, u.beta2 = optimizer.betas
  *             u.eps = optimizer.eps
  *             u.decoupled = optimizer.decoupled             # <<<<<<<<<<<<<<
  *             self._state1, self._state2 = optimizer.m, optimizer.v
  *         else:
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_decoupled); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 237, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_decoupled); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 247, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_1); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 237, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_1); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 247, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_v_u->decoupled = __pyx_t_11;
 
-    /* "fastbp/_engine.pyx":238
+    /* "fastbp/_engine.pyx":248
  *             u.eps = optimizer.eps
  *             u.decoupled = optimizer.decoupled
  *             self._state1, self._state2 = optimizer.m, optimizer.v             # <<<<<<<<<<<<<<
  *         else:
  *             u.momentum = optimizer.momentum
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_m); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 238, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_m); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 248, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_v); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 238, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_v); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 248, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_GIVEREF(__pyx_t_1);
     __Pyx_GOTREF(__pyx_v_self->_state1);
@@ -9148,7 +9310,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     __Pyx_DECREF_SET(__pyx_v_self->_state2, __pyx_t_7);
     __pyx_t_7 = 0;
 
-    /* "fastbp/_engine.pyx":233
+    /* "fastbp/_engine.pyx":243
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:             # <<<<<<<<<<<<<<
@@ -9158,7 +9320,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     goto __pyx_L4;
   }
 
-  /* "fastbp/_engine.pyx":240
+  /* "fastbp/_engine.pyx":250
  *             self._state1, self._state2 = optimizer.m, optimizer.v
  *         else:
  *             u.momentum = optimizer.momentum             # <<<<<<<<<<<<<<
@@ -9166,33 +9328,33 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
  *             self._state1, self._state2 = optimizer.momentum_buffer, None
 */
   /*else*/ {
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 240, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 240, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->momentum = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":241
+    /* "fastbp/_engine.pyx":251
  *         else:
  *             u.momentum = optimizer.momentum
  *             u.nesterov = optimizer.nesterov             # <<<<<<<<<<<<<<
  *             self._state1, self._state2 = optimizer.momentum_buffer, None
  *         for state in (self._state1, self._state2):
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_nesterov); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 241, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_nesterov); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 251, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_7); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 241, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_7); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 251, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->nesterov = __pyx_t_11;
 
-    /* "fastbp/_engine.pyx":242
+    /* "fastbp/_engine.pyx":252
  *             u.momentum = optimizer.momentum
  *             u.nesterov = optimizer.nesterov
  *             self._state1, self._state2 = optimizer.momentum_buffer, None             # <<<<<<<<<<<<<<
  *         for state in (self._state1, self._state2):
  *             if state is not None and not (_plain(state, self.typenum, 1) and
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum_buffer); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 242, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum_buffer); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 252, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_1 = Py_None;
     __Pyx_INCREF(__pyx_t_1);
@@ -9207,21 +9369,21 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   }
   __pyx_L4:;
 
-  /* "fastbp/_engine.pyx":243
+  /* "fastbp/_engine.pyx":253
  *             u.nesterov = optimizer.nesterov
  *             self._state1, self._state2 = optimizer.momentum_buffer, None
  *         for state in (self._state1, self._state2):             # <<<<<<<<<<<<<<
  *             if state is not None and not (_plain(state, self.typenum, 1) and
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
 */
-  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 243, __pyx_L1_error)
+  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 253, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_INCREF(__pyx_v_self->_state1);
   __Pyx_GIVEREF(__pyx_v_self->_state1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v_self->_state1) != (0)) __PYX_ERR(0, 243, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v_self->_state1) != (0)) __PYX_ERR(0, 253, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_self->_state2);
   __Pyx_GIVEREF(__pyx_v_self->_state2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_self->_state2) != (0)) __PYX_ERR(0, 243, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_self->_state2) != (0)) __PYX_ERR(0, 253, __pyx_L1_error);
   __pyx_t_7 = __pyx_t_1; __Pyx_INCREF(__pyx_t_7);
   __pyx_t_12 = 0;
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -9233,12 +9395,12 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     __pyx_t_1 = __Pyx_PySequence_ITEM(__pyx_t_7, __pyx_t_12);
     #endif
     ++__pyx_t_12;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 243, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 253, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_XDECREF_SET(__pyx_v_state, __pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "fastbp/_engine.pyx":244
+    /* "fastbp/_engine.pyx":254
  *             self._state1, self._state2 = optimizer.momentum_buffer, None
  *         for state in (self._state1, self._state2):
  *             if state is not None and not (_plain(state, self.typenum, 1) and             # <<<<<<<<<<<<<<
@@ -9254,7 +9416,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 
       goto __pyx_L10_bool_binop_done;
     }
-    __pyx_t_14 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_state, __pyx_v_self->typenum, 1); if (unlikely(__pyx_t_14 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 244, __pyx_L1_error)
+    __pyx_t_14 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_state, __pyx_v_self->typenum, 1); if (unlikely(__pyx_t_14 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 254, __pyx_L1_error)
     if (__pyx_t_14) {
 
     } else {
@@ -9264,7 +9426,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
       goto __pyx_L12_bool_binop_done;
     }
 
-    /* "fastbp/_engine.pyx":245
+    /* "fastbp/_engine.pyx":255
  *         for state in (self._state1, self._state2):
  *             if state is not None and not (_plain(state, self.typenum, 1) and
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):             # <<<<<<<<<<<<<<
@@ -9278,7 +9440,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 
     __pyx_L12_bool_binop_done:;
 
-    /* "fastbp/_engine.pyx":244
+    /* "fastbp/_engine.pyx":254
  *             self._state1, self._state2 = optimizer.momentum_buffer, None
  *         for state in (self._state1, self._state2):
  *             if state is not None and not (_plain(state, self.typenum, 1) and             # <<<<<<<<<<<<<<
@@ -9295,7 +9457,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":246
+      /* "fastbp/_engine.pyx":256
  *             if state is not None and not (_plain(state, self.typenum, 1) and
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "             # <<<<<<<<<<<<<<
@@ -9308,14 +9470,14 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
         PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_optimizer_expected_its_state_arr};
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_15, (2-__pyx_t_15) | (__pyx_t_15*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 246, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 256, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 246, __pyx_L1_error)
+      __PYX_ERR(0, 256, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":244
+      /* "fastbp/_engine.pyx":254
  *             self._state1, self._state2 = optimizer.momentum_buffer, None
  *         for state in (self._state1, self._state2):
  *             if state is not None and not (_plain(state, self.typenum, 1) and             # <<<<<<<<<<<<<<
@@ -9324,7 +9486,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
     }
 
-    /* "fastbp/_engine.pyx":243
+    /* "fastbp/_engine.pyx":253
  *             u.nesterov = optimizer.nesterov
  *             self._state1, self._state2 = optimizer.momentum_buffer, None
  *         for state in (self._state1, self._state2):             # <<<<<<<<<<<<<<
@@ -9334,7 +9496,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-  /* "fastbp/_engine.pyx":248
+  /* "fastbp/_engine.pyx":258
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "
  *                                  "parameters (dtype and size)")
  *         u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)             # <<<<<<<<<<<<<<
@@ -9348,7 +9510,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   } else {
     __pyx_t_7 = __pyx_v_self->_state1;
     __Pyx_INCREF(__pyx_t_7);
-    if (!(likely(((__pyx_t_7) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_7, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 248, __pyx_L1_error)
+    if (!(likely(((__pyx_t_7) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_7, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 258, __pyx_L1_error)
 
     __pyx_t_16 = PyArray_DATA(((PyArrayObject *)__pyx_t_7));
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -9356,7 +9518,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 
   __pyx_v_u->state1 = __pyx_t_16;
 
-  /* "fastbp/_engine.pyx":249
+  /* "fastbp/_engine.pyx":259
  *                                  "parameters (dtype and size)")
  *         u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)
  *         u.state2 = NULL if self._state2 is None else cnp.PyArray_DATA(self._state2)             # <<<<<<<<<<<<<<
@@ -9370,7 +9532,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   } else {
     __pyx_t_7 = __pyx_v_self->_state2;
     __Pyx_INCREF(__pyx_t_7);
-    if (!(likely(((__pyx_t_7) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_7, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 249, __pyx_L1_error)
+    if (!(likely(((__pyx_t_7) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_7, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 259, __pyx_L1_error)
 
     __pyx_t_16 = PyArray_DATA(((PyArrayObject *)__pyx_t_7));
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -9378,7 +9540,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 
   __pyx_v_u->state2 = __pyx_t_16;
 
-  /* "fastbp/_engine.pyx":250
+  /* "fastbp/_engine.pyx":260
  *         u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)
  *         u.state2 = NULL if self._state2 is None else cnp.PyArray_DATA(self._state2)
  *         return 0             # <<<<<<<<<<<<<<
@@ -9391,7 +9553,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":223
+  /* "fastbp/_engine.pyx":233
  *         return self._target[:rows]
  * 
  *     cdef int _set_update(self, object optimizer) except -1:             # <<<<<<<<<<<<<<
@@ -9416,7 +9578,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":252
+/* "fastbp/_engine.pyx":262
  *         return 0
  * 
  *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,             # <<<<<<<<<<<<<<
@@ -9444,7 +9606,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_run", 0);
 
-  /* "fastbp/_engine.pyx":254
+  /* "fastbp/_engine.pyx":264
  *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,
  *                      object optimizer) except? -1.0:
  *         cdef double loss = 0.0             # <<<<<<<<<<<<<<
@@ -9453,17 +9615,17 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
   __pyx_v_loss = 0.0;
 
-  /* "fastbp/_engine.pyx":256
+  /* "fastbp/_engine.pyx":266
  *         cdef double loss = 0.0
  *         cdef int status
  *         self._set_update(optimizer)             # <<<<<<<<<<<<<<
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_set_update(__pyx_v_self, __pyx_v_optimizer); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 256, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_set_update(__pyx_v_self, __pyx_v_optimizer); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 266, __pyx_L1_error)
 
 
-  /* "fastbp/_engine.pyx":257
+  /* "fastbp/_engine.pyx":267
  *         cdef int status
  *         self._set_update(optimizer)
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9476,7 +9638,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":258
+        /* "fastbp/_engine.pyx":268
  *         self._set_update(optimizer)
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -9488,7 +9650,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
         if (__pyx_t_2) {
 
 
-          /* "fastbp/_engine.pyx":259
+          /* "fastbp/_engine.pyx":269
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 status = plan_train_step_f32(&self.plan, <const float *>X, target, rows,             # <<<<<<<<<<<<<<
@@ -9497,7 +9659,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
           __pyx_v_status = plan_train_step_f32((&__pyx_v_self->plan), ((float const *)__pyx_v_X), __pyx_v_target, __pyx_v_rows, (&__pyx_v_self->update), (&__pyx_v_loss));
 
-          /* "fastbp/_engine.pyx":258
+          /* "fastbp/_engine.pyx":268
  *         self._set_update(optimizer)
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -9507,7 +9669,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
           goto __pyx_L6;
         }
 
-        /* "fastbp/_engine.pyx":262
+        /* "fastbp/_engine.pyx":272
  *                                              &self.update, &loss)
  *             else:
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,             # <<<<<<<<<<<<<<
@@ -9516,7 +9678,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":263
+          /* "fastbp/_engine.pyx":273
  *             else:
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
  *                                              &self.update, &loss)             # <<<<<<<<<<<<<<
@@ -9528,7 +9690,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
         __pyx_L6:;
       }
 
-      /* "fastbp/_engine.pyx":257
+      /* "fastbp/_engine.pyx":267
  *         cdef int status
  *         self._set_update(optimizer)
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9545,7 +9707,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
       }
   }
 
-  /* "fastbp/_engine.pyx":264
+  /* "fastbp/_engine.pyx":274
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
  *                                              &self.update, &loss)
  *         if status != 0:             # <<<<<<<<<<<<<<
@@ -9557,7 +9719,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastbp/_engine.pyx":265
+    /* "fastbp/_engine.pyx":275
  *                                              &self.update, &loss)
  *         if status != 0:
  *             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")             # <<<<<<<<<<<<<<
@@ -9565,7 +9727,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
  *             raise error
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_FromDouble(__pyx_v_loss, 'r', 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 265, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_FromDouble(__pyx_v_loss, 'r', 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 275, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_train_step_the_loss_is;
     __pyx_t_6[1] = __pyx_t_5;
@@ -9576,7 +9738,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
     #endif
     __pyx_t_1 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_6, 3, __pyx_t_7, __pyx_t_1);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 265, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 275, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_9 = 1;
@@ -9585,25 +9747,25 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_FloatingPointError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 265, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 275, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_error = ((PyObject*)__pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":266
+    /* "fastbp/_engine.pyx":276
  *         if status != 0:
  *             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")
  *             error.loss = loss             # <<<<<<<<<<<<<<
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:
 */
-    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_loss); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 266, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_loss); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 276, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    if (__Pyx_PyObject_SetAttrStr(__pyx_v_error, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_3) < (0)) __PYX_ERR(0, 266, __pyx_L1_error)
+    if (__Pyx_PyObject_SetAttrStr(__pyx_v_error, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_3) < (0)) __PYX_ERR(0, 276, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":267
+    /* "fastbp/_engine.pyx":277
  *             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")
  *             error.loss = loss
  *             raise error             # <<<<<<<<<<<<<<
@@ -9611,9 +9773,9 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
  *             optimizer.step_count += 1
 */
     __Pyx_Raise(__pyx_v_error, 0, 0, 0);
-    __PYX_ERR(0, 267, __pyx_L1_error)
+    __PYX_ERR(0, 277, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":264
+    /* "fastbp/_engine.pyx":274
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
  *                                              &self.update, &loss)
  *         if status != 0:             # <<<<<<<<<<<<<<
@@ -9622,7 +9784,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
   }
 
-  /* "fastbp/_engine.pyx":268
+  /* "fastbp/_engine.pyx":278
  *             error.loss = loss
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:             # <<<<<<<<<<<<<<
@@ -9634,22 +9796,22 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":269
+    /* "fastbp/_engine.pyx":279
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:
  *             optimizer.step_count += 1             # <<<<<<<<<<<<<<
  *         return loss
  * 
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 279, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_8 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 279, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (__Pyx_PyObject_SetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count, __pyx_t_8) < (0)) __PYX_ERR(0, 269, __pyx_L1_error)
+    if (__Pyx_PyObject_SetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count, __pyx_t_8) < (0)) __PYX_ERR(0, 279, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-    /* "fastbp/_engine.pyx":268
+    /* "fastbp/_engine.pyx":278
  *             error.loss = loss
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:             # <<<<<<<<<<<<<<
@@ -9658,7 +9820,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
   }
 
-  /* "fastbp/_engine.pyx":270
+  /* "fastbp/_engine.pyx":280
  *         if self.update.kind != FB_UPDATE_NONE:
  *             optimizer.step_count += 1
  *         return loss             # <<<<<<<<<<<<<<
@@ -9671,7 +9833,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":252
+  /* "fastbp/_engine.pyx":262
  *         return 0
  * 
  *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,             # <<<<<<<<<<<<<<
@@ -9696,7 +9858,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":272
+/* "fastbp/_engine.pyx":282
  *         return loss
  * 
  *     def train_step(self, X, y, optimizer):             # <<<<<<<<<<<<<<
@@ -9746,38 +9908,38 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_y,&__pyx_mstate_global->__pyx_n_u_optimizer,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 272, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 282, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 272, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 282, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 272, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 282, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 272, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 282, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_step", 0) < (0)) __PYX_ERR(0, 272, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_step", 0) < (0)) __PYX_ERR(0, 282, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, i); __PYX_ERR(0, 272, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, i); __PYX_ERR(0, 282, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 272, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 282, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 272, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 282, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 272, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 282, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_y = values[1];
@@ -9785,7 +9947,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 272, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 282, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9832,21 +9994,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("train_step", 0);
 
-  /* "fastbp/_engine.pyx":280
+  /* "fastbp/_engine.pyx":290
  *         raise ValueError. `optimizer` is a fastbp Optimizer, or None for gradients only.
  *         """
  *         if not _plain(X, self.typenum, 2):             # <<<<<<<<<<<<<<
  *             return None
  *         cdef cnp.ndarray x = X, t
 */
-  __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 280, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 290, __pyx_L1_error)
   __pyx_t_2 = (!__pyx_t_1);
 
 
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":281
+    /* "fastbp/_engine.pyx":291
  *         """
  *         if not _plain(X, self.typenum, 2):
  *             return None             # <<<<<<<<<<<<<<
@@ -9863,7 +10025,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":280
+    /* "fastbp/_engine.pyx":290
  *         raise ValueError. `optimizer` is a fastbp Optimizer, or None for gradients only.
  *         """
  *         if not _plain(X, self.typenum, 2):             # <<<<<<<<<<<<<<
@@ -9872,7 +10034,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   }
 
-  /* "fastbp/_engine.pyx":282
+  /* "fastbp/_engine.pyx":292
  *         if not _plain(X, self.typenum, 2):
  *             return None
  *         cdef cnp.ndarray x = X, t             # <<<<<<<<<<<<<<
@@ -9881,11 +10043,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   __pyx_t_3 = __pyx_v_X;
   __Pyx_INCREF(__pyx_t_3);
-  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 282, __pyx_L1_error)
+  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 292, __pyx_L1_error)
   __pyx_v_x = ((PyArrayObject *)__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":283
+  /* "fastbp/_engine.pyx":293
  *             return None
  *         cdef cnp.ndarray x = X, t
  *         cdef Py_ssize_t rows = x.shape[0], bad             # <<<<<<<<<<<<<<
@@ -9894,7 +10056,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   __pyx_v_rows = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_x)[0]);
 
-  /* "fastbp/_engine.pyx":284
+  /* "fastbp/_engine.pyx":294
  *         cdef cnp.ndarray x = X, t
  *         cdef Py_ssize_t rows = x.shape[0], bad
  *         if x.shape[1] != self.in_features or rows == 0:             # <<<<<<<<<<<<<<
@@ -9920,7 +10082,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":285
+    /* "fastbp/_engine.pyx":295
  *         cdef Py_ssize_t rows = x.shape[0], bad
  *         if x.shape[1] != self.in_features or rows == 0:
  *             return None             # <<<<<<<<<<<<<<
@@ -9937,7 +10099,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":284
+    /* "fastbp/_engine.pyx":294
  *         cdef cnp.ndarray x = X, t
  *         cdef Py_ssize_t rows = x.shape[0], bad
  *         if x.shape[1] != self.in_features or rows == 0:             # <<<<<<<<<<<<<<
@@ -9946,7 +10108,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   }
 
-  /* "fastbp/_engine.pyx":286
+  /* "fastbp/_engine.pyx":296
  *         if x.shape[1] != self.in_features or rows == 0:
  *             return None
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -9955,14 +10117,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   if (__pyx_v_self->labels) {
 
-    /* "fastbp/_engine.pyx":287
+    /* "fastbp/_engine.pyx":297
  *             return None
  *         if self.labels:
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:             # <<<<<<<<<<<<<<
  *                 return None
  *             t = y
 */
-    __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 287, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 297, __pyx_L1_error)
     __pyx_t_4 = (!__pyx_t_1);
 
 
@@ -9983,7 +10145,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (__pyx_t_2) {
 
 
-      /* "fastbp/_engine.pyx":288
+      /* "fastbp/_engine.pyx":298
  *         if self.labels:
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:
  *                 return None             # <<<<<<<<<<<<<<
@@ -10000,7 +10162,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       }
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":287
+      /* "fastbp/_engine.pyx":297
  *             return None
  *         if self.labels:
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:             # <<<<<<<<<<<<<<
@@ -10009,7 +10171,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":289
+    /* "fastbp/_engine.pyx":299
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:
  *                 return None
  *             t = y             # <<<<<<<<<<<<<<
@@ -10018,21 +10180,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     __pyx_t_3 = __pyx_v_y;
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 289, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 299, __pyx_L1_error)
     __pyx_v_t = ((PyArrayObject *)__pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":290
+    /* "fastbp/_engine.pyx":300
  *                 return None
  *             t = y
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)             # <<<<<<<<<<<<<<
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "
 */
-    __pyx_t_5 = __pyx_f_6fastbp_7_engine__first_bad_label(((int64_t *)PyArray_DATA(__pyx_v_t)), __pyx_v_rows, __pyx_v_self->out_features); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1L) && PyErr_Occurred())) __PYX_ERR(0, 290, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_6fastbp_7_engine__first_bad_label(((int64_t *)PyArray_DATA(__pyx_v_t)), __pyx_v_rows, __pyx_v_self->out_features); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1L) && PyErr_Occurred())) __PYX_ERR(0, 300, __pyx_L1_error)
     __pyx_v_bad = __pyx_t_5;
 
-    /* "fastbp/_engine.pyx":291
+    /* "fastbp/_engine.pyx":301
  *             t = y
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:             # <<<<<<<<<<<<<<
@@ -10044,7 +10206,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":292
+      /* "fastbp/_engine.pyx":302
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "             # <<<<<<<<<<<<<<
@@ -10052,22 +10214,22 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
  *         else:
 */
       __pyx_t_6 = NULL;
-      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 292, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 302, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
 
-      /* "fastbp/_engine.pyx":293
+      /* "fastbp/_engine.pyx":303
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "
  *                                  f"{t[bad]} at position {bad}")             # <<<<<<<<<<<<<<
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
 */
-      __pyx_t_8 = __Pyx_GetItemInt(((PyObject *)__pyx_v_t), __pyx_v_bad, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 293, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_GetItemInt(((PyObject *)__pyx_v_t), __pyx_v_bad, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 303, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 293, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 303, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_bad, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 293, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_bad, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 303, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_y_expected_class_labels_in_0;
       __pyx_t_10[1] = __pyx_t_7;
@@ -10076,7 +10238,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       __pyx_t_10[4] = __pyx_mstate_global->__pyx_kp_u_at_position;
       __pyx_t_10[5] = __pyx_t_8;
 
-      /* "fastbp/_engine.pyx":292
+      /* "fastbp/_engine.pyx":302
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "             # <<<<<<<<<<<<<<
@@ -10092,7 +10254,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[3]);
       #endif
       __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 6, __pyx_t_5, __pyx_t_11);
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 292, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 302, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -10103,14 +10265,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 292, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 302, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 292, __pyx_L1_error)
+      __PYX_ERR(0, 302, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":291
+      /* "fastbp/_engine.pyx":301
  *             t = y
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:             # <<<<<<<<<<<<<<
@@ -10119,7 +10281,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":286
+    /* "fastbp/_engine.pyx":296
  *         if x.shape[1] != self.in_features or rows == 0:
  *             return None
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -10129,7 +10291,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     goto __pyx_L7;
   }
 
-  /* "fastbp/_engine.pyx":295
+  /* "fastbp/_engine.pyx":305
  *                                  f"{t[bad]} at position {bad}")
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \             # <<<<<<<<<<<<<<
@@ -10137,7 +10299,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
  *                 return None
 */
   /*else*/ {
-    __pyx_t_4 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 295, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 305, __pyx_L1_error)
     __pyx_t_1 = (!__pyx_t_4);
 
 
@@ -10160,7 +10322,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "fastbp/_engine.pyx":296
+    /* "fastbp/_engine.pyx":306
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
  *                     (<cnp.ndarray>y).shape[1] != self.out_features:             # <<<<<<<<<<<<<<
@@ -10174,7 +10336,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 
     __pyx_L13_bool_binop_done:;
 
-    /* "fastbp/_engine.pyx":295
+    /* "fastbp/_engine.pyx":305
  *                                  f"{t[bad]} at position {bad}")
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \             # <<<<<<<<<<<<<<
@@ -10184,7 +10346,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (__pyx_t_2) {
 
 
-      /* "fastbp/_engine.pyx":297
+      /* "fastbp/_engine.pyx":307
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
  *                     (<cnp.ndarray>y).shape[1] != self.out_features:
  *                 return None             # <<<<<<<<<<<<<<
@@ -10201,7 +10363,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       }
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":295
+      /* "fastbp/_engine.pyx":305
  *                                  f"{t[bad]} at position {bad}")
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \             # <<<<<<<<<<<<<<
@@ -10210,7 +10372,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":298
+    /* "fastbp/_engine.pyx":308
  *                     (<cnp.ndarray>y).shape[1] != self.out_features:
  *                 return None
  *             t = y             # <<<<<<<<<<<<<<
@@ -10219,11 +10381,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     __pyx_t_3 = __pyx_v_y;
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 298, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 308, __pyx_L1_error)
     __pyx_v_t = ((PyArrayObject *)__pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":299
+    /* "fastbp/_engine.pyx":309
  *                 return None
  *             t = y
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):             # <<<<<<<<<<<<<<
@@ -10236,7 +10398,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       __pyx_t_2 = __pyx_v_self->unit_targets;
       goto __pyx_L17_bool_binop_done;
     }
-    __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_in_range(__pyx_v_self, __pyx_v_t, 0.0, 1.0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 299, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_in_range(__pyx_v_self, __pyx_v_t, 0.0, 1.0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 309, __pyx_L1_error)
     __pyx_t_4 = (!__pyx_t_1);
 
 
@@ -10247,7 +10409,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":300
+      /* "fastbp/_engine.pyx":310
  *             t = y
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")             # <<<<<<<<<<<<<<
@@ -10260,14 +10422,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
         PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_y_expected_targets_in_0_1_for_bi};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 300, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 310, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 300, __pyx_L1_error)
+      __PYX_ERR(0, 310, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":299
+      /* "fastbp/_engine.pyx":309
  *                 return None
  *             t = y
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):             # <<<<<<<<<<<<<<
@@ -10276,21 +10438,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":301
+    /* "fastbp/_engine.pyx":311
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
  *             if not self._finite(t):             # <<<<<<<<<<<<<<
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_t); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 301, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_t); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 311, __pyx_L1_error)
     __pyx_t_4 = (!__pyx_t_2);
 
 
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "fastbp/_engine.pyx":302
+      /* "fastbp/_engine.pyx":312
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
  *             if not self._finite(t):
  *                 raise ValueError("y: expected finite values, got NaN or Inf")             # <<<<<<<<<<<<<<
@@ -10303,14 +10465,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
         PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_y_expected_finite_values_got_NaN};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 302, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 312, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 302, __pyx_L1_error)
+      __PYX_ERR(0, 312, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":301
+      /* "fastbp/_engine.pyx":311
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
  *             if not self._finite(t):             # <<<<<<<<<<<<<<
@@ -10321,21 +10483,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   }
   __pyx_L7:;
 
-  /* "fastbp/_engine.pyx":303
+  /* "fastbp/_engine.pyx":313
  *             if not self._finite(t):
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):             # <<<<<<<<<<<<<<
  *             raise ValueError("X: expected finite values, got NaN or Inf")
  *         self.reserve(rows)
 */
-  __pyx_t_4 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_x); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 303, __pyx_L1_error)
+  __pyx_t_4 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_x); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 313, __pyx_L1_error)
   __pyx_t_2 = (!__pyx_t_4);
 
 
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastbp/_engine.pyx":304
+    /* "fastbp/_engine.pyx":314
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):
  *             raise ValueError("X: expected finite values, got NaN or Inf")             # <<<<<<<<<<<<<<
@@ -10348,14 +10510,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_X_expected_finite_values_got_NaN};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 304, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 314, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 304, __pyx_L1_error)
+    __PYX_ERR(0, 314, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":303
+    /* "fastbp/_engine.pyx":313
  *             if not self._finite(t):
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):             # <<<<<<<<<<<<<<
@@ -10364,7 +10526,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   }
 
-  /* "fastbp/_engine.pyx":305
+  /* "fastbp/_engine.pyx":315
  *         if not self._finite(x):
  *             raise ValueError("X: expected finite values, got NaN or Inf")
  *         self.reserve(rows)             # <<<<<<<<<<<<<<
@@ -10373,7 +10535,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   __pyx_t_12 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 305, __pyx_L1_error)
+  __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 315, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __pyx_t_13 = 0;
   {
@@ -10381,20 +10543,20 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reserve, __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 305, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 315, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":306
+  /* "fastbp/_engine.pyx":316
  *             raise ValueError("X: expected finite values, got NaN or Inf")
  *         self.reserve(rows)
  *         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)             # <<<<<<<<<<<<<<
  * 
  *     cdef bint _finite(self, cnp.ndarray a):
 */
-  __pyx_t_14 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_x), PyArray_DATA(__pyx_v_t), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_14, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L1_error)
-  __pyx_t_3 = PyFloat_FromDouble(__pyx_t_14); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 306, __pyx_L1_error)
+  __pyx_t_14 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_x), PyArray_DATA(__pyx_v_t), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_14, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 316, __pyx_L1_error)
+  __pyx_t_3 = PyFloat_FromDouble(__pyx_t_14); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 316, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
   {
@@ -10408,7 +10570,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":272
+  /* "fastbp/_engine.pyx":282
  *         return loss
  * 
  *     def train_step(self, X, y, optimizer):             # <<<<<<<<<<<<<<
@@ -10436,7 +10598,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":308
+/* "fastbp/_engine.pyx":318
  *         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)
  * 
  *     cdef bint _finite(self, cnp.ndarray a):             # <<<<<<<<<<<<<<
@@ -10449,7 +10611,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "fastbp/_engine.pyx":310
+  /* "fastbp/_engine.pyx":320
  *     cdef bint _finite(self, cnp.ndarray a):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10462,7 +10624,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":311
+        /* "fastbp/_engine.pyx":321
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10474,7 +10636,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
         if (__pyx_t_1) {
 
 
-          /* "fastbp/_engine.pyx":312
+          /* "fastbp/_engine.pyx":322
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 ok = all_finite_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))             # <<<<<<<<<<<<<<
@@ -10483,7 +10645,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
 */
           __pyx_v_ok = all_finite_f32(((float *)PyArray_DATA(__pyx_v_a)), PyArray_SIZE(__pyx_v_a));
 
-          /* "fastbp/_engine.pyx":311
+          /* "fastbp/_engine.pyx":321
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10493,7 +10655,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
           goto __pyx_L6;
         }
 
-        /* "fastbp/_engine.pyx":314
+        /* "fastbp/_engine.pyx":324
  *                 ok = all_finite_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
  *             else:
  *                 ok = all_finite_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))             # <<<<<<<<<<<<<<
@@ -10506,7 +10668,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
         __pyx_L6:;
       }
 
-      /* "fastbp/_engine.pyx":310
+      /* "fastbp/_engine.pyx":320
  *     cdef bint _finite(self, cnp.ndarray a):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10523,7 +10685,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
       }
   }
 
-  /* "fastbp/_engine.pyx":315
+  /* "fastbp/_engine.pyx":325
  *             else:
  *                 ok = all_finite_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
  *         return ok             # <<<<<<<<<<<<<<
@@ -10536,7 +10698,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":308
+  /* "fastbp/_engine.pyx":318
  *         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)
  * 
  *     cdef bint _finite(self, cnp.ndarray a):             # <<<<<<<<<<<<<<
@@ -10551,7 +10713,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":317
+/* "fastbp/_engine.pyx":327
  *         return ok
  * 
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):             # <<<<<<<<<<<<<<
@@ -10564,7 +10726,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "fastbp/_engine.pyx":319
+  /* "fastbp/_engine.pyx":329
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10577,7 +10739,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":320
+        /* "fastbp/_engine.pyx":330
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10589,7 +10751,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
         if (__pyx_t_1) {
 
 
-          /* "fastbp/_engine.pyx":321
+          /* "fastbp/_engine.pyx":331
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 ok = all_in_range_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo, hi)             # <<<<<<<<<<<<<<
@@ -10598,7 +10760,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
 */
           __pyx_v_ok = all_in_range_f32(((float *)PyArray_DATA(__pyx_v_a)), PyArray_SIZE(__pyx_v_a), __pyx_v_lo, __pyx_v_hi);
 
-          /* "fastbp/_engine.pyx":320
+          /* "fastbp/_engine.pyx":330
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10608,7 +10770,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
           goto __pyx_L6;
         }
 
-        /* "fastbp/_engine.pyx":323
+        /* "fastbp/_engine.pyx":333
  *                 ok = all_in_range_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo, hi)
  *             else:
  *                 ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,             # <<<<<<<<<<<<<<
@@ -10617,7 +10779,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":324
+          /* "fastbp/_engine.pyx":334
  *             else:
  *                 ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,
  *                                       hi)             # <<<<<<<<<<<<<<
@@ -10629,7 +10791,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
         __pyx_L6:;
       }
 
-      /* "fastbp/_engine.pyx":319
+      /* "fastbp/_engine.pyx":329
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10646,7 +10808,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
       }
   }
 
-  /* "fastbp/_engine.pyx":325
+  /* "fastbp/_engine.pyx":335
  *                 ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,
  *                                       hi)
  *         return ok             # <<<<<<<<<<<<<<
@@ -10659,7 +10821,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":317
+  /* "fastbp/_engine.pyx":327
  *         return ok
  * 
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):             # <<<<<<<<<<<<<<
@@ -10674,7 +10836,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":327
+/* "fastbp/_engine.pyx":337
  *         return ok
  * 
  *     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):             # <<<<<<<<<<<<<<
@@ -10727,67 +10889,67 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_y,&__pyx_mstate_global->__pyx_n_u_order,&__pyx_mstate_global->__pyx_n_u_start,&__pyx_mstate_global->__pyx_n_u_stop,&__pyx_mstate_global->__pyx_n_u_optimizer,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 327, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 337, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 337, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 337, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 337, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 337, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 337, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 337, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_gathered", 0) < (0)) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_gathered", 0) < (0)) __PYX_ERR(0, 337, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, i); __PYX_ERR(0, 327, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, i); __PYX_ERR(0, 337, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 337, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 337, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 337, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 337, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 337, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 337, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_y = values[1];
     __pyx_v_order = values[2];
-    __pyx_v_start = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_start == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L3_error)
-    __pyx_v_stop = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_stop == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L3_error)
+    __pyx_v_start = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_start == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 337, __pyx_L3_error)
+    __pyx_v_stop = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_stop == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 337, __pyx_L3_error)
     __pyx_v_optimizer = values[5];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 327, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 337, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -10842,7 +11004,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("train_gathered", 0);
 
-  /* "fastbp/_engine.pyx":330
+  /* "fastbp/_engine.pyx":340
  *         """One step on the rows order[start:stop] of the whole, already validated data (X, y):
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order             # <<<<<<<<<<<<<<
@@ -10851,28 +11013,28 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_t_1 = __pyx_v_X;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 330, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 340, __pyx_L1_error)
   __pyx_v_x = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_y;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 330, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 340, __pyx_L1_error)
   __pyx_v_t = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_order;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 330, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 340, __pyx_L1_error)
   __pyx_v_idx = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":331
+  /* "fastbp/_engine.pyx":341
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and             # <<<<<<<<<<<<<<
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
 */
-  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 341, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -10892,14 +11054,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":332
+  /* "fastbp/_engine.pyx":342
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):             # <<<<<<<<<<<<<<
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:
 */
-  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_order, NPY_INT64, 1); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 332, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_order, NPY_INT64, 1); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 342, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -10920,7 +11082,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastbp/_engine.pyx":331
+  /* "fastbp/_engine.pyx":341
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and             # <<<<<<<<<<<<<<
@@ -10933,7 +11095,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastbp/_engine.pyx":333
+    /* "fastbp/_engine.pyx":343
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")             # <<<<<<<<<<<<<<
@@ -10946,14 +11108,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_train_gathered_expected_validate};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 333, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 343, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 333, __pyx_L1_error)
+    __PYX_ERR(0, 343, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":331
+    /* "fastbp/_engine.pyx":341
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and             # <<<<<<<<<<<<<<
@@ -10962,7 +11124,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   }
 
-  /* "fastbp/_engine.pyx":334
+  /* "fastbp/_engine.pyx":344
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -10971,14 +11133,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   if (__pyx_v_self->labels) {
 
-    /* "fastbp/_engine.pyx":335
+    /* "fastbp/_engine.pyx":345
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):             # <<<<<<<<<<<<<<
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
 */
-    __pyx_t_2 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 335, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 345, __pyx_L1_error)
     if (__pyx_t_2) {
 
     } else {
@@ -10999,7 +11161,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":336
+      /* "fastbp/_engine.pyx":346
  *         if self.labels:
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")             # <<<<<<<<<<<<<<
@@ -11012,14 +11174,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_y_expected_int64_labels_one_per};
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 336, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 346, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 336, __pyx_L1_error)
+      __PYX_ERR(0, 346, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":335
+      /* "fastbp/_engine.pyx":345
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):             # <<<<<<<<<<<<<<
@@ -11028,7 +11190,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
     }
 
-    /* "fastbp/_engine.pyx":334
+    /* "fastbp/_engine.pyx":344
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -11038,14 +11200,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     goto __pyx_L8;
   }
 
-  /* "fastbp/_engine.pyx":337
+  /* "fastbp/_engine.pyx":347
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and             # <<<<<<<<<<<<<<
  *                   t.shape[1] == self.out_features):
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")
 */
-  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 337, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 347, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -11065,7 +11227,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     goto __pyx_L12_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":338
+  /* "fastbp/_engine.pyx":348
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
  *                   t.shape[1] == self.out_features):             # <<<<<<<<<<<<<<
@@ -11079,7 +11241,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 
   __pyx_L12_bool_binop_done:;
 
-  /* "fastbp/_engine.pyx":337
+  /* "fastbp/_engine.pyx":347
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and             # <<<<<<<<<<<<<<
@@ -11092,7 +11254,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastbp/_engine.pyx":339
+    /* "fastbp/_engine.pyx":349
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
  *                   t.shape[1] == self.out_features):
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")             # <<<<<<<<<<<<<<
@@ -11105,14 +11267,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_y_expected_targets_of_the_output};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 339, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 349, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 339, __pyx_L1_error)
+    __PYX_ERR(0, 349, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":337
+    /* "fastbp/_engine.pyx":347
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and             # <<<<<<<<<<<<<<
@@ -11122,7 +11284,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   }
   __pyx_L8:;
 
-  /* "fastbp/_engine.pyx":340
+  /* "fastbp/_engine.pyx":350
  *                   t.shape[1] == self.out_features):
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")
  *         cdef Py_ssize_t rows = stop - start, n = x.shape[0], i             # <<<<<<<<<<<<<<
@@ -11132,7 +11294,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   __pyx_v_rows = (__pyx_v_stop - __pyx_v_start);
   __pyx_v_n = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_x)[0]);
 
-  /* "fastbp/_engine.pyx":341
+  /* "fastbp/_engine.pyx":351
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")
  *         cdef Py_ssize_t rows = stop - start, n = x.shape[0], i
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start             # <<<<<<<<<<<<<<
@@ -11141,7 +11303,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_v_rows_idx = (((int64_t const *)PyArray_DATA(__pyx_v_idx)) + __pyx_v_start);
 
-  /* "fastbp/_engine.pyx":342
+  /* "fastbp/_engine.pyx":352
  *         cdef Py_ssize_t rows = stop - start, n = x.shape[0], i
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
  *         for i in range(rows):             # <<<<<<<<<<<<<<
@@ -11155,7 +11317,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
     __pyx_v_i = __pyx_t_8;
 
-    /* "fastbp/_engine.pyx":343
+    /* "fastbp/_engine.pyx":353
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:             # <<<<<<<<<<<<<<
@@ -11181,7 +11343,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     if (unlikely(__pyx_t_3)) {
 
 
-      /* "fastbp/_engine.pyx":344
+      /* "fastbp/_engine.pyx":354
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "             # <<<<<<<<<<<<<<
@@ -11189,19 +11351,19 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
  *         self.reserve(rows)
 */
       __pyx_t_4 = NULL;
-      __pyx_t_9 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 344, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 354, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
 
-      /* "fastbp/_engine.pyx":345
+      /* "fastbp/_engine.pyx":355
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "
  *                                  f"{rows_idx[i]}")             # <<<<<<<<<<<<<<
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target
 */
-      __pyx_t_10 = __Pyx_PyLong_From_int64_t((__pyx_v_rows_idx[__pyx_v_i])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 345, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyLong_From_int64_t((__pyx_v_rows_idx[__pyx_v_i])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 355, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 345, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 355, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __pyx_t_12[0] = __pyx_mstate_global->__pyx_kp_u_order_expected_row_indices_in_0;
@@ -11209,7 +11371,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       __pyx_t_12[2] = __pyx_mstate_global->__pyx_kp_u_got_2;
       __pyx_t_12[3] = __pyx_t_11;
 
-      /* "fastbp/_engine.pyx":344
+      /* "fastbp/_engine.pyx":354
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "             # <<<<<<<<<<<<<<
@@ -11225,7 +11387,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       __pyx_t_14 |= __Pyx_PyUnicode_KIND_04(__pyx_t_12[3]);
       #endif
       __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_12, 4, __pyx_t_13, __pyx_t_14);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 344, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 354, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -11235,14 +11397,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 344, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 344, __pyx_L1_error)
+      __PYX_ERR(0, 354, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":343
+      /* "fastbp/_engine.pyx":353
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:             # <<<<<<<<<<<<<<
@@ -11253,7 +11415,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   }
 
 
-  /* "fastbp/_engine.pyx":346
+  /* "fastbp/_engine.pyx":356
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "
  *                                  f"{rows_idx[i]}")
  *         self.reserve(rows)             # <<<<<<<<<<<<<<
@@ -11262,7 +11424,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_t_10 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_10);
-  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 346, __pyx_L1_error)
+  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 356, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5 = 0;
   {
@@ -11270,12 +11432,12 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reserve, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 346, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 356, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":347
+  /* "fastbp/_engine.pyx":357
  *                                  f"{rows_idx[i]}")
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target             # <<<<<<<<<<<<<<
@@ -11284,16 +11446,16 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_t_1 = __pyx_v_self->_input;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 347, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 357, __pyx_L1_error)
   __pyx_v_xb = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_self->_target;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 347, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 357, __pyx_L1_error)
   __pyx_v_tb = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":348
+  /* "fastbp/_engine.pyx":358
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -11306,7 +11468,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":349
+        /* "fastbp/_engine.pyx":359
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11318,7 +11480,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         if (__pyx_t_3) {
 
 
-          /* "fastbp/_engine.pyx":350
+          /* "fastbp/_engine.pyx":360
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 gather_rows_f32(<float *>cnp.PyArray_DATA(x), self.in_features, rows_idx, rows,             # <<<<<<<<<<<<<<
@@ -11327,7 +11489,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
           gather_rows_f32(((float *)PyArray_DATA(__pyx_v_x)), __pyx_v_self->in_features, __pyx_v_rows_idx, __pyx_v_rows, ((float *)PyArray_DATA(__pyx_v_xb)));
 
-          /* "fastbp/_engine.pyx":349
+          /* "fastbp/_engine.pyx":359
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11337,7 +11499,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
           goto __pyx_L23;
         }
 
-        /* "fastbp/_engine.pyx":353
+        /* "fastbp/_engine.pyx":363
  *                                 <float *>cnp.PyArray_DATA(xb))
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,             # <<<<<<<<<<<<<<
@@ -11346,7 +11508,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":354
+          /* "fastbp/_engine.pyx":364
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(xb))             # <<<<<<<<<<<<<<
@@ -11357,7 +11519,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         }
         __pyx_L23:;
 
-        /* "fastbp/_engine.pyx":355
+        /* "fastbp/_engine.pyx":365
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(xb))
  *             if self.labels:             # <<<<<<<<<<<<<<
@@ -11366,7 +11528,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
         if (__pyx_v_self->labels) {
 
-          /* "fastbp/_engine.pyx":356
+          /* "fastbp/_engine.pyx":366
  *                                 rows, <double *>cnp.PyArray_DATA(xb))
  *             if self.labels:
  *                 gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,             # <<<<<<<<<<<<<<
@@ -11375,7 +11537,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
           gather_labels_i64(((int64_t *)PyArray_DATA(__pyx_v_t)), __pyx_v_rows_idx, __pyx_v_rows, ((int64_t *)PyArray_DATA(__pyx_v_tb)));
 
-          /* "fastbp/_engine.pyx":355
+          /* "fastbp/_engine.pyx":365
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(xb))
  *             if self.labels:             # <<<<<<<<<<<<<<
@@ -11385,7 +11547,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
           goto __pyx_L24;
         }
 
-        /* "fastbp/_engine.pyx":358
+        /* "fastbp/_engine.pyx":368
  *                 gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,
  *                                   <int64_t *>cnp.PyArray_DATA(tb))
  *             elif self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11397,7 +11559,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         if (__pyx_t_3) {
 
 
-          /* "fastbp/_engine.pyx":359
+          /* "fastbp/_engine.pyx":369
  *                                   <int64_t *>cnp.PyArray_DATA(tb))
  *             elif self.typenum == cnp.NPY_FLOAT:
  *                 gather_rows_f32(<float *>cnp.PyArray_DATA(t), self.out_features, rows_idx,             # <<<<<<<<<<<<<<
@@ -11406,7 +11568,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
           gather_rows_f32(((float *)PyArray_DATA(__pyx_v_t)), __pyx_v_self->out_features, __pyx_v_rows_idx, __pyx_v_rows, ((float *)PyArray_DATA(__pyx_v_tb)));
 
-          /* "fastbp/_engine.pyx":358
+          /* "fastbp/_engine.pyx":368
  *                 gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,
  *                                   <int64_t *>cnp.PyArray_DATA(tb))
  *             elif self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11416,7 +11578,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
           goto __pyx_L24;
         }
 
-        /* "fastbp/_engine.pyx":362
+        /* "fastbp/_engine.pyx":372
  *                                 rows, <float *>cnp.PyArray_DATA(tb))
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,             # <<<<<<<<<<<<<<
@@ -11425,7 +11587,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":363
+          /* "fastbp/_engine.pyx":373
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(tb))             # <<<<<<<<<<<<<<
@@ -11437,7 +11599,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         __pyx_L24:;
       }
 
-      /* "fastbp/_engine.pyx":348
+      /* "fastbp/_engine.pyx":358
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -11454,15 +11616,15 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       }
   }
 
-  /* "fastbp/_engine.pyx":364
+  /* "fastbp/_engine.pyx":374
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(tb))
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)             # <<<<<<<<<<<<<<
  * 
  *     def set_clip_norm(self, clip_norm):
 */
-  __pyx_t_15 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_xb), PyArray_DATA(__pyx_v_tb), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_15, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 364, __pyx_L1_error)
-  __pyx_t_1 = PyFloat_FromDouble(__pyx_t_15); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 364, __pyx_L1_error)
+  __pyx_t_15 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_xb), PyArray_DATA(__pyx_v_tb), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_15, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 374, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(__pyx_t_15); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 374, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
   {
@@ -11476,7 +11638,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":327
+  /* "fastbp/_engine.pyx":337
  *         return ok
  * 
  *     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):             # <<<<<<<<<<<<<<
@@ -11508,7 +11670,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":366
+/* "fastbp/_engine.pyx":376
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
  * 
  *     def set_clip_norm(self, clip_norm):             # <<<<<<<<<<<<<<
@@ -11556,32 +11718,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_clip_norm,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 366, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 376, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 366, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 376, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "set_clip_norm", 0) < (0)) __PYX_ERR(0, 366, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "set_clip_norm", 0) < (0)) __PYX_ERR(0, 376, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, i); __PYX_ERR(0, 366, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, i); __PYX_ERR(0, 376, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 366, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 376, __pyx_L3_error)
     }
     __pyx_v_clip_norm = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 366, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 376, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11613,7 +11775,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18set_clip_norm(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("set_clip_norm", 0);
 
-  /* "fastbp/_engine.pyx":368
+  /* "fastbp/_engine.pyx":378
  *     def set_clip_norm(self, clip_norm):
  *         """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)             # <<<<<<<<<<<<<<
@@ -11623,13 +11785,13 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18set_clip_norm(struct
 
     __pyx_t_1 = 0.0;
   } else {
-    __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 368, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 378, __pyx_L1_error)
     __pyx_t_1 = __pyx_t_3;
   }
 
   __pyx_v_self->plan.clip_norm = __pyx_t_1;
 
-  /* "fastbp/_engine.pyx":366
+  /* "fastbp/_engine.pyx":376
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
  * 
  *     def set_clip_norm(self, clip_norm):             # <<<<<<<<<<<<<<
@@ -11649,7 +11811,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18set_clip_norm(struct
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":113
+/* "fastbp/_engine.pyx":115
  *     cdef fb_update update
  *     cdef int typenum
  *     cdef readonly object params, grads, backup, dtype             # <<<<<<<<<<<<<<
@@ -11893,12 +12055,12 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_5dtype___get__(struct 
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":114
+/* "fastbp/_engine.pyx":116
  *     cdef int typenum
  *     cdef readonly object params, grads, backup, dtype
  *     cdef readonly int in_features, out_features             # <<<<<<<<<<<<<<
  *     cdef readonly bint labels, unit_targets
- *     cdef list _weights, _outputs, _deltas
+ *     cdef list _weights, _outputs, _preacts, _deltas
 */
 
 /* Python wrapper */
@@ -11932,7 +12094,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_11in_features___get__(
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 114, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 116, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12006,7 +12168,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12out_features___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 114, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 116, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12049,11 +12211,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12out_features___get__
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":115
+/* "fastbp/_engine.pyx":117
  *     cdef readonly object params, grads, backup, dtype
  *     cdef readonly int in_features, out_features
  *     cdef readonly bint labels, unit_targets             # <<<<<<<<<<<<<<
- *     cdef list _weights, _outputs, _deltas
+ *     cdef list _weights, _outputs, _preacts, _deltas
  *     cdef object _input, _target
 */
 
@@ -12088,7 +12250,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6labels___get__(struct
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->labels); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 115, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->labels); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 117, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12162,7 +12324,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12unit_targets___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->unit_targets); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 115, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->unit_targets); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 117, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12426,6 +12588,7 @@ static PyObject *__pyx_tp_new__initialisation_6fastbp_7_engine_TrainingPlan(PyOb
   p->dtype = Py_None; Py_INCREF(Py_None);
   p->_weights = ((PyObject*)Py_None); Py_INCREF(Py_None);
   p->_outputs = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  p->_preacts = ((PyObject*)Py_None); Py_INCREF(Py_None);
   p->_deltas = ((PyObject*)Py_None); Py_INCREF(Py_None);
   p->_input = Py_None; Py_INCREF(Py_None);
   p->_target = Py_None; Py_INCREF(Py_None);
@@ -12518,6 +12681,7 @@ static void __pyx_tp_dealloc_6fastbp_7_engine_TrainingPlan(PyObject *o) {
   Py_CLEAR(p->dtype);
   Py_CLEAR(p->_weights);
   Py_CLEAR(p->_outputs);
+  Py_CLEAR(p->_preacts);
   Py_CLEAR(p->_deltas);
   Py_CLEAR(p->_input);
   Py_CLEAR(p->_target);
@@ -12562,6 +12726,9 @@ static int __pyx_tp_traverse_6fastbp_7_engine_TrainingPlan(PyObject *o, visitpro
   if (p->_outputs) {
     e = (*v)(p->_outputs, a); if (e) return e;
   }
+  if (p->_preacts) {
+    e = (*v)(p->_preacts, a); if (e) return e;
+  }
   if (p->_deltas) {
     e = (*v)(p->_deltas, a); if (e) return e;
   }
@@ -12600,6 +12767,9 @@ static int __pyx_tp_clear_6fastbp_7_engine_TrainingPlan(PyObject *o) {
   Py_XDECREF(tmp);
   tmp = ((PyObject*)p->_outputs);
   p->_outputs = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  tmp = ((PyObject*)p->_preacts);
+  p->_preacts = ((PyObject*)Py_None); Py_INCREF(Py_None);
   Py_XDECREF(tmp);
   tmp = ((PyObject*)p->_deltas);
   p->_deltas = ((PyObject*)Py_None); Py_INCREF(Py_None);
@@ -12678,7 +12848,7 @@ static struct PyGetSetDef __pyx_getsets_6fastbp_7_engine_TrainingPlan[] = {
 #if CYTHON_USE_TYPE_SPECS
 static PyType_Slot __pyx_type_6fastbp_7_engine_TrainingPlan_slots[] = {
   {Py_tp_dealloc, (void *)__pyx_tp_dealloc_6fastbp_7_engine_TrainingPlan},
-  {Py_tp_doc, (void *)PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        slope); weights (out, in) views into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    ")},
+  {Py_tp_doc, (void *)PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views\n        into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    ")},
   {Py_tp_traverse, (void *)__pyx_tp_traverse_6fastbp_7_engine_TrainingPlan},
   {Py_tp_clear, (void *)__pyx_tp_clear_6fastbp_7_engine_TrainingPlan},
   {Py_tp_methods, (void *)__pyx_methods_6fastbp_7_engine_TrainingPlan},
@@ -12722,7 +12892,7 @@ static PyTypeObject __pyx_type_6fastbp_7_engine_TrainingPlan = {
   0, /*tp_setattro*/
   0, /*tp_as_buffer*/
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
-  PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        slope); weights (out, in) views into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    "), /*tp_doc*/
+  PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views\n        into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    "), /*tp_doc*/
   __pyx_tp_traverse_6fastbp_7_engine_TrainingPlan, /*tp_traverse*/
   __pyx_tp_clear_6fastbp_7_engine_TrainingPlan, /*tp_clear*/
   0, /*tp_richcompare*/
@@ -12839,14 +13009,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_6fastbp_7_engine_TrainingPlan(__pyx_m
   __pyx_vtable_6fastbp_7_engine_TrainingPlan._finite = (int (*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *))__pyx_f_6fastbp_7_engine_12TrainingPlan__finite;
   __pyx_vtable_6fastbp_7_engine_TrainingPlan._in_range = (int (*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *, double, double))__pyx_f_6fastbp_7_engine_12TrainingPlan__in_range;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6fastbp_7_engine_TrainingPlan_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan)) __PYX_ERR(0, 97, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6fastbp_7_engine_TrainingPlan_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan)) __PYX_ERR(0, 98, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan = &__pyx_type_6fastbp_7_engine_TrainingPlan;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 98, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan);
@@ -12856,9 +13026,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_6fastbp_7_engine_TrainingPlan(__pyx_m
     __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_vtabptr_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_TrainingPlan, (PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_vtabptr_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 98, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_TrainingPlan, (PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 98, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 98, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -13394,185 +13564,185 @@ __Pyx_RefNannySetupContext("PyInit__engine", 0);
 */
   fb_set_blas(((fb_sgemm_fn)__pyx_f_5scipy_6linalg_11cython_blas_sgemm), ((fb_dgemm_fn)__pyx_f_5scipy_6linalg_11cython_blas_dgemm));
 
-  /* "fastbp/_engine.pyx":75
+  /* "fastbp/_engine.pyx":76
  * 
  * 
  * LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,             # <<<<<<<<<<<<<<
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy, __pyx_t_4) < (0)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastbp/_engine.pyx":76
+  /* "fastbp/_engine.pyx":77
  * 
  * LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,             # <<<<<<<<<<<<<<
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
 */
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY_PROBS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY_PROBS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy_probs, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy_probs, __pyx_t_4) < (0)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastbp/_engine.pyx":77
+  /* "fastbp/_engine.pyx":78
  * LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,             # <<<<<<<<<<<<<<
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
  * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM}
 */
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse, __pyx_t_4) < (0)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE_HALF); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE_HALF); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse_half, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse_half, __pyx_t_4) < (0)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastbp/_engine.pyx":78
+  /* "fastbp/_engine.pyx":79
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}             # <<<<<<<<<<<<<<
  * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM}
  * 
 */
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_BCE_WITH_LOGITS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_BCE_WITH_LOGITS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_bce_with_logits, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_bce_with_logits, __pyx_t_4) < (0)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":79
+  /* "fastbp/_engine.pyx":80
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
  * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM}             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_SGD); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_SGD); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sgd, __pyx_t_4) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sgd, __pyx_t_4) < (0)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_ADAM); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_ADAM); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_adam, __pyx_t_4) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_adam, __pyx_t_4) < (0)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":192
+  /* "fastbp/_engine.pyx":197
  *         raise ValueError("stages: expected views into params or grads")
  * 
  *     def reserve(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_7reserve, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_reserve, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 192, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_7reserve, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_reserve, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 197, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_reserve, __pyx_t_2) < (0)) __PYX_ERR(0, 192, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_reserve, __pyx_t_2) < (0)) __PYX_ERR(0, 197, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":211
+  /* "fastbp/_engine.pyx":221
  *         self.plan.max_rows = rows
  * 
  *     def output(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """The network output of the last step's first `rows` samples (a view)."""
  *         return self._outputs[self.plan.n_stages - 1][:rows]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_9output, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_output, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 211, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_9output, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_output, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 221, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_output, __pyx_t_2) < (0)) __PYX_ERR(0, 211, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_output, __pyx_t_2) < (0)) __PYX_ERR(0, 221, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":215
+  /* "fastbp/_engine.pyx":225
  *         return self._outputs[self.plan.n_stages - 1][:rows]
  * 
  *     def outputs(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """Every stage's output of the last step's first `rows` samples (views)."""
  *         return [out[:rows] for out in self._outputs]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_11outputs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_outputs, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 215, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_11outputs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_outputs, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 225, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_outputs, __pyx_t_2) < (0)) __PYX_ERR(0, 215, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_outputs, __pyx_t_2) < (0)) __PYX_ERR(0, 225, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":219
+  /* "fastbp/_engine.pyx":229
  *         return [out[:rows] for out in self._outputs]
  * 
  *     def batch_target(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """The targets gathered by the last `train_gathered` (a view)."""
  *         return self._target[:rows]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_13batch_target, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_batch_target, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 219, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_13batch_target, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_batch_target, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 229, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_batch_target, __pyx_t_2) < (0)) __PYX_ERR(0, 219, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_batch_target, __pyx_t_2) < (0)) __PYX_ERR(0, 229, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":272
+  /* "fastbp/_engine.pyx":282
  *         return loss
  * 
  *     def train_step(self, X, y, optimizer):             # <<<<<<<<<<<<<<
  *         """One step on a batch: returns the mean loss, or None when X or y must first be
  *         converted (other dtype, layout or shape: the caller converts and validates them).
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_15train_step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_step, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_15train_step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_step, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 282, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_step, __pyx_t_2) < (0)) __PYX_ERR(0, 272, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_step, __pyx_t_2) < (0)) __PYX_ERR(0, 282, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":327
+  /* "fastbp/_engine.pyx":337
  *         return ok
  * 
  *     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):             # <<<<<<<<<<<<<<
  *         """One step on the rows order[start:stop] of the whole, already validated data (X, y):
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_17train_gathered, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_gathered, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 327, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_17train_gathered, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_gathered, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 337, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_gathered, __pyx_t_2) < (0)) __PYX_ERR(0, 327, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_gathered, __pyx_t_2) < (0)) __PYX_ERR(0, 337, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":366
+  /* "fastbp/_engine.pyx":376
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
  * 
  *     def set_clip_norm(self, clip_norm):             # <<<<<<<<<<<<<<
  *         """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_19set_clip_norm, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_set_clip_norm, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 366, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_19set_clip_norm, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_set_clip_norm, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 376, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_set_clip_norm, __pyx_t_2) < (0)) __PYX_ERR(0, 366, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_set_clip_norm, __pyx_t_2) < (0)) __PYX_ERR(0, 376, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   /* "(tree fragment)":1
@@ -13652,7 +13822,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 154, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 156, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
@@ -13675,8 +13845,64 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "fastbp/_engine.pyx":199
- *         self._outputs = []
+  /* "fastbp/_engine.pyx":172
+ *                                              else cnp.PyArray_DATA(bias_grad))
+ *             self.plan.stages[s].activation = activation
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+*/
+  {
+    PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_slope, __pyx_mstate_global->__pyx_float_0_0};
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 172, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
+
+  /* "fastbp/_engine.pyx":173
+ *             self.plan.stages[s].activation = activation
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
+*/
+  {
+    PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_alpha, __pyx_mstate_global->__pyx_float_1_0};
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 173, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
+
+  /* "fastbp/_engine.pyx":174
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
+ *             self._weights.append((weight, bias, weight_grad, bias_grad))
+*/
+  {
+    PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_beta, __pyx_mstate_global->__pyx_float_1_0};
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 174, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
+
+  /* "fastbp/_engine.pyx":175
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)             # <<<<<<<<<<<<<<
+ *             self._weights.append((weight, bias, weight_grad, bias_grad))
+ *         self.in_features = self.plan.stages[0].in_features
+*/
+  {
+    PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_threshold, __pyx_mstate_global->__pyx_float_20_0};
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 175, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
+
+  /* "fastbp/_engine.pyx":204
+ *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
@@ -13684,14 +13910,14 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 199, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 204, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
-  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_tuple;
-    for (Py_ssize_t i=0; i<1; ++i) {
+    for (Py_ssize_t i=0; i<5; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -13725,38 +13951,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{13},{15},{7},{6},{20},{1},{179},{41},{24},{8},{7},{6},{18},{2},{9},{50},{39},{34},{87},{35},{79},{51},{35},{43},{7},{60},{24},{32},{41},{42},{54},{63},{10},{12},{30},{32},{25},{19},{20},{20},{26},{27},{23},{12},{1},{1},{20},{12},{17},{8},{12},{8},{10},{8},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{4},{18},{3},{12},{15},{5},{12},{18},{9},{13},{19},{9},{5},{5},{10},{9},{3},{14},{5},{7},{7},{12},{5},{1},{3},{5},{5},{11},{4},{2},{1},{8},{15},{3},{8},{1},{6},{8},{2},{5},{9},{5},{3},{6},{7},{6},{3},{7},{4},{8},{1},{4},{13},{10},{3},{6},{5},{10},{4},{1},{2},{14},{10},{1},{6},{12},{6},{1},{2},{1}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{559},{9},{282},{23},{21},{13},{25},{519},{356}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{13},{15},{7},{6},{20},{1},{179},{41},{24},{8},{7},{6},{18},{2},{9},{50},{39},{34},{87},{35},{79},{51},{35},{43},{7},{60},{24},{32},{41},{42},{54},{63},{10},{12},{30},{32},{25},{19},{20},{20},{26},{27},{23},{12},{1},{1},{20},{12},{17},{8},{12},{8},{10},{8},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{4},{5},{18},{3},{12},{15},{4},{5},{12},{18},{9},{13},{19},{9},{5},{5},{10},{9},{3},{14},{5},{7},{7},{12},{3},{5},{1},{3},{5},{5},{11},{4},{2},{1},{8},{15},{3},{8},{1},{6},{8},{2},{5},{9},{5},{3},{6},{7},{6},{3},{6},{7},{4},{8},{1},{4},{13},{10},{3},{5},{6},{5},{10},{4},{1},{2},{9},{14},{10},{1},{6},{12},{6},{1},{2},{1}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{559},{9},{364},{23},{21},{13},{25},{519},{356}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1960 bytes) */
-static const char cstring[] = "x\332\265UMo\333F\032\216\342\324p\272\366\326\212?\032,\352fd\033\376\310\332J\025\313\336l\213\246P\375\201f\333z-\333I\263\016\202\301\220\034IL(\222\346\014e\251\213\005r\364\221G\036y\344\221G\036y\344QG\035\363\023\366\047\354;CY\221\234`\321\000\255\000\361c\346\235\367\343y\236\367%\"\034\331\026\323\271n\231h\215;\224\242\232C\352Mj\362\365\365\rT\2678\312\256\337 \323B\256\255\021N\321\005a\250I4\372\335\241\005o\274\001>v;\274\001\036t\2064j\350\nu\300\316\350 \306\035]\345\324\021F&:\332?\332,?*#bj\310\241\257\250\312\031b\256\242\032\2041\312\220UC\212\253\033\\7\021\357\330\224\025\321\223\032\352X.2)\325\020\267\220\rv\303\007x\203\232\210Q.\036\320*1M\213\023Q\010\206\343\272Y_E\232\356@\020\275E\305\351\003b0Z|\3765\242m\033V\301eM7u(\240E\014\227\262\254\314Cr\210,\007=1k/\207\014u\323v9\272\3205\336@D\3230\004\242\232\316\210bPj\212k\2150\256\330\01705\353\272I\213v\247]Wu\226\355i\000\234\006\026\256\301\021\306\016\325\\\225b\2144WfeZ\346&\200\324\322\211\001\273\252\310\010c\323m\332\235\"V-\207\026\233pN\047\216C:\250Ft#CBo\332\226\303\207\315\334&\201\344\256[X6\327\233\372\257\324\031.F\240\316\005\217\322+\023\326pXmH\030M\312/,\347\365*\003\264\035\322\244@\036Ck\232 D\362\306\300\333\272\345h#.\035\353\0020\322t\025H\001\366^|\265\221\235\026\240:DcC\246\340\035\355n\252\226\311\365\272k\271\014\2256\367P\315\260@C\375t@\006\226I\321hHH\270N\207\375\214\370h\351\364B\036\314\242>\220A\337;\002!\014\nDI\367\331\356u\223\314\221nJ\261\tWB\014C\336^p\207\350&\256\003\326\024\230\034>I\014]4\207\206\340Jd\336\004)\022VQ\220\000,;\3138\265\277\226P\033\026\310\031:\2463\344FJ\033\031D\241\306\000\312\316o\225lgD\262|\247\334w\264!+\266\241\r\005Q\220\316\363aKN\234:\345\203h\245\227\250\006\356\024\335$N\007\251\016$\271\t\323\300\261\354\316\207N\2017Q\213\345rh\021P\rk\020\233f\001E\260\341\240?\375\363\344\004\377\370\344p\357\344T \001\035zd\020s\370\2718\350\017U\316\023\214\257\355B\263K\351~x_\302\215\263\314F6\262\354>\260\304F\326""\034\312\250\323\242#k\020\021\253\206nC\317;\315\221\235Q)|`K0\375\364h\257r\272\237U\375\034c|\324i\303\177\017\206\">\244m~Lk\030\367\007\027\014\005\030\000\202\177\014\371\003\313M\261PsMU\334\353W\225\303\257)\274\213\273\245\271\206\\1\241S\305\035\006\017\356\233\211\307\026\027\003Hl\234\273\304\2702\272\032A\357\201=X\240m\361\"J\277:\303\206\302\277G\002\306\034Z\tn:\023\303\010\240\205!H4\322$\254c\252\272U\034,2\205h\303,)\020\354B\347\rlXu\230K\n\345\204\251\370]g\003\362&\305P- \252R\205\250\257\007\\He\342\2762G^\260\355X\n\323\250j\2716LC9Hh\323\346\035y\301\206\376\032\246\266\333\224\337(j\263lv\027\373\263\273f\220:\223\363h\353\241\274\355\224k.\243\032\316\276}r\026\350\272\326\226\375%Hb\340\315\306\"5\210\006Y\030N\263i\211\357\247;\270c\305\255\325\250\323d`Mq\203\0305\323T:\200\031\000\002\363\325j\231\266\034\345\203i-\307\005 \226\211\264/\325l \331\226\335\227)\264\025\023\177\014\331\300\347\320\250\215H\025^\372\037\035V\327\262\341\005W\207\013Q\002\300\256\tO\020\217+\2432~\247\334V6c.\250^op\014h\222\016|\000!\341v[\351\264,]Ckj\2038\350\376\006\272\272\003&\357\3372%r\274\315T\035\270\331\001F\211Q\307\245R_=\n(\036k\037g\371\321\256\377\350\\\326o\374\336\210\260\217\263\374h\327\177t.\3537\264:m6o0q}\223\353\335\372\364\362\257^\365M\345\355\304\237.\267\2751\257\354\271~\24579\325\233X\360\253\275\211\311\313\237\374\234\270\355{s\036\361\270\277\035\344z\223w\274E\357\300_\364\017\202\345\200\206\177\213\n\321\303\356\366~\362,-\247\347\275\311i\357\023\357\027\277\342\037\373\377\t\177\216\363qA,\335\366?\017rA\2767y\327\317\371w\203\331\340i\270\032\345\243\305\250\"\274\377\350\235\3737\375\025\260\230\013\224p\"\032\217\264x-YNh\272\335=\252v\253\307Y\n\363`6\021L\205\325P\213\326\342B\\\372?\313\377\360\024\177\334W\202\361@\013\037\304\3631OJY9Y\234\371\240\025\036\207\377\216\227c\322[\270\347\267\202cX8\355\226*\311|\302\323\276\343/|\211\214x\\\360\353\301Y\310\242\373\361~\222O\nb\371\263\313s\000\354\241\367\314/""\373\027\020\245\277\310\275G\376\303\354\240x\371; q\ne\275\212nB\265\337G\344M\345\277\3437n\177\351\377\022<\t\001a\001\3738@\313\374e\377U8\026\226\303s(\237D,^\212O\223\205\224\364\246\347a\373\327\340\213\360$\272\005\016\324\370nr7\235I\017\272\307\047\335\223S\301\306}\210!]\225/\001\377\317.]`\247\340\357\364\217T\242gq)\336\215YRHv\322|Z\020\036_I6\246\356x+\300\307\214\277\027|\032.\205\247\300\310J\234\213g\300\372<\031OH\302\300\372\316\214\267\343\347\375%\377$\270\025T\206\342\335\363\335\340\373\340u\377P\2767\261\332]\375&\3766\315\245s\251\002\274\275\323\215\314\252\r4\215\0014\307>\013\326\302B\270\025\252Q\276\237K\267p\000\321\316{K\313\301\017a%\224G\177\360*\036<|\351kAQ\224\321\233\372\263p# =\010\240\210{\376y0)\025\266\034kI\261{t\326={\321C\033\231\350\336\312\375\251\360%\010\242\014\354?\026*B+A3\3726\311%\371\314S\2517]\010\362\340~*\256\202\217\373i\245\267\370\225|!\275\374\234\367/\277\006\005_\013\364\240\357\310\2106\001\244\334\3658\337\001-\303q\244\010\266\375[\376\317a>\\\223g>\201N)\201\014\246o\334\236\004\312Z^\325S\375Y\377,\000\230f \247\254\365\204\333\361\200\300\"\020[\272<\360\n\336\226\264{\tL=\215\226\242j\337z@;\227<\255@\256\273!\207\3607\223\025\340b&\335\205\256\234\376\334\223\255)\272\267{g1(\004\217\243\205\230@\302;\351lZ\315\216oyd\300\307nRJ\366\322\\\257\260\024\224\202JP\355\256<\022$\277\035\304Y\002Y\377\005H\324\240&\007\272\346<\035K\267R*$9\267\030,\006\007}\212g!\321\241\350\342\370c\350\377\323p6<\213\316\343\261x;\311\275S\244\334/{m(~hU\326(\032\253\344\017\013p\240\221a\214W\007u\345\377\007F#\355\334";
-    PyObject *data = __Pyx_DecompressString(cstring, 1960, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2028 bytes) */
+static const char cstring[] = "x\332\265U\315s\323H\026\307\300\244\302l\262\304I`\330\255ah\047\251$\260$\214\301\311\262\303\302\224\047\0375\354\314\260\371\202a\241\250\256\226\324\266\005\262$\253[N\314\326Vq\314Q\307>\352\250\243\216:\352\350\243\217>\362\047\354\237\260\257[\302\310@m-U;\256\262>^\277\357\337\357=!\302\221\3530\223\233\216\215V\271G)jx\244\331\2466\277~\375&j:\034e\327{\310v\220\357\032\204StL\030j\023\203~\377\310\2017\336\002\037[=\336\002\017&C\006\265L\215z\240g\365\020\343\236\251s\352I%\033\355\355\354\255\325\356\326\020\261\r\344\321\227T\347\0141_\323-\302\030e\310i \3157-n\332\210\367\\\312\326\321\303\006\3529>\262)5\020w\220\013zE\003\336\2426b\224\313\007\264Bl\333\341D\026\202\301\334\264\233+\3100=\010bv\251\264\336%\026\243\353O\277C\364\304\005)\270l\230\266\t\005t\211\345S\226\225\371\210<B\216\207\036\332\215\027\005E\323v}\216\216M\203\267\0201\014\014\201\250a2\242Y\224\332\362\332 \214k\356-L\355\246i\323u\267w\322\324M\226\235\031\3208\0034|\213#\214=j\370:\305\030\031\276\312\312v\3545hR\327$\026\234\3522#\214m\277\355\366\326\261\356xt\275\rv&\361<\322C\rbZY\047\314\266\353x\274\250\346\267\t$\367\241\206\343r\263m\276\246^\261\030\331u.qT^\231\324\006c\275\245\332hS~\354x\257V\030t\333#m\n\3401\264jH@\024n\014\274]w<c\314\245\347\034C\217\014S\007P\000\275\347\337\336\314\254eS=b\260\202*xG[k\272cs\263\351;>C\325\265m\324\260\034\340P\236\016\320\300\261)\032\017\t\t7i\321\317\230\217\256I\217\225a\026\365\226\n\372\221\t\204\260(\000\245\334g\247\037\252d\216L[\221M\272\222d(x{\316=b\332\270\t\275\246\200d\321\222X\246\034\016\003\301\225\250\274\t\322T[eA\262a\231-\343\324\375N\265\332r\200\31601\275\202\033Emd\021\215Z\243V\366\376W\312\366\306(\3137k\271\243\233\252b\027\306P\002\005\351<-jr\3425)\037E\253\276@\rp\247\2316\361zH\367 \3115\330\006\236\343\366>e\005\336d-\216\317aD\2005\254E\\\232\005\224\301\212A\177\376\373\341!\376\351\341\243\355\303#\331\t\230\320=\213\330\305\347\365\321|\350j\237`\374\301)\014\273\242\356\247\317U\273q""\226\331\330A\226\335\047DlL\346QF\275.\035\223AD\254[\246\0133\357\265\307N\306\251\360\211#\211\364\343\275\355\372\321NV\365S\214\361^\357\004\376\333\260\024\361#z\302\017h\003\343|q\301R\200\005 \361\307\220?\240\334\226\202\206o\353\362\336|W9\374\332\322\273\274;\206o)\211\r\223*\357\260xp\256&\037\273\\. y\320\361\211\365N\351\335\n\372\250\331#\001=\221/\262\364w6\254\020\376#\0200\3460Jp3\231\\F\320ZX\202\304 mb\271-BX\317\326Mg}t\3024b\024\241\322 \342\261\311[\330r\232\260\2344\nY\303\237\351\370\375\210\003\0046\305P6\264V\247\032\321_\215@Q\024\3059E\307^\260\3539\0323\250\356\370.\254E\265Qh\333\345=u\301\226\371\n\326\267\337V\037+\352\262l\211\257\347K\274a\221&S\213\351\316mu\333\2545|F\r\234}\004!o\265\027L\3238Q\263&\001c\340\320\3052;\010\010\211X^\273\355\310o\251?\272c\315o4\250\327f\240Mq\213X\r\333\326z\320?\350\013\354Z\247k\273j\255\2176\267Z\035\320\270\214\2609m\263\345\344:\256\353Q\242\363\234\2700hL\3761\344\004\037H\2531F^x\311?C\254i0\313q\363\365\007W\217K\256B\273}\033\236 4\327x\013\234\266\034\313\030\247\371{fw\263\035tL\315f\213ch2\351\301\007\022|\236\234h\275\256c\032hUo\021\017\335\270\211\336\335\241O\037\3372\246r\274\301t\023 \333\004\240\211\325\304\325j\316.\r&\002\033\237\247\371\331\256\177\353\\\256\237\371\177w\204}\236\346g\273\376\255s\271~\306h\322v\373\014\223\3277\245\341\371/O\377\024\354\277\251\277\235\374\335\351Fp.\250\005\276\250\017\247\246\207\223W\305\376pr\352\364\247\200\213\277\206<\252\312\227\235\340R@@\260\021\226\206S\263\301B\260+\026\304n\270\024\322\350\317q%\276=\330\330I\237\364k\375\316pj&\370\"\370U\324\305\201\370W\364KRN*RtA|\025\226\302r\361\364u\004\257\027\007\027W\243R4\037=\216W@w!\251\017g\376 f\305\275\220\204\235\341\314|\260\243\014g\303\373\361t\262\237\020)z(~\r\353\341\376p\352\212(\211+\341|\3708Z\211\313\361B\\\317\322\356\210\263b\031\214.\205Z4\031O\304F\262\232.\245\264\2771\330\333\037\354\037d\345\\\006\265\311p:\332\217\214x5\251$\325\377\"\376[\240\211\t\241\205""\023\241\021\335J.\047<U\342\237\3638\227\303nt\020\3753Y\202\364\256^\023\335\360\000\004G\203j=\275\234\362~\356\370k\241z-\037\257\212f\370,b\361\215d\047-\247\025)\276x\332\001\010n\007ODM\034C\224\\\310\203\273\342vf(_\376\002};\202\262^\306g\241\332\037b\362\246\376\357\2113\027\276\201~<\214\0003\t\344\004\300\304\304\222x\031\235\213jQ\007\312\0471K\026\223\243\364j\037\272w\031\216_\207_G\207\361yp\240\047W\322+\375\271\376\356\340\340ppx$\221\275\0011\224\253\332)`y\361\324\007\244+b37\251\307O\222j\262\225\260\264\222n\366\313\375\212\364\370R!;=\033,\003\036sb;\3742Z\214\216\000\221\345\244\224\314\201v\047\235HI\312@{v.\330\024e\261(\016\303\363a\275\020\357\232\360\303\037\302W\271Qy8\2712X\271\227\334\357\227\372\227\372\032\340\366\236\203*\253\023\200\351\034\264\346@\260p5\252Dw\"=.\347\271\014*\273\020\2553\\\\\n\177\214\352\2212\3751\250\007\360\360\2150\302uY\306p\372\367\322\215l\351n\010E\\\023\235pJ\261u)1\322\365\301\336\263\301\263\347Ct3#\360[u>\035\275\000B\324\000\375\007\222Eh9l\307\367\323RZ\316<U\2073\225\260\014\356%O\215\364F\277>\\\3706\047m\371R\360\017\321\200\202?\010t+wd\305k\320\244\322\207q\276\007X\212q\024\t6\304y\361KT\216V\225\315\0270uU\240\301\314\231\013S\000Y7\330\017t1/\236\301\360L\315AN\3310K\267\023j\242\000\330\352\351nP\t\356(\275\027\200\324\343x1\336\317\265G\260s\205\3232\344\272\025q\010\1776]\006,\346\372[0\3413_\005j\314\345&\030\314.\204\225\360A|5!\220\360f\177\276\277\237\231\337\t\310\010\217\255\264\232n\367K\303\312bX\225\223;X\276+A~;\212\263\010\264\376#\200h@M\036LM\247\177\256\177\247O%%/-\204\013\341n\016\361<$Z\210.\315\037\300\374\037\301\376x\026w\222s\311FZz\317Hu^\013N\240\370\202T\325(\007\253*\212\004\034q\244\330\343\225Q]\345\377\000\362k\034\351";
+    PyObject *data = __Pyx_DecompressString(cstring, 2028, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2529 bytes) */
-static const char cstring[] = "\377 at posi\377tion (tr\377ee fragm\377ent)), g\367ot \000\003; no\377 update \377was made\267?No\013\000thA\000C\367yth?\000is d\277eliber%\000l\377y strict\367er \"\000n PE\377P-484 an\377d reject\377s subcla\377sses of \377builtin \377types. I\377f you ne\177ed to p%\000\376%\tthen se\375t[\000e \047ann\327ota\305\001_<\000in\277g\047 dirb\000i\373ve:\001False\177.X: expx\000\336P\000fini\314\000va\357lues\347\003NaN\377 or Inf]\376\036\010input w\377idth add\375_f\000edisab\357leen\002\001fas\377tbp/_eng\377ine.pyxg\327cis\026\003d\266 de\377fault __\377reduce__\367 du\221\002non-^\242 vial\033\000c\216\001\377__numpy.\177_core.m5\000\377iarray f\367ail\204#impo;rt\033\tuma\232\000\022\r\377optimize\261r\301\t\362!\246 e Q\002s\354\326!:\000ch\302\"net\277work\047s\353 r\367ame\272@s (d\364\215A\263BsK\000)ord\376F\nrow indsic\303@\273@[0,8\003\236\321!rads\351([\000 \377C-contig\377uous 1-D? float\207\005\204`\357one e\013sta\363ge<\t7\nviewv\273bpa\261\000s/gq\001\276\"\016at le\246@ 0[\001K\003F\rC\003in\350bG\001\374\211aC\010[train\213_g\351 e\307@\301h\302`i~\231\205\001d data\336\204\002\037a bat\324 \315\001\255!\2766\003step:\255\204\002l\377oss is y\374\210\204\010\207\205\002 label\026\031\000n \307!y\213\204%=\t\301\000\35364B\004,\355\002per\275 \245Aof Xg\tt\337argete\0061]\377 for bin\277ary cr\242\000-\177entropy\"\021\373of\371\205\002outpu}t\263`shapek\003\374\222ai\tLOSS_K\337INDST\302!in_gPlan\000\t.\227\205\006-c\313\207\002__\017\014s\246\000\267\204\001\t_\013\022\352\"_\312\003J\n\230\003\000\020\375sq\nreserv\375e\205\nset_cl\177ip_norm\237\n\370\375K\010\020\346AUPDAT\375E\360\003X___Py\375x\001\000Dict_N\377extRef__\252\262\210\004e\034\000_\207\211\002_\215@i\367tem\r\001func\222\025\001g\362\005B\000m\200\204\001\004\001owdul2\002nam:\002\325p\\\000s\234\"_\007\001vt<\237\210\001T\001qual\035\005\373\207\005\214\334.\225\210\006ex\210\001\367\001Q\005s\374t\010\364.__test\346\333\000is\260\210\001\211`ine\377adamasyn\177cio.cor\017""\003\357sbad\232Ibce\377_with_lo\377gitsbeta\347sc_\224\207\007\367 ne_\377in_traceOback\203F\225\204\002_\223\204\004\376\000\n_probsd\377ecoupled\276\267\210\002empty\000\002_\377likeenum\256\237\214\002eps\266\212\003.\265\212\004folags\213\210\00232\222\210\002\37764fused_<\366\214\003\325\207\002iidx\333\205\002\241A\315sK\000p_\227\001k\000os\277slrmmo\274\215\001u\376\000\005m_buffe\357rmse\000\000_ha\277lfnnby\261 n~\264 erovnp\355\212\002\234\245\212\006\333\211\002out\320\205\003\326\205\003s\356\326\210\003pop\240\204\004row\365s\000\001_\213\000ssel\335f\236\204\nset\356\213\004sg}d\270\211\003start\373\207\001\365_\227 n\007\000optt\351b\304\210\013\232\210\007v\221\215\003wei\357ght_\313 ayw\373id\345@xxbyv\377oid (cha\337r *, \000\005in\321t\013\001\000\004\007\004_\205\204\002t_\3775scipy_6\377linalg_1\3751\334\206\004blas_d\260C\001\000\047*.,])\000\302\200Ms\302\351\200&s\351(\310\201\"\000.X1)\000\177dgemm\000s\002\001\377\200\001\330\004\n\210+\220\377Q\200A\340\010\013\2105\377\220\003\2204\220u\230A\377\330\014\r\330\010\035\230Q\177\330\010\014\210L\230\001\003\001\377E\220\025\220a\220t\230\3775\240\001\330\014\022\220\"\377\220F\230\"\230F\240$\377\240e\2507\260!\2602\377\3205E\300V\3104\310\377q\330\014\020\220\005\220W\377\230A\230R\230}\250M\357\270\021\270!\017\001\t\230\027\377\240\001\240\021\330\014\030\230\377\001\230\030\240\024\240U\250\177\047\260\021\260\"\260Aa\001\177K\220q\230\002\230&\037\000\377\025\240b\250\010\260\006\260\377d\270(\300$\300e\310\1775\320PQ\320QR}\003\375\026$\000\010\240\r\250Q\250\177d\260(\270!\2701\000\024\376\264\001J\220b\230\006\230b\377\240\006\240d\250/\270\026\327\270t\300)\002La\004\026\240\377v\250R\250{\270$\270\377a\330\035\037\230v\240R\376\016\000T\3201A\300\026\300\333t\310R\004\034\230\225\"\014\210\377E\220\035\230g\240Z\250\377s\260*\270E\300\021\300\335!\255!\017\210q\256 2\220\237V\2304\230wc\000\016\004t\357\2208\23023\003\017\210t\373\2209\207 T\240\025\240j\373\260\002\353\000B\260a""\200A\377\360\006\000\t\036\230W\240\323I\250\337 \363!\006\330 s\230\377$\230j\250\003\2504\250\375q\374\000a\260s\270#\270\377T\300\035\310a\330\020\026\376\367 z\240\034\250S\260\004\377\260B\260c\270\030\300\030\377\310\023\310F\320RS\320\313ST\212A*\353 F\0024\210\356\375 \017\210u\233@!\2306\376,\004A\260V\2701\270C\377\270s\300!\3006\310\021\353\310!N\001j\211B\r\022\220\375&\215@\023\230D\240\n\250\367#\250T\217@&\270\001\270\375\023+\000q\300\006\300a\300\375s+\000\022\023\2206\230\021\377\230#\230S\240\004\240A\376e\010\037\230u\240B\240k\376.\004\021\330\010\047\320\047;\377\270=\310\001\310\025\310b\250\265@\256g\221\002x\342@\003\230 R\377\230s\240(\250!\2503\357\250c\260\021\205\004\320!F\376k\000q\330#$\240H\250\375A\224!\014\210H\220A\220\377Q\330\010\036\230d\240.~\367\000A\330\r\016\330\014\315#\373F\240\302\000\037\230q\240\014\376\335b$\270d\300.\320P\177Z\320Z[\330 ,\357c\273\340\020\034\001\r\250]\245`4\372\373@>\302a &\240m\260\337=\300\001\300\021D\0031\330\357\020!\240\021\\\000\r\270Q\376A\000*\310A\330\"0\260\376\t\001a\330\021\025\220Y\230\325f\356\000\020[\013/B\004l\260_-\270q\300\001X\r?\224@\365\330]\010\010\201a5\230\004\230\337M\250\021\250(/\002\005\300\367V\3101\204`\020\000\t\014\377\2104\210v\220Q\220c\377\230\024\230Z\240q\330\014\347\023\2201\364\205\004\333\001\006\240a\376\022\000\010\013\2101\210F\220\327!\2203#\002]\247@U\260\267#\260Q\047\004\013\210\360Dt\272\243B&\222 C\250t\344\000\002\373\300&\211@\023\310C\310q\317\330\020\027\220\226\206\002\272\206\001\320\022\377\"\240!\240>\260\035\270wa\270t\220`\024\310Q\323#\3673\220a\207FC\3001\300\377D\310\001\330!#\2401\177\240A\240Q\320&8\227`s\021\340\375\"\212cT\240\032\302@\375d\205 r\300\026\300q\310\337\003\3103\310e\217\204\001\025\"/\240\"\240F\334D\024\246\000s\010\376\220\205\001>\240\024\240T\250\024\377\250Z\260q\270\003\2705s\300\001\210\204\007\334B4\220x\331@2\013\010\010\340\001\325\205\0011\230\365i\233f\n\330)\047\317\006\021";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2529, 3910);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2628 bytes) */
+static const char cstring[] = "\377 at posi\377tion (tr\377ee fragm\377ent)), g\367ot \000\003; no\377 update \377was made\267?No\013\000thA\000C\367yth?\000is d\277eliber%\000l\377y strict\367er \"\000n PE\377P-484 an\377d reject\377s subcla\377sses of \377builtin \377types. I\377f you ne\177ed to p%\000\376%\tthen se\375t[\000e \047ann\327ota\305\001_<\000in\277g\047 dirb\000i\373ve:\001False\177.X: expx\000\336P\000fini\314\000va\357lues\347\003NaN\377 or Inf]\376\036\010input w\377idth add\375_f\000edisab\357leen\002\001fas\377tbp/_eng\377ine.pyxg\327cis\026\003d\266 de\377fault __\377reduce__\367 du\221\002non-^\242 vial\033\000c\216\001\377__numpy.\177_core.m5\000\377iarray f\367ail\204#impo;rt\033\tuma\232\000\022\r\377optimize\261r\301\t\362!\246 e Q\002s\354\326!:\000ch\302\"net\277work\047s\353 r\367ame\272@s (d\364\215A\263BsK\000)ord\376F\nrow indsic\303@\273@[0,8\003\236\321!rads\351([\000 \377C-contig\377uous 1-D? float\207\005\204`\357one e\013sta\363ge<\t7\nviewv\273bpa\261\000s/gq\001\276\"\016at le\246@ 0[\001K\003F\rC\003in\350bG\001\374\211aC\010[train\213_g\351 e\307@\301h\302`i~\231\205\001d data\336\204\002\037a bat\324 \315\001\255!\2766\003step:\255\204\002l\377oss is y\374\210\204\010\207\205\002 label\026\031\000n \307!y\213\204%=\t\301\000\35364B\004,\355\002per\275 \245Aof Xg\tt\337argete\0061]\377 for bin\277ary cr\242\000-\177entropy\"\021\373of\371\205\002outpu}t\263`shapek\003\374\222ai\tLOSS_K\337INDST\302!in_gPlan\000\t.\227\205\006-c\313\207\002__\017\014s\246\000\267\204\001\t_\013\022\352\"_\312\003J\n\230\003\000\020\375sq\nreserv\375e\205\nset_cl\177ip_norm\237\n\370\375K\010\020\346AUPDAT\375E\360\003X___Py\375x\001\000Dict_N\377extRef__\252\262\210\004e\034\000_\207\211\002_\215@i\367tem\r\001func\222\025\001g\362\005B\000m\200\204\001\004\001owdul2\002nam:\002\325p\\\000s\234\"_\007\001vt<\237\210\001T\001qual\035\005\373\207\005\214\334.\225\210\006ex\210\001\367\001Q\005s\374t\010\364.__test\346\333\000is\260\210\001\211`ine\377adamalph\377aasyncio""\357.cor\024\003sba\375d\237Ibce_wi\377th_logit\347sbe\263\000\001\000sc_\374\235\207\007\200@ne_in_\377tracebac\311k\214F\236\204\002_\234\204\004\000\n_p\377robsdeco\337upled\300\210\002em\367pty\000\002_lik\337eenum\250\214\002ep\365s\277\212\003.\276\212\004flag\355s\224\210\00232\233\210\00264f\337used_\377\214\003ge=t\341\207\002iidx\347\205\002\255A\315sN\000p_\232\001n\000os\277slrmmo\310\215\001u\376\000\005m_buffe\357rmse\000\000_ha\277lfnnby\275 n~\300 erovnp\371\212\002\234\261\212\006\347\211\002out\334\205\003\342\205\003s\376\342\210\003popprea{ct\262\204\004rows\000\001}_\221\000sself\260\204\n\367set\200\214\004sgds\357lope\317\211\003sta\253rt\222\210\001_\245 n\007\000o\377pttbthre\237shold\344\210\013\272\210\007v\376\261\215\003weight_\276\342 aywid\205`x\377xbyvoid \377(char *,\035 \000\005int\013\001\000\004\007\004\375_\245\204\002t_5sci\377py_6lina\337lg_11\374\206\004bl\017as_dC\001\000\047*.,]+)\000\302\200Ms\351\200&s\351(\310\201\"\374\000.X1)\000dgem\367m\000s\002\001\200\001\330\004\377\n\210+\220Q\200A\340\377\010\013\2105\220\003\2204\377\220u\230A\330\014\r\330\377\010\035\230Q\330\010\014\210\377K\220t\230<\240t\250}1\t\001E\220\025\220a\016\000\3775\240\001\330\014\022\220\"\377\220F\230\"\230F\240$\377\240e\2507\260!\2602\377\3205E\300V\3104\310\377q\330\014\020\220\005\220W\377\230A\230R\230}\250M\357\270\021\270!\017\001\t\230\027o\240\001\240\021\022\tz\250\014\000\377\017\320\017(\250\001\250\024\357\250U\260\047)\000\"\270A\377\330\020\031\230\022\230;\240\377a\240q\330\020\024\220E\3764\002\022\240=\260\r\270Q\373\270a\017\001I\230W\240A\377\240Q\330\014\030\230\001\230\377\030\240\024\240U\250\047\260\337\021\260\"\260A\261\003q\230\367\002\230&k\000\025\240b\250\377\010\260\006\260d\270(\300\377$\300e\3105\320PQ\367\320QR\311\003\026\220q\230\377\010\240\r\250Q\250d\260\237(\270!\2701\000\024\206!J\377\220b\230\006\230b\240\006\377\240d\250/\270\026\270t\365\300\217\"La\004\026\240v\250\337R\250{\270$\234\000\035\037\357""\230v\240R\016\000T\3201\277A\300\026\300t\310\270$\034\375\230\347\"\014\210E\220\035\230\377g\240Z\250s\260*\270\337E\300\021\300!\377!\017\210\375q\200@2\220V\2304\230\371wc\000\016\004t\2208\2302\2763\003\017\210t\2209\323 T\277\240\025\240j\260\002\353\000B\377\260a\200A\360\006\000\tM\036\215 I\250\261@\305A\006\244@\377s\230$\230j\250\003\250\3674\250q\374\000a\260s\270\277#\270T\300\035\310\273 \026\376\303@z\240\034\250S\260\004\377\260B\260c\270\030\300\030\377\310\023\310F\320RS\320\313ST\326A*\267@F\0024\210\356\311@\017\210u\347@!\2306\376,\004A\260V\2701\270C\377\270s\300!\3006\310\021\177\310!\330\020\026\220j\325B\357\r\022\220&\215@\023\230D\277\240\n\250#\250T\217@&\357\270\001\270\023+\000q\300\006\357\300a\300s+\000\022\023\220\3776\230\021\230#\230S\240\367\004\240Ae\010\037\230u\240\367B\240k.\004\021\330\010\047\377\320\047;\270=\310\001\310G\025\310b\265@\372g\221\002x\273@\375\003\230 R\230s\240(\250\177!\2503\250c\260\021\205\004\367\320!Fk\000q\330#$\357\240H\250A\224!\014\210H\377\220A\220Q\330\010\036\230\367d\240.\367\000A\330\r\016\333\330\014\315#F\240\302\000\037\230\367q\240\014\251\204\002$\270d\300\377.\320PZ\320Z[\330\333 ,\273\204\003\340\020\034\001\r\250\325]\245`4\373@>\302a &\377\240m\260=\300\001\300\021~D\0031\330\020!\240\021\\\000\376\244\204\001d\300*\310A\330\"\3750\256\204\004\021\025\220Y\230f\352\356\000\020[\013/B\004l\260-\257\270q\300\001X\r?\224@\330\372]\010\010\201a5\230\004\230M\357\250\021\250(/\002\005\300V\373\3101\204`\020\000\t\014\210\3774\210v\220Q\220c\230\377\024\230Z\240q\330\014\023\323\2201\306\206\004\333\001\006\315\205\002\010\013\377\2101\210F\220!\2203\372#\002]\247@U\260#\260QV\047\004\013\210\360Dt\243B&\222 wC\250t\344\000\002\300&\211@\377\023\310C\310q\330\020\027\371\220\342\206\002\206\207\001\320\022\"\240!\377\240>\260\035\270a\270t\356\220`\024\310Q\323#3\220a\376\207FC\3001\300D\310\001\337\330!#\2401\266\206\001\320&\3158\227`\021\340\375\"\212cT\240\365\032\302@d\205 r\300\026""\300\177q\310\003\3103\310e\217\204\001\277\025\"\240\"\240F\334D\024\370\246\000s\010\220\205\001>\240\024\240T\377\250\024\250Z\260q\270\003\317\2705\300\001\210\204\007\334B4\220\311x\331@\013\010\010\340\001\325\205\0011\230(\365i\233f\330)\047\317\006\021";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2628, 4024);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (3910 bytes) */
-static const char bytes[] = " at position (tree fragment)), got , got ; no update was made?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected finite values, got NaN or Inf]: expected input width add_notedisableenablefastbp/_engine.pyxgcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer: expected its state arrays to match the network\047s parameters (dtype and size)order: expected row indices in [0, params, grads: expected two C-contiguous 1-D float arrays of one dtype and sizestages: expected C-contiguous views of params/gradsstages: expected at least one stagestages: expected views into params or gradsstages[train_gathered: expected validated data and a batch of ordertrain_step: the loss is y: expected class labels in [0, y: expected finite values, got NaN or Infy: expected int64 labels, one per row of Xy: expected targets in [0, 1] for binary cross-entropyy: expected targets of the output\047s shape, one row per row of XLOSS_KINDSTrainingPlanTrainingPlan.__reduce_cython__TrainingPlan.__setstate_cython__TrainingPlan.batch_targetTrainingPlan.outputTrainingPlan.outputsTrainingPlan.reserveTrainingPlan.set_clip_normTrainingPlan.train_gatheredTrainingPlan.train_stepUPDATE_KINDSX___Pyx_PyDict_NextRef__annotate____class_getitem____func____getstate____main____module____name____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineadamasyncio.coroutinesbadbatch_targetbce_with_logitsbetasc_contiguouscline_in_tracebackclip_normcross_entropycross_entropy_probsdecoupleddtypeemptyempty_likeenumerateepsfastbp._engineflagsfloat32float64fused_updategradsiidxint64itemskeep_backuplosslrmmomentummomentum_buffermsemse_halfnnbytesnesterovnpnumpyoptimizerorderoutoutputoutputsparamspopreserverowsrows_""idxsselfset_clip_normsetdefaultsgdstagesstartstep_countstopttbtrain_gatheredtrain_stepvvaluesweight_decaywidestxxbyvoid (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *)\000dgemm\000sgemm\200\001\330\004\n\210+\220Q\200A\340\010\013\2105\220\003\2204\220u\230A\330\014\r\330\010\035\230Q\330\010\014\210L\230\001\330\010\014\210E\220\025\220a\220t\2305\240\001\330\014\022\220\"\220F\230\"\230F\240$\240e\2507\260!\2602\3205E\300V\3104\310q\330\014\020\220\005\220W\230A\230R\230}\250M\270\021\270!\330\014\020\220\t\230\027\240\001\240\021\330\014\030\230\001\230\030\240\024\240U\250\047\260\021\260\"\260A\330\010\014\210K\220q\230\002\230&\240\001\240\025\240b\250\010\260\006\260d\270(\300$\300e\3105\320PQ\320QR\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210J\220b\230\006\230b\240\006\240d\250/\270\026\270t\3001\330\010\014\210L\230\002\230&\240\001\240\026\240v\250R\250{\270$\270a\330\035\037\230v\240R\240v\250T\3201A\300\026\300t\3101\330\010\014\210E\220\034\230Q\200A\340\010\014\210E\220\035\230g\240Z\250s\260*\270E\300\021\300!\200A\340\010\017\210q\220\003\2202\220V\2304\230w\240d\250!\200A\340\010\017\210t\2208\2302\230Q\200A\340\010\017\210t\2209\230A\230T\240\025\240j\260\002\260\"\260B\260a\200A\360\006\000\t\036\230W\240I\250Q\330\010\013\2105\220\006\220a\220s\230$\230j\250\003\2504\250q\260\006\260a\260s\270#\270T\300\035\310a\330\020\026\220a\220z\240\034\250S\260""\004\260B\260c\270\030\300\030\310\023\310F\320RS\320ST\330\014\022\220*\230A\230Q\330\010\013\2104\210q\330\014\017\210u\220F\230!\2306\240\034\250S\260\004\260A\260V\2701\270C\270s\300!\3006\310\021\310!\330\020\026\220j\240\001\240\021\330\r\022\220&\230\001\230\023\230D\240\n\250#\250T\260\021\260&\270\001\270\023\270C\270q\300\006\300a\300s\310!\330\022\023\2206\230\021\230#\230S\240\004\240A\330\014\022\220*\230A\230Q\330\010\037\230u\240B\240k\260\021\260&\270\001\270\021\330\010\047\320\047;\270=\310\001\310\025\310b\320PQ\330\010\014\210E\220\025\220a\220q\330\014\017\210x\220q\230\003\2302\230R\230s\240(\250!\2503\250c\260\021\330\020\026\220j\240\001\320!F\300a\300q\330#$\240H\250A\250Q\330\010\014\210H\220A\220Q\330\010\036\230d\240.\260\004\260A\330\r\016\330\014\017\210t\2209\230F\240!\330\020\037\230q\240\014\250M\270\021\270$\270d\300.\320PZ\320Z[\330 ,\250M\270\021\270!\340\020\037\230q\240\r\250]\270!\2704\270t\300>\320QR\330 &\240m\260=\300\001\300\021\330\014\017\210t\2201\330\020!\240\021\240.\260\r\270Q\270d\300*\310A\330\"0\260\r\270Q\270a\330\021\025\220Y\230f\240A\330\020\037\230q\240\014\250M\270\021\270$\270d\300/\320QR\330 &\240l\260-\270q\300\001\340\020\037\230q\240\r\250]\270!\2704\270t\300?\320RS\330 &\240m\260=\300\001\300\021\330\010\017\210t\2205\230\004\230M\250\021\250(\260-\270q\300\005\300V\3101\200A\360\020\000\t\014\2104\210v\220Q\220c\230\024\230Z\240q\330\014\023\2201\330\010\035\230Q\330\010\037\230q\240\006\240a\240q\330\010\013\2101\210F\220!\2203\220c\230\024\230]\250#\250U\260#\260Q\330\014\023\2201\330\010\013\2104\210q\330\014\017\210t\2206\230\021\230&\240\014\250C\250t\260=\300\002\300&\310\001\310\023\310C\310q\330\020\027\220q\330\014\020\220\001\330\014\022\320\022\"\240!\240>\260\035\270a\270t\3006\310\024\310Q\330\014\017\210t\2203\220a\330\020\026\220j\240\001\320!C\3001\300D\310\001\330!#\2401\240A\240Q\320&8\270\001\270\021\340\014\017\210t\2206\230\021\230#\230T\240\032\2503\250d\260-\270r\300\026\300q""\310\003\3103\310e\320ST\330\025\"\240\"\240F\250!\2503\250c\260\024\260Q\330\020\027\220q\330\014\020\220\001\330\014\017\210t\220>\240\024\240T\250\024\250Z\260q\270\003\2705\300\001\330\020\026\220j\240\001\240\021\330\014\017\210t\2204\220x\230q\240\001\330\020\026\220j\240\001\240\021\330\010\013\2104\210t\2208\2301\230A\330\014\022\220*\230A\230Q\330\010\014\210H\220A\220Q\330\010\017\210t\2205\230\004\230M\250\021\250\047\260\035\270a\270t\3006\310\021";
+    #else /* compression: none (4024 bytes) */
+static const char bytes[] = " at position (tree fragment)), got , got ; no update was made?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected finite values, got NaN or Inf]: expected input width add_notedisableenablefastbp/_engine.pyxgcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer: expected its state arrays to match the network\047s parameters (dtype and size)order: expected row indices in [0, params, grads: expected two C-contiguous 1-D float arrays of one dtype and sizestages: expected C-contiguous views of params/gradsstages: expected at least one stagestages: expected views into params or gradsstages[train_gathered: expected validated data and a batch of ordertrain_step: the loss is y: expected class labels in [0, y: expected finite values, got NaN or Infy: expected int64 labels, one per row of Xy: expected targets in [0, 1] for binary cross-entropyy: expected targets of the output\047s shape, one row per row of XLOSS_KINDSTrainingPlanTrainingPlan.__reduce_cython__TrainingPlan.__setstate_cython__TrainingPlan.batch_targetTrainingPlan.outputTrainingPlan.outputsTrainingPlan.reserveTrainingPlan.set_clip_normTrainingPlan.train_gatheredTrainingPlan.train_stepUPDATE_KINDSX___Pyx_PyDict_NextRef__annotate____class_getitem____func____getstate____main____module____name____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineadamalphaasyncio.coroutinesbadbatch_targetbce_with_logitsbetabetasc_contiguouscline_in_tracebackclip_normcross_entropycross_entropy_probsdecoupleddtypeemptyempty_likeenumerateepsfastbp._engineflagsfloat32float64fused_updategetgradsiidxint64itemskeep_backuplosslrmmomentummomentum_buffermsemse_halfnnbytesnesterovnpnumpyoptimizerorderoutoutputoutputsparamspopprea""ctreserverowsrows_idxsselfset_clip_normsetdefaultsgdslopestagesstartstep_countstopttbthresholdtrain_gatheredtrain_stepvvaluesweight_decaywidestxxbyvoid (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *)\000dgemm\000sgemm\200\001\330\004\n\210+\220Q\200A\340\010\013\2105\220\003\2204\220u\230A\330\014\r\330\010\035\230Q\330\010\014\210K\220t\230<\240t\2501\330\010\014\210E\220\025\220a\220t\2305\240\001\330\014\022\220\"\220F\230\"\230F\240$\240e\2507\260!\2602\3205E\300V\3104\310q\330\014\020\220\005\220W\230A\230R\230}\250M\270\021\270!\330\014\020\220\t\230\027\240\001\240\021\330\014\020\220\005\220W\230A\230R\230z\250\021\330\014\017\320\017(\250\001\250\024\250U\260\047\270\021\270\"\270A\330\020\031\230\022\230;\240a\240q\330\020\024\220E\230\027\240\001\240\022\240=\260\r\270Q\270a\330\020\024\220I\230W\240A\240Q\330\014\030\230\001\230\030\240\024\240U\250\047\260\021\260\"\260A\330\010\014\210K\220q\230\002\230&\240\001\240\025\240b\250\010\260\006\260d\270(\300$\300e\3105\320PQ\320QR\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210J\220b\230\006\230b\240\006\240d\250/\270\026\270t\3001\330\010\014\210L\230\002\230&\240\001\240\026\240v\250R\250{\270$\270a\330\035\037\230v\240R\240v\250T\3201A\300\026\300t\3101\330\010\014\210E\220\034\230Q\200A\340\010\014\210E\220\035\230g\240Z\250s\260*\270E\300\021\300!\200A\340\010\017\210q\220\003\2202\220V\2304\230w\240d\250!""\200A\340\010\017\210t\2208\2302\230Q\200A\340\010\017\210t\2209\230A\230T\240\025\240j\260\002\260\"\260B\260a\200A\360\006\000\t\036\230W\240I\250Q\330\010\013\2105\220\006\220a\220s\230$\230j\250\003\2504\250q\260\006\260a\260s\270#\270T\300\035\310a\330\020\026\220a\220z\240\034\250S\260\004\260B\260c\270\030\300\030\310\023\310F\320RS\320ST\330\014\022\220*\230A\230Q\330\010\013\2104\210q\330\014\017\210u\220F\230!\2306\240\034\250S\260\004\260A\260V\2701\270C\270s\300!\3006\310\021\310!\330\020\026\220j\240\001\240\021\330\r\022\220&\230\001\230\023\230D\240\n\250#\250T\260\021\260&\270\001\270\023\270C\270q\300\006\300a\300s\310!\330\022\023\2206\230\021\230#\230S\240\004\240A\330\014\022\220*\230A\230Q\330\010\037\230u\240B\240k\260\021\260&\270\001\270\021\330\010\047\320\047;\270=\310\001\310\025\310b\320PQ\330\010\014\210E\220\025\220a\220q\330\014\017\210x\220q\230\003\2302\230R\230s\240(\250!\2503\250c\260\021\330\020\026\220j\240\001\320!F\300a\300q\330#$\240H\250A\250Q\330\010\014\210H\220A\220Q\330\010\036\230d\240.\260\004\260A\330\r\016\330\014\017\210t\2209\230F\240!\330\020\037\230q\240\014\250M\270\021\270$\270d\300.\320PZ\320Z[\330 ,\250M\270\021\270!\340\020\037\230q\240\r\250]\270!\2704\270t\300>\320QR\330 &\240m\260=\300\001\300\021\330\014\017\210t\2201\330\020!\240\021\240.\260\r\270Q\270d\300*\310A\330\"0\260\r\270Q\270a\330\021\025\220Y\230f\240A\330\020\037\230q\240\014\250M\270\021\270$\270d\300/\320QR\330 &\240l\260-\270q\300\001\340\020\037\230q\240\r\250]\270!\2704\270t\300?\320RS\330 &\240m\260=\300\001\300\021\330\010\017\210t\2205\230\004\230M\250\021\250(\260-\270q\300\005\300V\3101\200A\360\020\000\t\014\2104\210v\220Q\220c\230\024\230Z\240q\330\014\023\2201\330\010\035\230Q\330\010\037\230q\240\006\240a\240q\330\010\013\2101\210F\220!\2203\220c\230\024\230]\250#\250U\260#\260Q\330\014\023\2201\330\010\013\2104\210q\330\014\017\210t\2206\230\021\230&\240\014\250C\250t\260=\300\002\300&\310\001\310\023\310C\310q\330\020\027\220q""\330\014\020\220\001\330\014\022\320\022\"\240!\240>\260\035\270a\270t\3006\310\024\310Q\330\014\017\210t\2203\220a\330\020\026\220j\240\001\320!C\3001\300D\310\001\330!#\2401\240A\240Q\320&8\270\001\270\021\340\014\017\210t\2206\230\021\230#\230T\240\032\2503\250d\260-\270r\300\026\300q\310\003\3103\310e\320ST\330\025\"\240\"\240F\250!\2503\250c\260\024\260Q\330\020\027\220q\330\014\020\220\001\330\014\017\210t\220>\240\024\240T\250\024\250Z\260q\270\003\2705\300\001\330\020\026\220j\240\001\240\021\330\014\017\210t\2204\220x\230q\240\001\330\020\026\220j\240\001\240\021\330\010\013\2104\210t\2208\2301\230A\330\014\022\220*\230A\230Q\330\010\014\210H\220A\220Q\330\010\017\210t\2205\230\004\230M\250\021\250\047\260\035\270a\270t\3006\310\021";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 135; i++) {
+    for (int i = 0; i < 141; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 32) PyUnicode_InternInPlace(&string);
@@ -13767,8 +13993,8 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 135; i < 144; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-135].length;
+    for (int i = 141; i < 150; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-141].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -13778,14 +14004,14 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 144; i++) {
+    for (Py_ssize_t i = 0; i < 150; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 135;
+      PyObject **table = stringtab + 141;
       for (Py_ssize_t i=0; i<9; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -13808,7 +14034,15 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
     #endif
   }
   {
-    PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
+    PyObject **numbertab = __pyx_mstate->__pyx_number_tab;
+    double const c_constants[] = {0.0,1.0,20.0};
+    for (int i = 0; i < 3; i++) {
+      numbertab[i] = PyFloat_FromDouble(c_constants[i]);
+      if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
+    }
+  }
+  {
+    PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 3;
     int8_t const cint_constants_1[] = {1};
     for (int i = 0; i < 1; i++) {
       numbertab[i] = PyLong_FromLong(cint_constants_1[i - 0]);
@@ -13818,7 +14052,7 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_number_tab;
-    for (Py_ssize_t i=0; i<1; ++i) {
+    for (Py_ssize_t i=0; i<4; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -13872,37 +14106,37 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 192};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_widest, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u__2};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_reserve, __pyx_mstate->__pyx_kp_b_iso88591_A_5_4uA_Q_L_E_at5_F_F_e7_25EV4q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 197};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_widest, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_preact, __pyx_mstate->__pyx_n_u__2};
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_reserve, __pyx_mstate->__pyx_kp_b_iso88591_A_5_4uA_Q_Kt_t1_E_at5_F_F_e7_25E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 211};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 221};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_output, __pyx_mstate->__pyx_kp_b_iso88591_A_t9AT_j_Ba, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 215};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 225};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_out};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_outputs, __pyx_mstate->__pyx_kp_b_iso88591_A_q_2V4wd, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 219};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 229};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_batch_target, __pyx_mstate->__pyx_kp_b_iso88591_A_t82Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 272};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 282};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_optimizer, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_bad};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_train_step, __pyx_mstate->__pyx_kp_b_iso88591_A_4vQc_Zq_1_Q_q_aq_1F_3c_U_Q_1_4, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 327};
+    const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 337};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_order, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_stop, __pyx_mstate->__pyx_n_u_optimizer, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_idx, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_rows_idx, __pyx_mstate->__pyx_n_u_xb, __pyx_mstate->__pyx_n_u_tb};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_train_gathered, __pyx_mstate->__pyx_kp_b_iso88591_A_WIQ_5_as_j_4q_as_T_a_az_S_Bc_F, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 366};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 376};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_clip_norm};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_set_clip_norm, __pyx_mstate->__pyx_kp_b_iso88591_A_E_gZs_E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }

@@ -13,8 +13,8 @@ from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from fastbp._kernels cimport (
-    fb_activation, fb_dgemm_fn, fb_set_blas, fb_sgemm_fn, gather_labels_i64, gather_rows_f32,
-    gather_rows_f64,
+    fb_activation, fb_activation_needs_input, fb_activation_params, fb_dgemm_fn, fb_set_blas,
+    fb_sgemm_fn, gather_labels_i64, gather_rows_f32, gather_rows_f64,
 )
 
 cnp.import_array()
@@ -39,8 +39,9 @@ cdef extern from "fb_plan.h" nogil:
         void *weight_grad
         void *bias_grad
         void *output
+        void *preact
         fb_activation activation
-        double slope
+        fb_activation_params params
     ctypedef struct fb_update:
         fb_update_kind kind
         long step
@@ -101,7 +102,8 @@ cdef class TrainingPlan:
     ----------
     params, grads : the network's flat buffers (1-D, float32 or float64).
     stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,
-        slope); weights (out, in) views into params/grads.
+        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views
+        into params/grads.
     loss : a key of LOSS_KINDS.
     keep_backup : keep a copy of the parameters from before each update (`backup`).
     clip_norm : clip the global gradient norm to this before each update (None: never).
@@ -113,7 +115,7 @@ cdef class TrainingPlan:
     cdef readonly object params, grads, backup, dtype
     cdef readonly int in_features, out_features
     cdef readonly bint labels, unit_targets
-    cdef list _weights, _outputs, _deltas
+    cdef list _weights, _outputs, _preacts, _deltas
     cdef object _input, _target
     cdef object _state1, _state2
 
@@ -151,7 +153,7 @@ cdef class TrainingPlan:
         self._weights = []
         cdef int s
         cdef cnp.ndarray w
-        for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+        for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
             for arr in (weight, weight_grad, bias, bias_grad):
                 if arr is not None:
                     self._check_view(arr)
@@ -167,7 +169,10 @@ cdef class TrainingPlan:
             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
                                              else cnp.PyArray_DATA(bias_grad))
             self.plan.stages[s].activation = activation
-            self.plan.stages[s].slope = slope
+            self.plan.stages[s].params.slope = params.get("slope", 0.0)
+            self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+            self.plan.stages[s].params.beta = params.get("beta", 1.0)
+            self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
             self._weights.append((weight, bias, weight_grad, bias_grad))
         self.in_features = self.plan.stages[0].in_features
         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
@@ -194,11 +199,16 @@ cdef class TrainingPlan:
         if rows <= self.plan.max_rows:
             return
         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
-        self._outputs = []
+        self._outputs, self._preacts = [], []
         for s in range(self.plan.n_stages):
             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
             self.plan.stages[s].output = cnp.PyArray_DATA(out)
             self._outputs.append(out)
+            self.plan.stages[s].preact = NULL
+            if fb_activation_needs_input(self.plan.stages[s].activation):
+                preact = np.empty_like(out)
+                self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+                self._preacts.append(preact)
             widest = max(widest, self.plan.stages[s].out_features)
         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])

@@ -29,8 +29,10 @@ typedef struct {
     void *weight, *bias;             /* (out, in) and (out,) in the parameter buffer; bias may be NULL */
     void *weight_grad, *bias_grad;   /* same places in the gradient buffer */
     void *output;                    /* (max_rows, out) workspace: the output of the last forward */
+    void *preact;                    /* (max_rows, out) workspace keeping input W^T + b where
+                                      * fb_activation_needs_input(activation), else NULL */
     fb_activation activation;
-    double slope;                    /* leaky_relu's negative slope */
+    fb_activation_params params;
 } fb_dense_stage;
 
 /* The optimizer update of one step (torch.optim semantics, see optim_tpl.h). */
