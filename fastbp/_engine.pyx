@@ -32,6 +32,7 @@ cdef extern from "fb_plan.h" nogil:
         FB_UPDATE_NONE
         FB_UPDATE_SGD
         FB_UPDATE_ADAM
+        FB_UPDATE_RMSPROP
     ctypedef struct fb_dense_stage:
         int in_features, out_features
         void *weight
@@ -45,10 +46,11 @@ cdef extern from "fb_plan.h" nogil:
     ctypedef struct fb_update:
         fb_update_kind kind
         long step
-        double lr, beta1, beta2, eps, weight_decay, momentum
-        int decoupled, nesterov
+        double lr, beta1, beta2, eps, weight_decay, momentum, alpha
+        int decoupled, nesterov, centered
         void *state1
         void *state2
+        void *state3
     ctypedef struct fb_plan:
         int n_stages
         fb_dense_stage *stages
@@ -77,7 +79,7 @@ LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,
               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
-UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM}
+UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM, "rmsprop": FB_UPDATE_RMSPROP}
 
 
 cdef inline bint _plain(object a, int typenum, int ndim):
@@ -117,7 +119,7 @@ cdef class TrainingPlan:
     cdef readonly bint labels, unit_targets
     cdef list _weights, _outputs, _preacts, _deltas
     cdef object _input, _target
-    cdef object _state1, _state2
+    cdef tuple _states
 
     def __cinit__(self):
         self.plan.stages = NULL
@@ -245,19 +247,30 @@ cdef class TrainingPlan:
             u.beta1, u.beta2 = optimizer.betas
             u.eps = optimizer.eps
             u.decoupled = optimizer.decoupled
-            self._state1, self._state2 = optimizer.m, optimizer.v
-        else:
+            self._states = (optimizer.m, optimizer.v, None)
+        elif u.kind == FB_UPDATE_SGD:
             u.momentum = optimizer.momentum
             u.nesterov = optimizer.nesterov
-            self._state1, self._state2 = optimizer.momentum_buffer, None
-        for state in (self._state1, self._state2):
+            self._states = (optimizer.momentum_buffer, None, None)
+        else:
+            u.alpha = optimizer.alpha
+            u.eps = optimizer.eps
+            u.momentum = optimizer.momentum
+            u.centered = optimizer.centered
+            self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
+        for state in self._states:
             if state is not None and not (_plain(state, self.typenum, 1) and
                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
                 raise ValueError("optimizer: expected its state arrays to match the network's "
                                  "parameters (dtype and size)")
-        u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)
-        u.state2 = NULL if self._state2 is None else cnp.PyArray_DATA(self._state2)
+        u.state1 = self._state_data(0)
+        u.state2 = self._state_data(1)
+        u.state3 = self._state_data(2)
         return 0
+
+    cdef void *_state_data(self, int i):
+        state = self._states[i]
+        return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
 
     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,
                      object optimizer) except? -1.0:

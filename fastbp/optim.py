@@ -134,6 +134,8 @@ class RMSprop(Optimizer):
     State (flat, like net.params): square_avg v, grad_avg m (centered), momentum_buffer.
     """
 
+    fused_update = "rmsprop"
+
     def __init__(self, net, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0, weight_decay: float = 0.0,
                  centered: bool = False) -> None:

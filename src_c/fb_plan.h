@@ -20,7 +20,8 @@ typedef enum {
 typedef enum {
     FB_UPDATE_NONE = 0, /* gradients only: the caller updates */
     FB_UPDATE_SGD = 1,
-    FB_UPDATE_ADAM = 2
+    FB_UPDATE_ADAM = 2,
+    FB_UPDATE_RMSPROP = 3
 } fb_update_kind;
 
 /* One Dense layer and the activation after it: output = f(input W^T + b). */
@@ -39,9 +40,11 @@ typedef struct {
 typedef struct {
     fb_update_kind kind;
     long step;                       /* Adam: the step number t >= 1 of this update */
-    double lr, beta1, beta2, eps, weight_decay, momentum;
-    int decoupled, nesterov;
-    void *state1, *state2;           /* Adam: m, v.  SGD: momentum buffer (NULL without momentum) */
+    double lr, beta1, beta2, eps, weight_decay, momentum, alpha;
+    int decoupled, nesterov, centered;
+    /* Adam: m, v.  SGD: momentum buffer.  RMSprop: square_avg, grad_avg, momentum buffer.
+     * A state an update does not use may be NULL. */
+    void *state1, *state2, *state3;
 } fb_update;
 
 typedef struct {

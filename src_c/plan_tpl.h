@@ -75,6 +75,10 @@ static void FB(plan_update)(const fb_plan *plan, const fb_update *u)
         FB(adam_step)(p, g, u->state1, u->state2, plan->n_params, u->step, u->lr, u->beta1,
                       u->beta2, u->eps, u->weight_decay, u->decoupled, backup);
         break;
+    case FB_UPDATE_RMSPROP:
+        FB(rmsprop_step)(p, g, u->state1, u->state2, u->state3, plan->n_params, u->lr, u->alpha,
+                         u->eps, u->momentum, u->centered, u->weight_decay, backup);
+        break;
     }
 }
 
