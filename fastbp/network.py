@@ -59,6 +59,7 @@ class Sequential:
     metadata : dict of JSON-serialisable values saved with the model.
     optimizer : the optimizer of the last `fit` (saved with ``save(..., include_optimizer=True)``).
     loss : the loss of the last `fit`, the default of `evaluate`.
+    standardizer : a fitted `fastbp.Standardizer` or None (see `check_input`).
     """
 
     def __init__(self, *layers: Layer, dtype="float32", seed: int = 0) -> None:
@@ -78,6 +79,7 @@ class Sequential:
         self.metadata: dict = {}
         self.optimizer = None
         self.loss = None
+        self._standardizer = None
         self._dout = Workspace()
         self.in_features, self.out_features = self._check_widths()
         self._allocate(self.dtype)
@@ -169,9 +171,25 @@ class Sequential:
         return dout
 
     def check_input(self, X, name: str = "X") -> np.ndarray:
-        """X validated and converted for this network: (n, in_features), finite, own dtype."""
+        """X validated and converted for this network: (n, in_features), finite, own dtype.
+
+        With a `standardizer` attached, X holds raw features and is standardised here, so
+        forward, predict, evaluate, fit and train_step all take raw features.
+        """
+        if self._standardizer is not None:
+            X = self._standardizer.transform(X, name)
         return as_matrix(X, name, self.dtype, self.in_features,
                          layer=f"0 ({type(self.layers[0]).__name__})")
+
+    @property
+    def standardizer(self):
+        """The fitted Standardizer applied to every input X, or None (saved with the model)."""
+        return self._standardizer
+
+    @standardizer.setter
+    def standardizer(self, value) -> None:
+        from fastbp.preprocessing import check_standardizer
+        self._standardizer = check_standardizer(value, self.in_features)
 
     def forward(self, X, training: bool = True) -> np.ndarray:
         """Network output for X (n, in_features) -> (n, out_features).
@@ -194,7 +212,27 @@ class Sequential:
             raise ValueError(f"dout: expected shape ({self._batch}, {self.out_features}) like "
                              f"the last forward output, got {arr.shape}")
         dX = self._backward(arr, input_grad, accumulate)
-        return None if dX is None else dX.copy()
+        if dX is None:
+            return None
+        if self._standardizer is not None:    # d/dx of (x - mean) / std is 1 / std
+            return (dX / self._standardizer.std).astype(self.dtype)
+        return dX.copy()
+
+    def activation_outputs(self) -> list[tuple[int, str, np.ndarray]]:
+        """[(layer index, activation name, output (batch, units))] of every activation layer
+        in the last training forward (views into workspaces: read before the next forward)."""
+        if not self._trained_forward:
+            raise RuntimeError("activation_outputs: call forward(X, training=True) first")
+        outputs, index = [], 0
+        for stage in self._stages:
+            if isinstance(stage, _FusedDense):
+                outputs.append((index + 1, stage.activation.kernel_name, stage.dense._A))
+                index += 2
+            else:
+                if isinstance(stage, Activation):
+                    outputs.append((index, stage.kernel_name, stage._A))
+                index += 1
+        return outputs
 
     def predict(self, X, batch_size: int = 4096) -> np.ndarray:
         """Raw network outputs (n, out_features) for X (logits for classifiers), in batches."""

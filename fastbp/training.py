@@ -8,17 +8,26 @@ import numpy as np
 
 from fastbp import _kernels
 from fastbp._validation import positive_float, positive_int
+from fastbp.callbacks import CallbackList
+from fastbp.diagnostics import make_monitor
 from fastbp.layers import Workspace
 from fastbp.losses import get_loss
 from fastbp.optim import get_optimizer
+from fastbp.progress import Progress, check_verbose
+from fastbp.schedules import Scheduler
 
 
 class History:
     """Per-epoch record of a fit: ``history["loss"]``, ``"val_loss"``, ``"accuracy"``,
-    ``"val_accuracy"`` (classification), ``"time"`` (seconds per epoch)."""
+    ``"val_accuracy"`` (classification), ``"time"`` (seconds per epoch), ``"lr"`` (with an
+    lr_schedule). With ``monitor=True``: ``"grad_norm"``, ``"weight_norm"``, ``"update_ratio"``
+    (arrays (epochs, len(layer_names))) and ``"dead_fraction"`` ((epochs,
+    len(unit_layer_names))); see fastbp.diagnostics."""
 
     def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
+        self.history: dict[str, list] = {}
+        self.layer_names: list[str] = []
+        self.unit_layer_names: list[str] = []
 
     def append(self, logs: dict[str, float]) -> None:
         for key, value in logs.items():
@@ -29,11 +38,22 @@ class History:
         """Number of completed epochs."""
         return len(self.history.get("loss", []))
 
-    def __getitem__(self, key: str) -> list[float]:
-        return self.history[key]
+    def __getitem__(self, key: str):
+        """The list of per-epoch values; per-layer diagnostics as an array (epochs, layers)."""
+        values = self.history[key]
+        if values and isinstance(values[0], np.ndarray):
+            return np.stack(values)
+        return values
+
+    def plot(self, path) -> None:
+        """Save loss, metrics, lr and per-layer gradient norms per epoch as an image (matplotlib;
+        an ImportError says how to install it when missing)."""
+        from fastbp.plotting import plot_history
+        plot_history(self, path)
 
     def __repr__(self) -> str:
-        last = {k: round(v[-1], 6) for k, v in self.history.items() if v}
+        last = {k: round(v[-1], 6) for k, v in self.history.items()
+                if v and not isinstance(v[-1], np.ndarray)}
         return f"History(epochs={self.epochs}, last={last})"
 
 
@@ -76,7 +96,8 @@ def evaluate(net, X, y, loss=None, batch_size: int = 4096) -> dict:
 
 def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epochs: int = 10,
         batch_size: int = 128, validation_data=None, clip_norm: float | None = None,
-        shuffle: bool = True, seed: int = 0, verbose: int = 1) -> History:
+        shuffle: bool = True, seed: int = 0, verbose: int = 1, callbacks=None,
+        lr_schedule=None, clip_value: float | None = None, monitor=False) -> History:
     """Train `net` on (X, y) by mini-batch backpropagation.
 
     Parameters
@@ -88,7 +109,15 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     validation_data : optional (X_val, y_val), evaluated after every epoch.
     clip_norm : clip the global gradient L2 norm to this value before each update.
     shuffle, seed : the batches come from a permutation drawn from `seed` every epoch.
-    verbose : 1 prints one line per epoch, 0 is silent.
+    verbose : 0 silent; 1 a progress bar (with tqdm, on a terminal) and one line per epoch;
+        2 the lines alone (see fastbp.progress).
+    callbacks : list of fb.Callback (e.g. fb.EarlyStopping); see fastbp.callbacks.
+    lr_schedule : an fb.LRSchedule setting the optimizer's lr every epoch (or step); the lr of
+        each epoch is recorded in the history as "lr".
+    clip_value : clamp every gradient element to [-clip_value, clip_value] before each update
+        (before clip_norm when both are given).
+    monitor : True or an fb.Monitor: record per-layer diagnostics in the history and warn about
+        vanishing/exploding gradients and dead units (see fastbp.diagnostics).
     The reported training loss and accuracy are the means over the epoch's batches, each
     measured before that batch's update.
 
@@ -104,6 +133,11 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     batch_size = positive_int(batch_size, "batch_size")
     if clip_norm is not None:
         clip_norm = positive_float(clip_norm, "clip_norm")
+    if clip_value is not None:
+        clip_value = positive_float(clip_value, "clip_value")
+    verbose = check_verbose(verbose)
+    callbacks = CallbackList(callbacks)
+    monitor = make_monitor(monitor)
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data: expected a pair (X_val, y_val), got "
@@ -113,6 +147,7 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     if optimizer is None or isinstance(optimizer, str):
         positive_float(lr, "lr")
     opt = get_optimizer(optimizer, net, lr)
+    scheduler = Scheduler(lr_schedule, opt)
     net.optimizer, net.loss = opt, loss
 
     rng = np.random.default_rng(seed)
@@ -122,11 +157,20 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     dout = np.empty((rows, net.out_features), dtype=net.dtype)
     last_good = net.params.copy()
     history = History()
+    progress = Progress(verbose, epochs, n)
+    if monitor is not None:
+        monitor.start(net)
+    callbacks.on_train_begin(net)
     for epoch in range(1, epochs + 1):
         start_time = time.perf_counter()
         order = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
         total, correct, seen = 0.0, 0.0, 0
+        scheduler.start_epoch(epoch)
+        if monitor is not None:
+            monitor.start_epoch()
         for step, start in enumerate(range(0, n, batch_size), 1):
+            if scheduler.per_step:
+                scheduler.step()
             idx = order[start:start + batch_size]
             m = idx.shape[0]
             xb, yb, gb = X_batch[:m], y_batch[:m], dout[:m]
@@ -146,6 +190,8 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
                 error.history = history
                 raise error
             net._backward(gb, False, False)
+            if clip_value is not None:
+                _kernels.clip_grad_value(net.grads, clip_value)
             if clip_norm is not None:
                 _kernels.clip_grad_norm(net.grads, clip_norm)
             last_good[...] = net.params
@@ -154,21 +200,24 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
             seen += m
             if loss.classification:
                 correct += loss.accuracy(out, yb) * m
+            if monitor is not None:
+                monitor.after_step(epoch, step)
+            progress.batch(m, total / seen)
         logs = {"loss": total / seen}
         if loss.classification:
             logs["accuracy"] = correct / seen
         if validation_data is not None:
             val = evaluate(net, X_val, y_val, loss)
             logs.update({f"val_{k}": v for k, v in val.items()})
+        if lr_schedule is not None:
+            logs["lr"] = opt.lr
         logs["time"] = time.perf_counter() - start_time
         history.append(logs)
-        if verbose:
-            _print_epoch(epoch, epochs, logs)
+        if monitor is not None:
+            monitor.end_epoch(epoch, history)
+        progress.end_epoch(epoch, logs)
+        if callbacks.on_epoch_end(epoch, logs):
+            break
+    progress.close()
+    callbacks.on_train_end(net)
     return history
-
-
-def _print_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
-    parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
-    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k != "time"]
-    parts.append(f"{logs['time']:.2f}s")
-    print("  ".join(parts), flush=True)
