@@ -12,12 +12,11 @@ Protocol (subclass `Callback` and override what you need):
 from __future__ import annotations
 
 import math
-import numbers
 import os
 
 import numpy as np
 
-from fastbp._validation import choose, nonnegative_float
+from fastbp._validation import choose, nonnegative_float, positive_int
 
 MODES = ("auto", "min", "max")
 
@@ -70,19 +69,13 @@ class _Tracker:
         return better
 
 
-def _nonnegative_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
-    return int(value)
-
-
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved for `patience` epochs.
+    """Stop training after `patience` consecutive epochs in which `monitor` did not improve.
 
     Parameters
     ----------
     monitor : name of a log entry, e.g. "val_loss", "val_accuracy", "loss".
-    patience : epochs without improvement tolerated before stopping (0: stop at the first).
+    patience : how many epochs without improvement stop training (1: the first one does).
     min_delta : an improvement must exceed this.
     restore_best : at the end, copy back the parameters of the best epoch.
     mode : "min", "max", or "auto" (max when the name contains "acc", else min).
@@ -96,7 +89,7 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
                  restore_best: bool = True, mode: str = "auto") -> None:
         min_delta = nonnegative_float(min_delta, "min_delta")
-        self.patience = _nonnegative_int(patience, "patience")
+        self.patience = positive_int(patience, "patience")
         self.restore_best = bool(restore_best)
         self._tracker = _Tracker("EarlyStopping", monitor, mode, min_delta)
         self.monitor, self.mode = monitor, self._tracker.mode
@@ -120,7 +113,7 @@ class EarlyStopping(Callback):
                 self._best_params[...] = self._net.params
             return False
         self._wait += 1
-        if self._wait > self.patience:
+        if self._wait >= self.patience:
             self.stopped_epoch = epoch
             return True
         return False
