@@ -110,10 +110,10 @@ class Monitor:
         params, start = self.net.params, self._params_start
         weight_norm = np.array([_kernels.grad_norm(params[r]) for r in self._regions])
         delta = params - start
+        moved = np.array([_kernels.grad_norm(delta[r]) for r in self._regions])
+        initial = np.array([_kernels.grad_norm(start[r]) for r in self._regions])
         with np.errstate(divide="ignore", invalid="ignore"):
-            update_ratio = np.array([_kernels.grad_norm(delta[r]) / _kernels.grad_norm(start[r])
-                                     for r in self._regions])
-        update_ratio[~np.isfinite(update_ratio)] = np.nan
+            update_ratio = np.where(initial > 0, moved / initial, np.nan)
         result = {"grad_norm": grad_norm, "weight_norm": weight_norm,
                   "update_ratio": update_ratio}
         if self._active is not None:

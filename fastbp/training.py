@@ -78,6 +78,11 @@ def evaluate(net, X, y, loss=None, batch_size: int = 4096) -> dict:
     X = net.check_input(X)
     target = _targets(loss, net, y, X.shape[0])
     batch_size = positive_int(batch_size, "batch_size")
+    return _evaluate_checked(net, X, target, loss, batch_size)
+
+
+def _evaluate_checked(net, X: np.ndarray, target: np.ndarray, loss, batch_size: int) -> dict:
+    """`evaluate` over an input already through net.check_input and prepared targets."""
     total, correct = 0.0, 0.0
     dout = Workspace()
     for start in range(0, X.shape[0], batch_size):
@@ -207,7 +212,7 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
         if loss.classification:
             logs["accuracy"] = correct / seen
         if validation_data is not None:
-            val = evaluate(net, X_val, y_val, loss)
+            val = _evaluate_checked(net, X_val, y_val, loss, 4096)
             logs.update({f"val_{k}": v for k, v in val.items()})
         if lr_schedule is not None:
             logs["lr"] = opt.lr
