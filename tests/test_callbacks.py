@@ -52,6 +52,18 @@ def test_returning_true_stops_after_that_epoch_and_every_callback_sees_it():
     assert watcher.calls == ["begin", 1, 2, "end"]
 
 
+def test_a_diverging_fit_raises_without_on_train_end():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4))
+    Y = X @ rng.standard_normal((4, 1))
+    rec = Recorder()
+    with pytest.raises(FloatingPointError):
+        fb.mlp([4, 16, 1], activation="tanh").fit(X, Y, loss="mse", optimizer="sgd", lr=2.0,
+                                                  epochs=20, batch_size=8, verbose=0,
+                                                  callbacks=[rec])
+    assert rec.calls[0] == "begin" and "end" not in rec.calls
+
+
 def test_the_base_callback_does_nothing():
     X, y = blobs()
     a, b = fb.mlp([2, 8, 3], seed=2), fb.mlp([2, 8, 3], seed=2)
