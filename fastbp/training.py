@@ -162,10 +162,10 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     dout = np.empty((rows, net.out_features), dtype=net.dtype)
     last_good = net.params.copy()
     history = History()
-    progress = Progress(verbose, epochs, n)
+    callbacks.on_train_begin(net)
     if monitor is not None:
         monitor.start(net)
-    callbacks.on_train_begin(net)
+    progress = Progress(verbose, epochs, n)
     for epoch in range(1, epochs + 1):
         start_time = time.perf_counter()
         order = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
