@@ -6,6 +6,8 @@ import os
 # chosen before the OpenMP runtime loads (it reads the variable once); a user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from fastbp.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from fastbp.diagnostics import Monitor, TrainingWarning
 from fastbp.gradcheck import GradcheckError, GradcheckReport, gradcheck
 from fastbp.io import load
 from fastbp.layers import (
@@ -23,6 +25,8 @@ from fastbp.layers import (
 from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
 from fastbp.network import Sequential, mlp
 from fastbp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from fastbp.preprocessing import Standardizer
+from fastbp.schedules import CosineAnnealing, ExponentialDecay, LinearWarmup, LRSchedule, StepDecay
 from fastbp.threads import _init_threads, get_num_threads, set_num_threads
 from fastbp.training import History
 
@@ -33,6 +37,8 @@ __all__ = [
     "Loss", "SoftmaxCrossEntropy", "MSE", "BCEWithLogits", "Optimizer", "SGD", "Adam", "AdamW",
     "History", "gradcheck", "GradcheckError", "GradcheckReport", "load", "set_num_threads",
     "get_num_threads", "GELU", "Softplus", "ELU", "RMSprop",
+    "Callback", "EarlyStopping", "ModelCheckpoint", "Monitor", "TrainingWarning", "Standardizer",
+    "LRSchedule", "StepDecay", "ExponentialDecay", "CosineAnnealing", "LinearWarmup",
 ]
 
 _init_threads()

@@ -1953,7 +1953,7 @@ static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_fro
 /*--- Type declarations ---*/
 struct __pyx_obj_6fastbp_7_engine_TrainingPlan;
 
-/* "fastbp/_engine.pyx":100
+/* "fastbp/_engine.pyx":101
  * 
  * 
  * cdef class TrainingPlan:             # <<<<<<<<<<<<<<
@@ -3590,14 +3590,13 @@ static const char __pyx_k_The_compiled_training_step_a_pla[] = "The compiled tra
 /* #### Code section: decls ### */
 static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
 static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
-static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyObject *__pyx_v_params, PyObject *__pyx_v_grads, PyObject *__pyx_v_stages, PyObject *__pyx_v_loss, int __pyx_v_keep_backup, PyObject *__pyx_v_clip_norm); /* proto */
+static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyObject *__pyx_v_params, PyObject *__pyx_v_grads, PyObject *__pyx_v_stages, PyObject *__pyx_v_loss, int __pyx_v_keep_backup, PyObject *__pyx_v_clip_norm, PyObject *__pyx_v_clip_value); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, Py_ssize_t __pyx_v_rows); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, Py_ssize_t __pyx_v_rows); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, Py_ssize_t __pyx_v_rows); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, Py_ssize_t __pyx_v_rows); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_y, PyObject *__pyx_v_optimizer); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyObject *__pyx_v_X, PyObject *__pyx_v_y, PyObject *__pyx_v_order, Py_ssize_t __pyx_v_start, Py_ssize_t __pyx_v_stop, PyObject *__pyx_v_optimizer); /* proto */
-static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18set_clip_norm(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyObject *__pyx_v_clip_norm); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6params___get__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_5grads___get__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6backup___get__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
@@ -3606,8 +3605,8 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_11in_features___get__(
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12out_features___get__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6labels___get__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12unit_targets___get__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_20__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_22__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
+static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_20__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_tp_new__initialisation_6fastbp_7_engine_TrainingPlan(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -3682,8 +3681,8 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_tuple[5];
-    PyObject *__pyx_codeobj_tab[9];
-    PyObject *__pyx_string_tab[154];
+    PyObject *__pyx_codeobj_tab[8];
+    PyObject *__pyx_string_tab[152];
     PyObject *__pyx_number_tab[4];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3773,43 +3772,43 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_TrainingPlan_output __pyx_string_tab[37]
 #define __pyx_n_u_TrainingPlan_outputs __pyx_string_tab[38]
 #define __pyx_n_u_TrainingPlan_reserve __pyx_string_tab[39]
-#define __pyx_n_u_TrainingPlan_set_clip_norm __pyx_string_tab[40]
-#define __pyx_n_u_TrainingPlan_train_gathered __pyx_string_tab[41]
-#define __pyx_n_u_TrainingPlan_train_step __pyx_string_tab[42]
-#define __pyx_n_u_UPDATE_KINDS __pyx_string_tab[43]
-#define __pyx_n_u_X __pyx_string_tab[44]
-#define __pyx_n_u__2 __pyx_string_tab[45]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[46]
-#define __pyx_n_u_annotate __pyx_string_tab[47]
-#define __pyx_n_u_class_getitem __pyx_string_tab[48]
-#define __pyx_n_u_func __pyx_string_tab[49]
-#define __pyx_n_u_getstate __pyx_string_tab[50]
-#define __pyx_n_u_main __pyx_string_tab[51]
-#define __pyx_n_u_module __pyx_string_tab[52]
-#define __pyx_n_u_name __pyx_string_tab[53]
-#define __pyx_n_u_pyx_state __pyx_string_tab[54]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[55]
-#define __pyx_n_u_qualname __pyx_string_tab[56]
-#define __pyx_n_u_reduce __pyx_string_tab[57]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[58]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[59]
-#define __pyx_n_u_set_name __pyx_string_tab[60]
-#define __pyx_n_u_setstate __pyx_string_tab[61]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[62]
-#define __pyx_n_u_test __pyx_string_tab[63]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[64]
-#define __pyx_n_u_adam __pyx_string_tab[65]
-#define __pyx_n_u_alpha __pyx_string_tab[66]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[67]
-#define __pyx_n_u_bad __pyx_string_tab[68]
-#define __pyx_n_u_batch_target __pyx_string_tab[69]
-#define __pyx_n_u_bce_with_logits __pyx_string_tab[70]
-#define __pyx_n_u_beta __pyx_string_tab[71]
-#define __pyx_n_u_betas __pyx_string_tab[72]
-#define __pyx_n_u_c_contiguous __pyx_string_tab[73]
-#define __pyx_n_u_centered __pyx_string_tab[74]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[75]
-#define __pyx_n_u_clip_norm __pyx_string_tab[76]
+#define __pyx_n_u_TrainingPlan_train_gathered __pyx_string_tab[40]
+#define __pyx_n_u_TrainingPlan_train_step __pyx_string_tab[41]
+#define __pyx_n_u_UPDATE_KINDS __pyx_string_tab[42]
+#define __pyx_n_u_X __pyx_string_tab[43]
+#define __pyx_n_u__2 __pyx_string_tab[44]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[45]
+#define __pyx_n_u_annotate __pyx_string_tab[46]
+#define __pyx_n_u_class_getitem __pyx_string_tab[47]
+#define __pyx_n_u_func __pyx_string_tab[48]
+#define __pyx_n_u_getstate __pyx_string_tab[49]
+#define __pyx_n_u_main __pyx_string_tab[50]
+#define __pyx_n_u_module __pyx_string_tab[51]
+#define __pyx_n_u_name __pyx_string_tab[52]
+#define __pyx_n_u_pyx_state __pyx_string_tab[53]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[54]
+#define __pyx_n_u_qualname __pyx_string_tab[55]
+#define __pyx_n_u_reduce __pyx_string_tab[56]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[57]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[58]
+#define __pyx_n_u_set_name __pyx_string_tab[59]
+#define __pyx_n_u_setstate __pyx_string_tab[60]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[61]
+#define __pyx_n_u_test __pyx_string_tab[62]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[63]
+#define __pyx_n_u_adam __pyx_string_tab[64]
+#define __pyx_n_u_alpha __pyx_string_tab[65]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[66]
+#define __pyx_n_u_bad __pyx_string_tab[67]
+#define __pyx_n_u_batch_target __pyx_string_tab[68]
+#define __pyx_n_u_bce_with_logits __pyx_string_tab[69]
+#define __pyx_n_u_beta __pyx_string_tab[70]
+#define __pyx_n_u_betas __pyx_string_tab[71]
+#define __pyx_n_u_c_contiguous __pyx_string_tab[72]
+#define __pyx_n_u_centered __pyx_string_tab[73]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[74]
+#define __pyx_n_u_clip_norm __pyx_string_tab[75]
+#define __pyx_n_u_clip_value __pyx_string_tab[76]
 #define __pyx_n_u_cross_entropy __pyx_string_tab[77]
 #define __pyx_n_u_cross_entropy_probs __pyx_string_tab[78]
 #define __pyx_n_u_decoupled __pyx_string_tab[79]
@@ -3857,36 +3856,34 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_rows_idx __pyx_string_tab[121]
 #define __pyx_n_u_s __pyx_string_tab[122]
 #define __pyx_n_u_self __pyx_string_tab[123]
-#define __pyx_n_u_set_clip_norm __pyx_string_tab[124]
-#define __pyx_n_u_setdefault __pyx_string_tab[125]
-#define __pyx_n_u_sgd __pyx_string_tab[126]
-#define __pyx_n_u_slope __pyx_string_tab[127]
-#define __pyx_n_u_square_avg __pyx_string_tab[128]
-#define __pyx_n_u_stages __pyx_string_tab[129]
-#define __pyx_n_u_start __pyx_string_tab[130]
-#define __pyx_n_u_step_count __pyx_string_tab[131]
-#define __pyx_n_u_stop __pyx_string_tab[132]
-#define __pyx_n_u_t __pyx_string_tab[133]
-#define __pyx_n_u_tb __pyx_string_tab[134]
-#define __pyx_n_u_threshold __pyx_string_tab[135]
-#define __pyx_n_u_train_gathered __pyx_string_tab[136]
-#define __pyx_n_u_train_step __pyx_string_tab[137]
-#define __pyx_n_u_v __pyx_string_tab[138]
-#define __pyx_n_u_values __pyx_string_tab[139]
-#define __pyx_n_u_weight_decay __pyx_string_tab[140]
-#define __pyx_n_u_widest __pyx_string_tab[141]
-#define __pyx_n_u_x __pyx_string_tab[142]
-#define __pyx_n_u_xb __pyx_string_tab[143]
-#define __pyx_n_u_y __pyx_string_tab[144]
-#define __pyx_kp_b_void_char_char_int_int_int___pyx __pyx_string_tab[145]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[146]
-#define __pyx_kp_b_iso88591_A_5_4uA_Q_Kt_t1_E_at5_F_F_e7_25E __pyx_string_tab[147]
-#define __pyx_kp_b_iso88591_A_E_gZs_E __pyx_string_tab[148]
-#define __pyx_kp_b_iso88591_A_q_2V4wd __pyx_string_tab[149]
-#define __pyx_kp_b_iso88591_A_t82Q __pyx_string_tab[150]
-#define __pyx_kp_b_iso88591_A_t9AT_j_Ba __pyx_string_tab[151]
-#define __pyx_kp_b_iso88591_A_WIQ_5_as_j_4q_as_T_a_az_S_Bc_F __pyx_string_tab[152]
-#define __pyx_kp_b_iso88591_A_4vQc_Zq_1_Q_q_aq_1F_3c_U_Q_1_4 __pyx_string_tab[153]
+#define __pyx_n_u_setdefault __pyx_string_tab[124]
+#define __pyx_n_u_sgd __pyx_string_tab[125]
+#define __pyx_n_u_slope __pyx_string_tab[126]
+#define __pyx_n_u_square_avg __pyx_string_tab[127]
+#define __pyx_n_u_stages __pyx_string_tab[128]
+#define __pyx_n_u_start __pyx_string_tab[129]
+#define __pyx_n_u_step_count __pyx_string_tab[130]
+#define __pyx_n_u_stop __pyx_string_tab[131]
+#define __pyx_n_u_t __pyx_string_tab[132]
+#define __pyx_n_u_tb __pyx_string_tab[133]
+#define __pyx_n_u_threshold __pyx_string_tab[134]
+#define __pyx_n_u_train_gathered __pyx_string_tab[135]
+#define __pyx_n_u_train_step __pyx_string_tab[136]
+#define __pyx_n_u_v __pyx_string_tab[137]
+#define __pyx_n_u_values __pyx_string_tab[138]
+#define __pyx_n_u_weight_decay __pyx_string_tab[139]
+#define __pyx_n_u_widest __pyx_string_tab[140]
+#define __pyx_n_u_x __pyx_string_tab[141]
+#define __pyx_n_u_xb __pyx_string_tab[142]
+#define __pyx_n_u_y __pyx_string_tab[143]
+#define __pyx_kp_b_void_char_char_int_int_int___pyx __pyx_string_tab[144]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[145]
+#define __pyx_kp_b_iso88591_A_5_4uA_Q_Kt_t1_E_at5_F_F_e7_25E __pyx_string_tab[146]
+#define __pyx_kp_b_iso88591_A_q_2V4wd __pyx_string_tab[147]
+#define __pyx_kp_b_iso88591_A_t82Q __pyx_string_tab[148]
+#define __pyx_kp_b_iso88591_A_t9AT_j_Ba __pyx_string_tab[149]
+#define __pyx_kp_b_iso88591_A_WIQ_5_as_j_4q_as_T_a_az_S_Bc_F __pyx_string_tab[150]
+#define __pyx_kp_b_iso88591_A_4vQc_Zq_1_Q_q_aq_1F_3c_U_Q_1_4 __pyx_string_tab[151]
 #define __pyx_float_0_0 __pyx_number_tab[0]
 #define __pyx_float_1_0 __pyx_number_tab[1]
 #define __pyx_float_20_0 __pyx_number_tab[2]
@@ -3927,8 +3924,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<9; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<154; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<8; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<152; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -3974,8 +3971,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<9; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<154; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<8; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<152; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -5868,7 +5865,7 @@ static CYTHON_INLINE NPY_DATETIMEUNIT __pyx_f_5numpy_get_datetime64_unit(PyObjec
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":85
+/* "fastbp/_engine.pyx":86
  * 
  * 
  * cdef inline bint _plain(object a, int typenum, int ndim):             # <<<<<<<<<<<<<<
@@ -5881,7 +5878,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "fastbp/_engine.pyx":87
+  /* "fastbp/_engine.pyx":88
  * cdef inline bint _plain(object a, int typenum, int ndim):
  *     """True when `a` is a C-contiguous ndarray of `typenum` with `ndim` dimensions."""
  *     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum             # <<<<<<<<<<<<<<
@@ -5899,7 +5896,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
     goto __pyx_L3_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":88
+  /* "fastbp/_engine.pyx":89
  *     """True when `a` is a C-contiguous ndarray of `typenum` with `ndim` dimensions."""
  *     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
  *             and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim             # <<<<<<<<<<<<<<
@@ -5917,7 +5914,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
     goto __pyx_L3_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":89
+  /* "fastbp/_engine.pyx":90
  *     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
  *             and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
  *             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))             # <<<<<<<<<<<<<<
@@ -5945,7 +5942,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":85
+  /* "fastbp/_engine.pyx":86
  * 
  * 
  * cdef inline bint _plain(object a, int typenum, int ndim):             # <<<<<<<<<<<<<<
@@ -5959,7 +5956,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":92
+/* "fastbp/_engine.pyx":93
  * 
  * 
  * cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:             # <<<<<<<<<<<<<<
@@ -5976,7 +5973,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "fastbp/_engine.pyx":94
+  /* "fastbp/_engine.pyx":95
  * cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:
  *     cdef Py_ssize_t i
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -5990,7 +5987,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "fastbp/_engine.pyx":95
+    /* "fastbp/_engine.pyx":96
  *     cdef Py_ssize_t i
  *     for i in range(n):
  *         if labels[i] < 0 or labels[i] >= k:             # <<<<<<<<<<<<<<
@@ -6016,7 +6013,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
     if (__pyx_t_4) {
 
 
-      /* "fastbp/_engine.pyx":96
+      /* "fastbp/_engine.pyx":97
  *     for i in range(n):
  *         if labels[i] < 0 or labels[i] >= k:
  *             return i             # <<<<<<<<<<<<<<
@@ -6029,7 +6026,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
       }
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":95
+      /* "fastbp/_engine.pyx":96
  *     cdef Py_ssize_t i
  *     for i in range(n):
  *         if labels[i] < 0 or labels[i] >= k:             # <<<<<<<<<<<<<<
@@ -6040,7 +6037,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   }
 
 
-  /* "fastbp/_engine.pyx":97
+  /* "fastbp/_engine.pyx":98
  *         if labels[i] < 0 or labels[i] >= k:
  *             return i
  *     return -1             # <<<<<<<<<<<<<<
@@ -6053,7 +6050,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":92
+  /* "fastbp/_engine.pyx":93
  * 
  * 
  * cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:             # <<<<<<<<<<<<<<
@@ -6067,7 +6064,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":124
+/* "fastbp/_engine.pyx":126
  *     cdef tuple _states
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -6119,7 +6116,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self) {
   int __pyx_r;
 
-  /* "fastbp/_engine.pyx":125
+  /* "fastbp/_engine.pyx":127
  * 
  *     def __cinit__(self):
  *         self.plan.stages = NULL             # <<<<<<<<<<<<<<
@@ -6128,7 +6125,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.stages = NULL;
 
-  /* "fastbp/_engine.pyx":124
+  /* "fastbp/_engine.pyx":126
  *     cdef tuple _states
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -6142,7 +6139,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":127
+/* "fastbp/_engine.pyx":129
  *         self.plan.stages = NULL
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -6165,7 +6162,7 @@ static void __pyx_pw_6fastbp_7_engine_12TrainingPlan_3__dealloc__(PyObject *__py
 
 static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self) {
 
-  /* "fastbp/_engine.pyx":128
+  /* "fastbp/_engine.pyx":130
  * 
  *     def __dealloc__(self):
  *         PyMem_Free(self.plan.stages)             # <<<<<<<<<<<<<<
@@ -6174,7 +6171,7 @@ static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_o
 */
   PyMem_Free(__pyx_v_self->plan.stages);
 
-  /* "fastbp/_engine.pyx":127
+  /* "fastbp/_engine.pyx":129
  *         self.plan.stages = NULL
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -6186,11 +6183,11 @@ static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_o
 
 }
 
-/* "fastbp/_engine.pyx":130
+/* "fastbp/_engine.pyx":132
  *         PyMem_Free(self.plan.stages)
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,             # <<<<<<<<<<<<<<
- *                  clip_norm=None):
+ *                  clip_norm=None, clip_value=None):
  *         cdef cnp.ndarray p = params, g = grads
 */
 
@@ -6215,11 +6212,12 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   PyObject *__pyx_v_loss = 0;
   int __pyx_v_keep_backup;
   PyObject *__pyx_v_clip_norm = 0;
+  PyObject *__pyx_v_clip_value = 0;
   #if !CYTHON_VECTORCALL_TPNEW
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   #endif
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[6] = {0,0,0,0,0,0};
+  PyObject* values[7] = {0,0,0,0,0,0,0};
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -6235,98 +6233,109 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   #endif
   __pyx_kwvalues = __Pyx_KwValues_FASTCALL_TPNEW(__pyx_args, __pyx_nargs);
   {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_params,&__pyx_mstate_global->__pyx_n_u_grads,&__pyx_mstate_global->__pyx_n_u_stages,&__pyx_mstate_global->__pyx_n_u_loss,&__pyx_mstate_global->__pyx_n_u_keep_backup,&__pyx_mstate_global->__pyx_n_u_clip_norm,0};
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_params,&__pyx_mstate_global->__pyx_n_u_grads,&__pyx_mstate_global->__pyx_n_u_stages,&__pyx_mstate_global->__pyx_n_u_loss,&__pyx_mstate_global->__pyx_n_u_keep_backup,&__pyx_mstate_global->__pyx_n_u_clip_norm,&__pyx_mstate_global->__pyx_n_u_clip_value,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 130, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 132, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
+        case  7:
+        values[6] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 6);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 132, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 132, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 132, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 132, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 132, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 132, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 132, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 130, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 132, __pyx_L3_error)
 
-      /* "fastbp/_engine.pyx":131
+      /* "fastbp/_engine.pyx":133
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
- *                  clip_norm=None):             # <<<<<<<<<<<<<<
+ *                  clip_norm=None, clip_value=None):             # <<<<<<<<<<<<<<
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
 */
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)Py_None));
+      if (!values[6]) values[6] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, i); __PYX_ERR(0, 130, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 7, i); __PYX_ERR(0, 132, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
+        case  7:
+        values[6] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 6);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 132, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 132, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 132, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 132, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 132, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 132, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 132, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)Py_None));
+      if (!values[6]) values[6] = __Pyx_NewRef(((PyObject *)Py_None));
     }
     __pyx_v_params = values[0];
     __pyx_v_grads = values[1];
     __pyx_v_stages = ((PyObject*)values[2]);
     __pyx_v_loss = ((PyObject*)values[3]);
     if (values[4]) {
-      __pyx_v_keep_backup = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_keep_backup == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 130, __pyx_L3_error)
+      __pyx_v_keep_backup = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_keep_backup == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 132, __pyx_L3_error)
     } else {
 
-      /* "fastbp/_engine.pyx":130
+      /* "fastbp/_engine.pyx":132
  *         PyMem_Free(self.plan.stages)
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,             # <<<<<<<<<<<<<<
- *                  clip_norm=None):
+ *                  clip_norm=None, clip_value=None):
  *         cdef cnp.ndarray p = params, g = grads
 */
       __pyx_v_keep_backup = ((int)0);
     }
     __pyx_v_clip_norm = values[5];
+    __pyx_v_clip_value = values[6];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, __pyx_nargs); __PYX_ERR(0, 130, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 7, __pyx_nargs); __PYX_ERR(0, 132, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -6337,9 +6346,9 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_stages), (&PyList_Type), 1, "stages", 1))) __PYX_ERR(0, 130, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_loss), (&PyUnicode_Type), 1, "loss", 1))) __PYX_ERR(0, 130, __pyx_L1_error)
-  __pyx_r = __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(((struct __pyx_obj_6fastbp_7_engine_TrainingPlan *)__pyx_v_self), __pyx_v_params, __pyx_v_grads, __pyx_v_stages, __pyx_v_loss, __pyx_v_keep_backup, __pyx_v_clip_norm);
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_stages), (&PyList_Type), 1, "stages", 1))) __PYX_ERR(0, 132, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_loss), (&PyUnicode_Type), 1, "loss", 1))) __PYX_ERR(0, 132, __pyx_L1_error)
+  __pyx_r = __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(((struct __pyx_obj_6fastbp_7_engine_TrainingPlan *)__pyx_v_self), __pyx_v_params, __pyx_v_grads, __pyx_v_stages, __pyx_v_loss, __pyx_v_keep_backup, __pyx_v_clip_norm, __pyx_v_clip_value);
 
   /* function exit code */
   goto __pyx_L0;
@@ -6359,7 +6368,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyObject *__pyx_v_params, PyObject *__pyx_v_grads, PyObject *__pyx_v_stages, PyObject *__pyx_v_loss, int __pyx_v_keep_backup, PyObject *__pyx_v_clip_norm) {
+static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyObject *__pyx_v_params, PyObject *__pyx_v_grads, PyObject *__pyx_v_stages, PyObject *__pyx_v_loss, int __pyx_v_keep_backup, PyObject *__pyx_v_clip_norm, PyObject *__pyx_v_clip_value) {
   PyArrayObject *__pyx_v_p = 0;
   PyArrayObject *__pyx_v_g = 0;
   int __pyx_v_s;
@@ -6403,39 +6412,39 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_RefNannySetupContext("__init__", 0);
   __Pyx_INCREF(__pyx_v_params);
 
-  /* "fastbp/_engine.pyx":132
+  /* "fastbp/_engine.pyx":134
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
- *                  clip_norm=None):
+ *                  clip_norm=None, clip_value=None):
  *         cdef cnp.ndarray p = params, g = grads             # <<<<<<<<<<<<<<
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
 */
   __pyx_t_1 = __pyx_v_params;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 132, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 134, __pyx_L1_error)
   __pyx_v_p = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_grads;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 132, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 134, __pyx_L1_error)
   __pyx_v_g = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":133
- *                  clip_norm=None):
+  /* "fastbp/_engine.pyx":135
+ *                  clip_norm=None, clip_value=None):
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \             # <<<<<<<<<<<<<<
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
  *                 not p.flags.c_contiguous or not g.flags.c_contiguous:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 133, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 133, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 133, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_5, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 133, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_5, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_6) {
 
@@ -6445,12 +6454,12 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     goto __pyx_L6_bool_binop_done;
   }
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 133, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 133, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 133, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   __pyx_t_3 = __pyx_t_6;
@@ -6468,11 +6477,11 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 133, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 133, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 133, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (!__pyx_t_6) {
@@ -6484,7 +6493,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":134
+  /* "fastbp/_engine.pyx":136
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \             # <<<<<<<<<<<<<<
@@ -6512,19 +6521,19 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":135
+  /* "fastbp/_engine.pyx":137
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
  *                 not p.flags.c_contiguous or not g.flags.c_contiguous:             # <<<<<<<<<<<<<<
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
  *                              "dtype and size")
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_3 = (!__pyx_t_6);
 
@@ -6537,12 +6546,12 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6 = (!__pyx_t_3);
 
@@ -6552,8 +6561,8 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastbp/_engine.pyx":133
- *                  clip_norm=None):
+  /* "fastbp/_engine.pyx":135
+ *                  clip_norm=None, clip_value=None):
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \             # <<<<<<<<<<<<<<
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
@@ -6562,7 +6571,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastbp/_engine.pyx":136
+    /* "fastbp/_engine.pyx":138
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
  *                 not p.flags.c_contiguous or not g.flags.c_contiguous:
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "             # <<<<<<<<<<<<<<
@@ -6575,15 +6584,15 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_params_grads_expected_two_C_cont};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 136, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 138, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 136, __pyx_L1_error)
+    __PYX_ERR(0, 138, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":133
- *                  clip_norm=None):
+    /* "fastbp/_engine.pyx":135
+ *                  clip_norm=None, clip_value=None):
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \             # <<<<<<<<<<<<<<
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
@@ -6591,7 +6600,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   }
 
-  /* "fastbp/_engine.pyx":138
+  /* "fastbp/_engine.pyx":140
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
  *                              "dtype and size")
  *         if not stages:             # <<<<<<<<<<<<<<
@@ -6602,7 +6611,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_v_stages);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 138, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 140, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -6612,7 +6621,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "fastbp/_engine.pyx":139
+    /* "fastbp/_engine.pyx":141
  *                              "dtype and size")
  *         if not stages:
  *             raise ValueError("stages: expected at least one stage")             # <<<<<<<<<<<<<<
@@ -6625,14 +6634,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_stages_expected_at_least_one_sta};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 139, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 141, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 139, __pyx_L1_error)
+    __PYX_ERR(0, 141, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":138
+    /* "fastbp/_engine.pyx":140
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
  *                              "dtype and size")
  *         if not stages:             # <<<<<<<<<<<<<<
@@ -6641,7 +6650,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   }
 
-  /* "fastbp/_engine.pyx":140
+  /* "fastbp/_engine.pyx":142
  *         if not stages:
  *             raise ValueError("stages: expected at least one stage")
  *         self.params, self.grads, self.dtype = p, g, p.dtype             # <<<<<<<<<<<<<<
@@ -6652,7 +6661,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_INCREF(__pyx_t_4);
   __pyx_t_1 = ((PyObject *)__pyx_v_g);
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 140, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 142, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_4);
   __Pyx_GOTREF(__pyx_v_self->params);
@@ -6667,7 +6676,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_DECREF_SET(__pyx_v_self->dtype, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "fastbp/_engine.pyx":141
+  /* "fastbp/_engine.pyx":143
  *             raise ValueError("stages: expected at least one stage")
  *         self.params, self.grads, self.dtype = p, g, p.dtype
  *         self.typenum = cnp.PyArray_TYPE(p)             # <<<<<<<<<<<<<<
@@ -6676,7 +6685,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->typenum = PyArray_TYPE(__pyx_v_p);
 
-  /* "fastbp/_engine.pyx":142
+  /* "fastbp/_engine.pyx":144
  *         self.params, self.grads, self.dtype = p, g, p.dtype
  *         self.typenum = cnp.PyArray_TYPE(p)
  *         self.plan.n_params = p.shape[0]             # <<<<<<<<<<<<<<
@@ -6685,7 +6694,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.n_params = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_p)[0]);
 
-  /* "fastbp/_engine.pyx":143
+  /* "fastbp/_engine.pyx":145
  *         self.typenum = cnp.PyArray_TYPE(p)
  *         self.plan.n_params = p.shape[0]
  *         self.plan.params = cnp.PyArray_DATA(p)             # <<<<<<<<<<<<<<
@@ -6694,7 +6703,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.params = PyArray_DATA(__pyx_v_p);
 
-  /* "fastbp/_engine.pyx":144
+  /* "fastbp/_engine.pyx":146
  *         self.plan.n_params = p.shape[0]
  *         self.plan.params = cnp.PyArray_DATA(p)
  *         self.plan.grads = cnp.PyArray_DATA(g)             # <<<<<<<<<<<<<<
@@ -6703,76 +6712,94 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.grads = PyArray_DATA(__pyx_v_g);
 
-  /* "fastbp/_engine.pyx":145
+  /* "fastbp/_engine.pyx":147
  *         self.plan.params = cnp.PyArray_DATA(p)
  *         self.plan.grads = cnp.PyArray_DATA(g)
  *         self.plan.loss = LOSS_KINDS[loss]             # <<<<<<<<<<<<<<
  *         self.labels = loss == "cross_entropy"
  *         self.unit_targets = loss == "bce_with_logits"
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 145, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 147, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_1 = __Pyx_PyObject_Dict_GetItem(__pyx_t_5, __pyx_v_loss); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 145, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Dict_GetItem(__pyx_t_5, __pyx_v_loss); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 147, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_8 = ((fb_loss_kind)__Pyx_PyLong_As_fb_loss_kind(__pyx_t_1)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 145, __pyx_L1_error)
+  __pyx_t_8 = ((fb_loss_kind)__Pyx_PyLong_As_fb_loss_kind(__pyx_t_1)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 147, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->plan.loss = __pyx_t_8;
 
-  /* "fastbp/_engine.pyx":146
+  /* "fastbp/_engine.pyx":148
  *         self.plan.grads = cnp.PyArray_DATA(g)
  *         self.plan.loss = LOSS_KINDS[loss]
  *         self.labels = loss == "cross_entropy"             # <<<<<<<<<<<<<<
  *         self.unit_targets = loss == "bce_with_logits"
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
 */
-  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_cross_entropy, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 146, __pyx_L1_error)
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 146, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_cross_entropy, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 148, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->labels = __pyx_t_6;
 
-  /* "fastbp/_engine.pyx":147
+  /* "fastbp/_engine.pyx":149
  *         self.plan.loss = LOSS_KINDS[loss]
  *         self.labels = loss == "cross_entropy"
  *         self.unit_targets = loss == "bce_with_logits"             # <<<<<<<<<<<<<<
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
- *         self.backup = np.empty_like(p) if keep_backup else None
+ *         self.plan.clip_value = 0.0 if clip_value is None else float(clip_value)
 */
-  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_bce_with_logits, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 147, __pyx_L1_error)
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_bce_with_logits, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 149, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->unit_targets = __pyx_t_6;
 
-  /* "fastbp/_engine.pyx":148
+  /* "fastbp/_engine.pyx":150
  *         self.labels = loss == "cross_entropy"
  *         self.unit_targets = loss == "bce_with_logits"
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)             # <<<<<<<<<<<<<<
+ *         self.plan.clip_value = 0.0 if clip_value is None else float(clip_value)
  *         self.backup = np.empty_like(p) if keep_backup else None
- *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
 */
   __pyx_t_6 = (__pyx_v_clip_norm == Py_None);
   if (__pyx_t_6) {
 
     __pyx_t_9 = 0.0;
   } else {
-    __pyx_t_10 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_10, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 148, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_10, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 150, __pyx_L1_error)
     __pyx_t_9 = __pyx_t_10;
   }
 
   __pyx_v_self->plan.clip_norm = __pyx_t_9;
 
-  /* "fastbp/_engine.pyx":149
+  /* "fastbp/_engine.pyx":151
  *         self.unit_targets = loss == "bce_with_logits"
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
+ *         self.plan.clip_value = 0.0 if clip_value is None else float(clip_value)             # <<<<<<<<<<<<<<
+ *         self.backup = np.empty_like(p) if keep_backup else None
+ *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
+*/
+  __pyx_t_6 = (__pyx_v_clip_value == Py_None);
+  if (__pyx_t_6) {
+
+    __pyx_t_9 = 0.0;
+  } else {
+    __pyx_t_10 = __Pyx_PyObject_AsDouble(__pyx_v_clip_value); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_10, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 151, __pyx_L1_error)
+    __pyx_t_9 = __pyx_t_10;
+  }
+
+  __pyx_v_self->plan.clip_value = __pyx_t_9;
+
+  /* "fastbp/_engine.pyx":152
+ *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
+ *         self.plan.clip_value = 0.0 if clip_value is None else float(clip_value)
  *         self.backup = np.empty_like(p) if keep_backup else None             # <<<<<<<<<<<<<<
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
 */
   if (__pyx_v_keep_backup) {
     __pyx_t_4 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 149, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 152, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 149, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 152, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
     __pyx_t_7 = 1;
@@ -6792,7 +6819,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 149, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 152, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __pyx_t_1 = __pyx_t_5;
@@ -6806,8 +6833,8 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_DECREF_SET(__pyx_v_self->backup, __pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":150
- *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
+  /* "fastbp/_engine.pyx":153
+ *         self.plan.clip_value = 0.0 if clip_value is None else float(clip_value)
  *         self.backup = np.empty_like(p) if keep_backup else None
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL             # <<<<<<<<<<<<<<
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
@@ -6816,7 +6843,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (__pyx_v_keep_backup) {
     __pyx_t_1 = __pyx_v_self->backup;
     __Pyx_INCREF(__pyx_t_1);
-    if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 150, __pyx_L1_error)
+    if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 153, __pyx_L1_error)
 
     __pyx_t_13 = PyArray_DATA(((PyArrayObject *)__pyx_t_1));
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -6826,7 +6853,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   }
   __pyx_v_self->plan.backup = __pyx_t_13;
 
-  /* "fastbp/_engine.pyx":151
+  /* "fastbp/_engine.pyx":154
  *         self.backup = np.empty_like(p) if keep_backup else None
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))             # <<<<<<<<<<<<<<
@@ -6835,13 +6862,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   if (unlikely(__pyx_v_stages == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 151, __pyx_L1_error)
+    __PYX_ERR(0, 154, __pyx_L1_error)
   }
-  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 151, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 154, __pyx_L1_error)
   __pyx_v_self->plan.stages = ((fb_dense_stage *)PyMem_Malloc((__pyx_t_14 * (sizeof(fb_dense_stage)))));
 
 
-  /* "fastbp/_engine.pyx":152
+  /* "fastbp/_engine.pyx":155
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
  *         if self.plan.stages == NULL:             # <<<<<<<<<<<<<<
@@ -6853,16 +6880,16 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "fastbp/_engine.pyx":153
+    /* "fastbp/_engine.pyx":156
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
  *         if self.plan.stages == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         self.plan.n_stages = len(stages)
  *         self._weights = []
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 153, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 156, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":152
+    /* "fastbp/_engine.pyx":155
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
  *         if self.plan.stages == NULL:             # <<<<<<<<<<<<<<
@@ -6871,7 +6898,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   }
 
-  /* "fastbp/_engine.pyx":154
+  /* "fastbp/_engine.pyx":157
  *         if self.plan.stages == NULL:
  *             raise MemoryError()
  *         self.plan.n_stages = len(stages)             # <<<<<<<<<<<<<<
@@ -6880,26 +6907,26 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   if (unlikely(__pyx_v_stages == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 154, __pyx_L1_error)
+    __PYX_ERR(0, 157, __pyx_L1_error)
   }
-  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 154, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 157, __pyx_L1_error)
   __pyx_v_self->plan.n_stages = __pyx_t_14;
 
-  /* "fastbp/_engine.pyx":155
+  /* "fastbp/_engine.pyx":158
  *             raise MemoryError()
  *         self.plan.n_stages = len(stages)
  *         self._weights = []             # <<<<<<<<<<<<<<
  *         cdef int s
  *         cdef cnp.ndarray w
 */
-  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 155, __pyx_L1_error)
+  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 158, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __Pyx_GOTREF(__pyx_v_self->_weights);
   __Pyx_DECREF_SET(__pyx_v_self->_weights, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":158
+  /* "fastbp/_engine.pyx":161
  *         cdef int s
  *         cdef cnp.ndarray w
  *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):             # <<<<<<<<<<<<<<
@@ -6914,13 +6941,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 158, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 161, __pyx_L1_error)
       #endif
       if (__pyx_t_14 >= __pyx_temp) break;
     }
     __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_14, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_14;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 158, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 161, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     if ((likely(PyTuple_CheckExact(__pyx_t_5))) || (PyList_CheckExact(__pyx_t_5))) {
       PyObject* sequence = __pyx_t_5;
@@ -6928,7 +6955,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       if (unlikely(size != 6)) {
         if (size > 6) __Pyx_RaiseTooManyValuesError(6);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 158, __pyx_L1_error)
+        __PYX_ERR(0, 161, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -6946,22 +6973,22 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         __Pyx_INCREF(__pyx_t_18);
       } else {
         __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 158, __pyx_L1_error)
+        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 161, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_12);
         __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 158, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 161, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_4);
         __pyx_t_11 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 158, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 161, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_11);
         __pyx_t_16 = __Pyx_PyList_GET_ITEM_REF(sequence, 3, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 158, __pyx_L1_error)
+        if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 161, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_16);
         __pyx_t_17 = __Pyx_PyList_GET_ITEM_REF(sequence, 4, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 158, __pyx_L1_error)
+        if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 161, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_17);
         __pyx_t_18 = __Pyx_PyList_GET_ITEM_REF(sequence, 5, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 158, __pyx_L1_error)
+        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 161, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_18);
       }
       #else
@@ -6969,7 +6996,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         Py_ssize_t i;
         PyObject** temps[6] = {&__pyx_t_12,&__pyx_t_4,&__pyx_t_11,&__pyx_t_16,&__pyx_t_17,&__pyx_t_18};
         for (i=0; i < 6; i++) {
-          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 158, __pyx_L1_error)
+          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 161, __pyx_L1_error)
           __Pyx_GOTREF(item);
           *(temps[i]) = item;
         }
@@ -6979,7 +7006,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     } else {
       Py_ssize_t index = -1;
       PyObject** temps[6] = {&__pyx_t_12,&__pyx_t_4,&__pyx_t_11,&__pyx_t_16,&__pyx_t_17,&__pyx_t_18};
-      __pyx_t_19 = PyObject_GetIter(__pyx_t_5); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 158, __pyx_L1_error)
+      __pyx_t_19 = PyObject_GetIter(__pyx_t_5); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 161, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_19);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __pyx_t_20 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_19);
@@ -6988,7 +7015,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         __Pyx_GOTREF(item);
         *(temps[index]) = item;
       }
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_19), 6) < (0)) __PYX_ERR(0, 158, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_19), 6) < (0)) __PYX_ERR(0, 161, __pyx_L1_error)
       __pyx_t_20 = NULL;
       __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
       goto __pyx_L17_unpacking_done;
@@ -6996,7 +7023,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
       __pyx_t_20 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 158, __pyx_L1_error)
+      __PYX_ERR(0, 161, __pyx_L1_error)
       __pyx_L17_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_weight, __pyx_t_12);
@@ -7014,27 +7041,27 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     __pyx_v_s = __pyx_t_15;
     __pyx_t_15 = (__pyx_t_15 + 1);
 
-    /* "fastbp/_engine.pyx":159
+    /* "fastbp/_engine.pyx":162
  *         cdef cnp.ndarray w
  *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):             # <<<<<<<<<<<<<<
  *                 if arr is not None:
  *                     self._check_view(arr)
 */
-    __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 159, __pyx_L1_error)
+    __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 162, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_INCREF(__pyx_v_weight);
     __Pyx_GIVEREF(__pyx_v_weight);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 159, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 162, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_weight_grad);
     __Pyx_GIVEREF(__pyx_v_weight_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 159, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 162, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias);
     __Pyx_GIVEREF(__pyx_v_bias);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_v_bias) != (0)) __PYX_ERR(0, 159, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_v_bias) != (0)) __PYX_ERR(0, 162, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias_grad);
     __Pyx_GIVEREF(__pyx_v_bias_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 159, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 162, __pyx_L1_error);
     __pyx_t_18 = __pyx_t_5; __Pyx_INCREF(__pyx_t_18);
     __pyx_t_21 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -7046,12 +7073,12 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_5 = __Pyx_PySequence_ITEM(__pyx_t_18, __pyx_t_21);
       #endif
       ++__pyx_t_21;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 159, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 162, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_XDECREF_SET(__pyx_v_arr, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "fastbp/_engine.pyx":160
+      /* "fastbp/_engine.pyx":163
  *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:             # <<<<<<<<<<<<<<
@@ -7062,19 +7089,19 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       if (__pyx_t_6) {
 
 
-        /* "fastbp/_engine.pyx":161
+        /* "fastbp/_engine.pyx":164
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:
  *                     self._check_view(arr)             # <<<<<<<<<<<<<<
  *             w = weight
  *             self.plan.stages[s].out_features = w.shape[0]
 */
-        if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 161, __pyx_L1_error)
-        __pyx_t_5 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_check_view(__pyx_v_self, ((PyArrayObject *)__pyx_v_arr)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 161, __pyx_L1_error)
+        if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 164, __pyx_L1_error)
+        __pyx_t_5 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_check_view(__pyx_v_self, ((PyArrayObject *)__pyx_v_arr)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 164, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-        /* "fastbp/_engine.pyx":160
+        /* "fastbp/_engine.pyx":163
  *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:             # <<<<<<<<<<<<<<
@@ -7083,7 +7110,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
       }
 
-      /* "fastbp/_engine.pyx":159
+      /* "fastbp/_engine.pyx":162
  *         cdef cnp.ndarray w
  *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):             # <<<<<<<<<<<<<<
@@ -7093,7 +7120,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     }
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
 
-    /* "fastbp/_engine.pyx":162
+    /* "fastbp/_engine.pyx":165
  *                 if arr is not None:
  *                     self._check_view(arr)
  *             w = weight             # <<<<<<<<<<<<<<
@@ -7102,11 +7129,11 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     __pyx_t_18 = __pyx_v_weight;
     __Pyx_INCREF(__pyx_t_18);
-    if (!(likely(((__pyx_t_18) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_18, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 162, __pyx_L1_error)
+    if (!(likely(((__pyx_t_18) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_18, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 165, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_w, ((PyArrayObject *)__pyx_t_18));
     __pyx_t_18 = 0;
 
-    /* "fastbp/_engine.pyx":163
+    /* "fastbp/_engine.pyx":166
  *                     self._check_view(arr)
  *             w = weight
  *             self.plan.stages[s].out_features = w.shape[0]             # <<<<<<<<<<<<<<
@@ -7115,7 +7142,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).out_features = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[0]);
 
-    /* "fastbp/_engine.pyx":164
+    /* "fastbp/_engine.pyx":167
  *             w = weight
  *             self.plan.stages[s].out_features = w.shape[0]
  *             self.plan.stages[s].in_features = w.shape[1]             # <<<<<<<<<<<<<<
@@ -7124,7 +7151,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).in_features = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[1]);
 
-    /* "fastbp/_engine.pyx":165
+    /* "fastbp/_engine.pyx":168
  *             self.plan.stages[s].out_features = w.shape[0]
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:             # <<<<<<<<<<<<<<
@@ -7150,7 +7177,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "fastbp/_engine.pyx":166
+      /* "fastbp/_engine.pyx":169
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
  *                 raise ValueError(f"stages[{s}]: expected input width "             # <<<<<<<<<<<<<<
@@ -7158,19 +7185,19 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
 */
       __pyx_t_5 = NULL;
-      __pyx_t_17 = __Pyx_PyUnicode_From_int(__pyx_v_s, 0, ' ', 'd'); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 166, __pyx_L1_error)
+      __pyx_t_17 = __Pyx_PyUnicode_From_int(__pyx_v_s, 0, ' ', 'd'); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 169, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
 
-      /* "fastbp/_engine.pyx":167
+      /* "fastbp/_engine.pyx":170
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
  *                 raise ValueError(f"stages[{s}]: expected input width "
  *                                  f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
 */
-      __pyx_t_16 = __Pyx_PyUnicode_From_int((__pyx_v_self->plan.stages[(__pyx_v_s - 1)]).out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 167, __pyx_L1_error)
+      __pyx_t_16 = __Pyx_PyUnicode_From_int((__pyx_v_self->plan.stages[(__pyx_v_s - 1)]).out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 170, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
-      __pyx_t_11 = __Pyx_PyUnicode_From_npy_intp((__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[1]), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 167, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_npy_intp((__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[1]), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 170, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_22[0] = __pyx_mstate_global->__pyx_kp_u_stages_2;
       __pyx_t_22[1] = __pyx_t_17;
@@ -7179,7 +7206,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_22[4] = __pyx_mstate_global->__pyx_kp_u_got;
       __pyx_t_22[5] = __pyx_t_11;
 
-      /* "fastbp/_engine.pyx":166
+      /* "fastbp/_engine.pyx":169
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
  *                 raise ValueError(f"stages[{s}]: expected input width "             # <<<<<<<<<<<<<<
@@ -7192,7 +7219,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       #endif
       __pyx_t_23 = 0;
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_22, 6, __pyx_t_21, __pyx_t_23);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 166, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 169, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
@@ -7203,14 +7230,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         __pyx_t_18 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 166, __pyx_L1_error)
+        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 169, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_18);
       }
       __Pyx_Raise(__pyx_t_18, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
-      __PYX_ERR(0, 166, __pyx_L1_error)
+      __PYX_ERR(0, 169, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":165
+      /* "fastbp/_engine.pyx":168
  *             self.plan.stages[s].out_features = w.shape[0]
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:             # <<<<<<<<<<<<<<
@@ -7219,7 +7246,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     }
 
-    /* "fastbp/_engine.pyx":168
+    /* "fastbp/_engine.pyx":171
  *                 raise ValueError(f"stages[{s}]: expected input width "
  *                                  f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)             # <<<<<<<<<<<<<<
@@ -7228,17 +7255,17 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).weight = PyArray_DATA(__pyx_v_w);
 
-    /* "fastbp/_engine.pyx":169
+    /* "fastbp/_engine.pyx":172
  *                                  f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
 */
-    if (!(likely(((__pyx_v_weight_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_weight_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 169, __pyx_L1_error)
+    if (!(likely(((__pyx_v_weight_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_weight_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 172, __pyx_L1_error)
     (__pyx_v_self->plan.stages[__pyx_v_s]).weight_grad = PyArray_DATA(((PyArrayObject *)__pyx_v_weight_grad));
 
-    /* "fastbp/_engine.pyx":170
+    /* "fastbp/_engine.pyx":173
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)             # <<<<<<<<<<<<<<
@@ -7250,14 +7277,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
       __pyx_t_13 = NULL;
     } else {
-      if (!(likely(((__pyx_v_bias) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 170, __pyx_L1_error)
+      if (!(likely(((__pyx_v_bias) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 173, __pyx_L1_error)
 
       __pyx_t_13 = PyArray_DATA(((PyArrayObject *)__pyx_v_bias));
     }
 
     (__pyx_v_self->plan.stages[__pyx_v_s]).bias = __pyx_t_13;
 
-    /* "fastbp/_engine.pyx":171
+    /* "fastbp/_engine.pyx":174
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None             # <<<<<<<<<<<<<<
@@ -7270,20 +7297,20 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_13 = NULL;
     } else {
 
-      /* "fastbp/_engine.pyx":172
+      /* "fastbp/_engine.pyx":175
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
  *                                              else cnp.PyArray_DATA(bias_grad))             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].activation = activation
  *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
 */
-      if (!(likely(((__pyx_v_bias_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 172, __pyx_L1_error)
+      if (!(likely(((__pyx_v_bias_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 175, __pyx_L1_error)
 
       __pyx_t_13 = PyArray_DATA(((PyArrayObject *)__pyx_v_bias_grad));
     }
 
 
-    /* "fastbp/_engine.pyx":171
+    /* "fastbp/_engine.pyx":174
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None             # <<<<<<<<<<<<<<
@@ -7292,81 +7319,81 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).bias_grad = __pyx_t_13;
 
-    /* "fastbp/_engine.pyx":173
+    /* "fastbp/_engine.pyx":176
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
  *                                              else cnp.PyArray_DATA(bias_grad))
  *             self.plan.stages[s].activation = activation             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
  *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
 */
-    __pyx_t_24 = ((fb_activation)__Pyx_PyLong_As_fb_activation(__pyx_v_activation)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 173, __pyx_L1_error)
+    __pyx_t_24 = ((fb_activation)__Pyx_PyLong_As_fb_activation(__pyx_v_activation)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 176, __pyx_L1_error)
     (__pyx_v_self->plan.stages[__pyx_v_s]).activation = __pyx_t_24;
 
-    /* "fastbp/_engine.pyx":174
+    /* "fastbp/_engine.pyx":177
  *                                              else cnp.PyArray_DATA(bias_grad))
  *             self.plan.stages[s].activation = activation
  *             self.plan.stages[s].params.slope = params.get("slope", 0.0)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
  *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
 */
-    __pyx_t_18 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 174, __pyx_L1_error)
+    __pyx_t_18 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 177, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_18);
-    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_18, __pyx_mstate_global->__pyx_tuple[0], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 174, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_18, __pyx_mstate_global->__pyx_tuple[0], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 177, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
-    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_4); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 174, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_4); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 177, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     (__pyx_v_self->plan.stages[__pyx_v_s]).params.slope = __pyx_t_9;
 
-    /* "fastbp/_engine.pyx":175
+    /* "fastbp/_engine.pyx":178
  *             self.plan.stages[s].activation = activation
  *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
  *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
  *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
 */
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 175, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 178, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_4, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 175, __pyx_L1_error)
+    __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_4, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 178, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_18);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_18); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 175, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_18); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 178, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
     (__pyx_v_self->plan.stages[__pyx_v_s]).params.alpha = __pyx_t_9;
 
-    /* "fastbp/_engine.pyx":176
+    /* "fastbp/_engine.pyx":179
  *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
  *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
  *             self.plan.stages[s].params.beta = params.get("beta", 1.0)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
 */
-    __pyx_t_18 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 176, __pyx_L1_error)
+    __pyx_t_18 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 179, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_18);
-    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_18, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 176, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_18, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 179, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
-    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_4); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 176, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_4); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 179, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     (__pyx_v_self->plan.stages[__pyx_v_s]).params.beta = __pyx_t_9;
 
-    /* "fastbp/_engine.pyx":177
+    /* "fastbp/_engine.pyx":180
  *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
  *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
  *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)             # <<<<<<<<<<<<<<
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
  *         self.in_features = self.plan.stages[0].in_features
 */
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 177, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 180, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_4, __pyx_mstate_global->__pyx_tuple[3], NULL); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 177, __pyx_L1_error)
+    __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_4, __pyx_mstate_global->__pyx_tuple[3], NULL); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 180, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_18);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_18); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 177, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_18); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 180, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
     (__pyx_v_self->plan.stages[__pyx_v_s]).params.threshold = __pyx_t_9;
 
-    /* "fastbp/_engine.pyx":178
+    /* "fastbp/_engine.pyx":181
  *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
  *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
  *             self._weights.append((weight, bias, weight_grad, bias_grad))             # <<<<<<<<<<<<<<
@@ -7375,27 +7402,27 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     if (unlikely(__pyx_v_self->_weights == Py_None)) {
       PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-      __PYX_ERR(0, 178, __pyx_L1_error)
+      __PYX_ERR(0, 181, __pyx_L1_error)
     }
-    __pyx_t_18 = PyTuple_New(4); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 178, __pyx_L1_error)
+    __pyx_t_18 = PyTuple_New(4); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 181, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_18);
     __Pyx_INCREF(__pyx_v_weight);
     __Pyx_GIVEREF(__pyx_v_weight);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 178, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 181, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias);
     __Pyx_GIVEREF(__pyx_v_bias);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 1, __pyx_v_bias) != (0)) __PYX_ERR(0, 178, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 1, __pyx_v_bias) != (0)) __PYX_ERR(0, 181, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_weight_grad);
     __Pyx_GIVEREF(__pyx_v_weight_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 2, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 178, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 2, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 181, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias_grad);
     __Pyx_GIVEREF(__pyx_v_bias_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 178, __pyx_L1_error);
-    __pyx_t_25 = __Pyx_PyList_Append(__pyx_v_self->_weights, __pyx_t_18); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 178, __pyx_L1_error)
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 181, __pyx_L1_error);
+    __pyx_t_25 = __Pyx_PyList_Append(__pyx_v_self->_weights, __pyx_t_18); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 181, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
 
 
-    /* "fastbp/_engine.pyx":158
+    /* "fastbp/_engine.pyx":161
  *         cdef int s
  *         cdef cnp.ndarray w
  *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):             # <<<<<<<<<<<<<<
@@ -7405,7 +7432,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":179
+  /* "fastbp/_engine.pyx":182
  *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
  *         self.in_features = self.plan.stages[0].in_features             # <<<<<<<<<<<<<<
@@ -7416,7 +7443,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
   __pyx_v_self->in_features = __pyx_t_15;
 
-  /* "fastbp/_engine.pyx":180
+  /* "fastbp/_engine.pyx":183
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
  *         self.in_features = self.plan.stages[0].in_features
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features             # <<<<<<<<<<<<<<
@@ -7427,7 +7454,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
   __pyx_v_self->out_features = __pyx_t_15;
 
-  /* "fastbp/_engine.pyx":181
+  /* "fastbp/_engine.pyx":184
  *         self.in_features = self.plan.stages[0].in_features
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
  *         self.plan.max_rows = 0             # <<<<<<<<<<<<<<
@@ -7436,7 +7463,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.max_rows = 0;
 
-  /* "fastbp/_engine.pyx":182
+  /* "fastbp/_engine.pyx":185
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
  *         self.plan.max_rows = 0
  *         self.update.kind = FB_UPDATE_NONE             # <<<<<<<<<<<<<<
@@ -7445,7 +7472,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->update.kind = FB_UPDATE_NONE;
 
-  /* "fastbp/_engine.pyx":183
+  /* "fastbp/_engine.pyx":186
  *         self.plan.max_rows = 0
  *         self.update.kind = FB_UPDATE_NONE
  *         self.reserve(1)             # <<<<<<<<<<<<<<
@@ -7459,16 +7486,16 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     PyObject *__pyx_callargs[2] = {__pyx_t_18, __pyx_mstate_global->__pyx_int_1};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reserve, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_18); __pyx_t_18 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 183, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 186, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":130
+  /* "fastbp/_engine.pyx":132
  *         PyMem_Free(self.plan.stages)
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,             # <<<<<<<<<<<<<<
- *                  clip_norm=None):
+ *                  clip_norm=None, clip_value=None):
  *         cdef cnp.ndarray p = params, g = grads
 */
 
@@ -7504,7 +7531,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":185
+/* "fastbp/_engine.pyx":188
  *         self.reserve(1)
  * 
  *     cdef _check_view(self, cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -7533,7 +7560,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_view", 0);
 
-  /* "fastbp/_engine.pyx":188
+  /* "fastbp/_engine.pyx":191
  *         """Every descriptor must point inside params or grads."""
  *         cdef char *lo
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)             # <<<<<<<<<<<<<<
@@ -7542,29 +7569,29 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
   __pyx_v_start = ((char *)PyArray_DATA(__pyx_v_arr));
 
-  /* "fastbp/_engine.pyx":189
+  /* "fastbp/_engine.pyx":192
  *         cdef char *lo
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)
  *         cdef Py_ssize_t size = arr.nbytes, buf_size             # <<<<<<<<<<<<<<
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 189, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 192, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 189, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 192, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_size = __pyx_t_2;
 
-  /* "fastbp/_engine.pyx":190
+  /* "fastbp/_engine.pyx":193
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)
  *         cdef Py_ssize_t size = arr.nbytes, buf_size
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:             # <<<<<<<<<<<<<<
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 190, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 193, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 190, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 193, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (!__pyx_t_4) {
 
@@ -7574,12 +7601,12 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 190, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 193, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 190, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 193, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 190, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 193, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_6 = (!__pyx_t_4);
 
@@ -7591,7 +7618,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastbp/_engine.pyx":191
+    /* "fastbp/_engine.pyx":194
  *         cdef Py_ssize_t size = arr.nbytes, buf_size
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")             # <<<<<<<<<<<<<<
@@ -7604,14 +7631,14 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_stages_expected_C_contiguous_vie};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 191, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 194, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 191, __pyx_L1_error)
+    __PYX_ERR(0, 194, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":190
+    /* "fastbp/_engine.pyx":193
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)
  *         cdef Py_ssize_t size = arr.nbytes, buf_size
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:             # <<<<<<<<<<<<<<
@@ -7620,21 +7647,21 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
   }
 
-  /* "fastbp/_engine.pyx":192
+  /* "fastbp/_engine.pyx":195
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):             # <<<<<<<<<<<<<<
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes
 */
-  __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 192, __pyx_L1_error)
+  __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 195, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_INCREF(__pyx_v_self->params);
   __Pyx_GIVEREF(__pyx_v_self->params);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_self->params) != (0)) __PYX_ERR(0, 192, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_self->params) != (0)) __PYX_ERR(0, 195, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_self->grads);
   __Pyx_GIVEREF(__pyx_v_self->grads);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_self->grads) != (0)) __PYX_ERR(0, 192, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_self->grads) != (0)) __PYX_ERR(0, 195, __pyx_L1_error);
   __pyx_t_1 = __pyx_t_5; __Pyx_INCREF(__pyx_t_1);
   __pyx_t_2 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -7646,12 +7673,12 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
     __pyx_t_5 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_2);
     #endif
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 192, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 195, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_XDECREF_SET(__pyx_v_buf, __pyx_t_5);
     __pyx_t_5 = 0;
 
-    /* "fastbp/_engine.pyx":193
+    /* "fastbp/_engine.pyx":196
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)             # <<<<<<<<<<<<<<
@@ -7660,20 +7687,20 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
     __pyx_v_lo = ((char *)PyArray_DATA(((PyArrayObject *)__pyx_v_buf)));
 
-    /* "fastbp/_engine.pyx":194
+    /* "fastbp/_engine.pyx":197
  *         for buf in (self.params, self.grads):
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes             # <<<<<<<<<<<<<<
  *             if lo <= start and start + size <= lo + buf_size:
  *                 return
 */
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 194, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 197, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_5); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 194, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_5); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 197, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_v_buf_size = __pyx_t_8;
 
-    /* "fastbp/_engine.pyx":195
+    /* "fastbp/_engine.pyx":198
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes
  *             if lo <= start and start + size <= lo + buf_size:             # <<<<<<<<<<<<<<
@@ -7699,7 +7726,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
     if (__pyx_t_3) {
 
 
-      /* "fastbp/_engine.pyx":196
+      /* "fastbp/_engine.pyx":199
  *             buf_size = (<cnp.ndarray>buf).nbytes
  *             if lo <= start and start + size <= lo + buf_size:
  *                 return             # <<<<<<<<<<<<<<
@@ -7717,7 +7744,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":195
+      /* "fastbp/_engine.pyx":198
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes
  *             if lo <= start and start + size <= lo + buf_size:             # <<<<<<<<<<<<<<
@@ -7726,7 +7753,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
     }
 
-    /* "fastbp/_engine.pyx":192
+    /* "fastbp/_engine.pyx":195
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):             # <<<<<<<<<<<<<<
@@ -7736,7 +7763,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":197
+  /* "fastbp/_engine.pyx":200
  *             if lo <= start and start + size <= lo + buf_size:
  *                 return
  *         raise ValueError("stages: expected views into params or grads")             # <<<<<<<<<<<<<<
@@ -7749,14 +7776,14 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_stages_expected_views_into_param};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 197, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 200, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 197, __pyx_L1_error)
+  __PYX_ERR(0, 200, __pyx_L1_error)
 
-  /* "fastbp/_engine.pyx":185
+  /* "fastbp/_engine.pyx":188
  *         self.reserve(1)
  * 
  *     cdef _check_view(self, cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -7781,7 +7808,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":199
+/* "fastbp/_engine.pyx":202
  *         raise ValueError("stages: expected views into params or grads")
  * 
  *     def reserve(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -7829,32 +7856,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 199, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 202, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 199, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 202, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "reserve", 0) < (0)) __PYX_ERR(0, 199, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "reserve", 0) < (0)) __PYX_ERR(0, 202, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, i); __PYX_ERR(0, 199, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, i); __PYX_ERR(0, 202, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 199, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 202, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 199, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 202, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 199, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 202, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -7906,7 +7933,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("reserve", 0);
 
-  /* "fastbp/_engine.pyx":201
+  /* "fastbp/_engine.pyx":204
  *     def reserve(self, Py_ssize_t rows):
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:             # <<<<<<<<<<<<<<
@@ -7918,7 +7945,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "fastbp/_engine.pyx":202
+    /* "fastbp/_engine.pyx":205
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:
  *             return             # <<<<<<<<<<<<<<
@@ -7935,7 +7962,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":201
+    /* "fastbp/_engine.pyx":204
  *     def reserve(self, Py_ssize_t rows):
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:             # <<<<<<<<<<<<<<
@@ -7944,7 +7971,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   }
 
-  /* "fastbp/_engine.pyx":203
+  /* "fastbp/_engine.pyx":206
  *         if rows <= self.plan.max_rows:
  *             return
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count             # <<<<<<<<<<<<<<
@@ -7953,16 +7980,16 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   __pyx_v_widest = 0;
 
-  /* "fastbp/_engine.pyx":204
+  /* "fastbp/_engine.pyx":207
  *             return
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
  *         self._outputs, self._preacts = [], []             # <<<<<<<<<<<<<<
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
 */
-  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 204, __pyx_L1_error)
+  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 207, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 204, __pyx_L1_error)
+  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 207, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_2);
   __Pyx_GOTREF(__pyx_v_self->_outputs);
@@ -7973,7 +8000,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   __Pyx_DECREF_SET(__pyx_v_self->_preacts, ((PyObject*)__pyx_t_3));
   __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":205
+  /* "fastbp/_engine.pyx":208
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
  *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):             # <<<<<<<<<<<<<<
@@ -7987,7 +8014,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_s = __pyx_t_6;
 
-    /* "fastbp/_engine.pyx":206
+    /* "fastbp/_engine.pyx":209
  *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)             # <<<<<<<<<<<<<<
@@ -7995,21 +8022,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *             self._outputs.append(out)
 */
     __pyx_t_2 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 209, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 206, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 209, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
+    __pyx_t_7 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 209, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->plan.stages[__pyx_v_s]).out_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 206, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->plan.stages[__pyx_v_s]).out_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 209, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
-    __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 206, __pyx_L1_error)
+    __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 209, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_GIVEREF(__pyx_t_7);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 206, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 209, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_9);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 206, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 209, __pyx_L1_error);
     __pyx_t_7 = 0;
     __pyx_t_9 = 0;
     #if CYTHON_VECTORCALL
@@ -8030,13 +8057,13 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
       PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_t_10, __pyx_v_self->dtype};
       #if CYTHON_VECTORCALL
       __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[4];
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 206, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 209, __pyx_L1_error)
       __Pyx_INCREF(__pyx_t_9);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
         __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 206, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 209, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       #endif
@@ -8047,23 +8074,23 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
       #endif
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 206, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 209, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":207
+    /* "fastbp/_engine.pyx":210
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)             # <<<<<<<<<<<<<<
  *             self._outputs.append(out)
  *             self.plan.stages[s].preact = NULL
 */
-    if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 207, __pyx_L1_error)
+    if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 210, __pyx_L1_error)
     (__pyx_v_self->plan.stages[__pyx_v_s]).output = PyArray_DATA(((PyArrayObject *)__pyx_v_out));
 
-    /* "fastbp/_engine.pyx":208
+    /* "fastbp/_engine.pyx":211
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
  *             self._outputs.append(out)             # <<<<<<<<<<<<<<
@@ -8072,12 +8099,12 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
     if (unlikely(__pyx_v_self->_outputs == Py_None)) {
       PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-      __PYX_ERR(0, 208, __pyx_L1_error)
+      __PYX_ERR(0, 211, __pyx_L1_error)
     }
-    __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_outputs, __pyx_v_out); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 208, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_outputs, __pyx_v_out); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 211, __pyx_L1_error)
 
 
-    /* "fastbp/_engine.pyx":209
+    /* "fastbp/_engine.pyx":212
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
  *             self._outputs.append(out)
  *             self.plan.stages[s].preact = NULL             # <<<<<<<<<<<<<<
@@ -8086,7 +8113,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).preact = NULL;
 
-    /* "fastbp/_engine.pyx":210
+    /* "fastbp/_engine.pyx":213
  *             self._outputs.append(out)
  *             self.plan.stages[s].preact = NULL
  *             if fb_activation_needs_input(self.plan.stages[s].activation):             # <<<<<<<<<<<<<<
@@ -8098,7 +8125,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     if (__pyx_t_1) {
 
 
-      /* "fastbp/_engine.pyx":211
+      /* "fastbp/_engine.pyx":214
  *             self.plan.stages[s].preact = NULL
  *             if fb_activation_needs_input(self.plan.stages[s].activation):
  *                 preact = np.empty_like(out)             # <<<<<<<<<<<<<<
@@ -8106,9 +8133,9 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *                 self._preacts.append(preact)
 */
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 211, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 214, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 211, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 214, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __pyx_t_11 = 1;
@@ -8128,23 +8155,23 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 211, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 214, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_XDECREF_SET(__pyx_v_preact, __pyx_t_3);
       __pyx_t_3 = 0;
 
-      /* "fastbp/_engine.pyx":212
+      /* "fastbp/_engine.pyx":215
  *             if fb_activation_needs_input(self.plan.stages[s].activation):
  *                 preact = np.empty_like(out)
  *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)             # <<<<<<<<<<<<<<
  *                 self._preacts.append(preact)
  *             widest = max(widest, self.plan.stages[s].out_features)
 */
-      if (!(likely(((__pyx_v_preact) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_preact, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 212, __pyx_L1_error)
+      if (!(likely(((__pyx_v_preact) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_preact, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 215, __pyx_L1_error)
       (__pyx_v_self->plan.stages[__pyx_v_s]).preact = PyArray_DATA(((PyArrayObject *)__pyx_v_preact));
 
-      /* "fastbp/_engine.pyx":213
+      /* "fastbp/_engine.pyx":216
  *                 preact = np.empty_like(out)
  *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
  *                 self._preacts.append(preact)             # <<<<<<<<<<<<<<
@@ -8153,12 +8180,12 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
       if (unlikely(__pyx_v_self->_preacts == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 213, __pyx_L1_error)
+        __PYX_ERR(0, 216, __pyx_L1_error)
       }
-      __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_preacts, __pyx_v_preact); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 213, __pyx_L1_error)
+      __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_preacts, __pyx_v_preact); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 216, __pyx_L1_error)
 
 
-      /* "fastbp/_engine.pyx":210
+      /* "fastbp/_engine.pyx":213
  *             self._outputs.append(out)
  *             self.plan.stages[s].preact = NULL
  *             if fb_activation_needs_input(self.plan.stages[s].activation):             # <<<<<<<<<<<<<<
@@ -8167,7 +8194,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
     }
 
-    /* "fastbp/_engine.pyx":214
+    /* "fastbp/_engine.pyx":217
  *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
  *                 self._preacts.append(preact)
  *             widest = max(widest, self.plan.stages[s].out_features)             # <<<<<<<<<<<<<<
@@ -8193,7 +8220,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   }
 
 
-  /* "fastbp/_engine.pyx":215
+  /* "fastbp/_engine.pyx":218
  *                 self._preacts.append(preact)
  *             widest = max(widest, self.plan.stages[s].out_features)
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]             # <<<<<<<<<<<<<<
@@ -8201,17 +8228,17 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
 */
   { /* enter inner scope */
-    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 215, __pyx_L1_error)
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 218, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     for (__pyx_t_16 = 0; __pyx_t_16 < 2; __pyx_t_16+=1) {
       __pyx_7genexpr__pyx_v__ = __pyx_t_16;
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 215, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 218, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 215, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 218, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __pyx_t_9 = PyLong_FromSsize_t((__pyx_v_rows * __pyx_v_widest)); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 215, __pyx_L1_error)
+      __pyx_t_9 = PyLong_FromSsize_t((__pyx_v_rows * __pyx_v_widest)); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 218, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       #if CYTHON_VECTORCALL
       #endif
@@ -8231,13 +8258,13 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
         PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_9, __pyx_v_self->dtype};
         #if CYTHON_VECTORCALL
         __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[4];
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 215, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
         __Pyx_INCREF(__pyx_t_7);
         #else
         {
           PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
           __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 215, __pyx_L1_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         #endif
@@ -8248,11 +8275,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
         #endif
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 215, __pyx_L1_error)
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 218, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_10);
       }
       __Pyx_GIVEREF(__pyx_t_10);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_10))) __PYX_ERR(0, 215, __pyx_L1_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_10))) __PYX_ERR(0, 218, __pyx_L1_error)
       __pyx_t_10 = 0;
     }
   } /* exit inner scope */
@@ -8261,7 +8288,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   __Pyx_DECREF_SET(__pyx_v_self->_deltas, ((PyObject*)__pyx_t_3));
   __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":216
+  /* "fastbp/_engine.pyx":219
  *             widest = max(widest, self.plan.stages[s].out_features)
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])             # <<<<<<<<<<<<<<
@@ -8270,15 +8297,15 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   if (unlikely(__pyx_v_self->_deltas == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 216, __pyx_L1_error)
+    __PYX_ERR(0, 219, __pyx_L1_error)
   }
   __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 0);
   __Pyx_INCREF(__pyx_t_3);
-  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 216, __pyx_L1_error)
+  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 219, __pyx_L1_error)
   (__pyx_v_self->plan.delta[0]) = PyArray_DATA(((PyArrayObject *)__pyx_t_3));
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":217
+  /* "fastbp/_engine.pyx":220
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])             # <<<<<<<<<<<<<<
@@ -8287,15 +8314,15 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   if (unlikely(__pyx_v_self->_deltas == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 217, __pyx_L1_error)
+    __PYX_ERR(0, 220, __pyx_L1_error)
   }
   __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 1);
   __Pyx_INCREF(__pyx_t_3);
-  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 217, __pyx_L1_error)
+  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 220, __pyx_L1_error)
   (__pyx_v_self->plan.delta[1]) = PyArray_DATA(((PyArrayObject *)__pyx_t_3));
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":218
+  /* "fastbp/_engine.pyx":221
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)             # <<<<<<<<<<<<<<
@@ -8303,21 +8330,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))
 */
   __pyx_t_10 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 218, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 221, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 221, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 218, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 221, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 218, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 221, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
-  __pyx_t_8 = PyTuple_New(2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 218, __pyx_L1_error)
+  __pyx_t_8 = PyTuple_New(2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 221, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 218, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 221, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 218, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 221, __pyx_L1_error);
   __pyx_t_2 = 0;
   __pyx_t_9 = 0;
   #if CYTHON_VECTORCALL
@@ -8338,13 +8365,13 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_8, __pyx_v_self->dtype};
     #if CYTHON_VECTORCALL
     __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[4];
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 218, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 221, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_9);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 218, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 221, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
     #endif
@@ -8355,7 +8382,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     #endif
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 218, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 221, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_GIVEREF(__pyx_t_3);
@@ -8363,7 +8390,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   __Pyx_DECREF_SET(__pyx_v_self->_input, __pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":219
+  /* "fastbp/_engine.pyx":222
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels             # <<<<<<<<<<<<<<
@@ -8372,16 +8399,16 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   if (__pyx_v_self->labels) {
     __pyx_t_9 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 219, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 222, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 219, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 222, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_8 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 219, __pyx_L1_error)
+    __pyx_t_8 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 222, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 219, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 222, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 219, __pyx_L1_error)
+    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 222, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_17);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     #if CYTHON_VECTORCALL
@@ -8402,13 +8429,13 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
       PyObject *__pyx_callargs[3] = {__pyx_t_9, __pyx_t_8, __pyx_t_17};
       #if CYTHON_VECTORCALL
       __pyx_t_2 = __pyx_mstate_global->__pyx_tuple[4];
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 219, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 222, __pyx_L1_error)
       __Pyx_INCREF(__pyx_t_2);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
         __pyx_t_2 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 219, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 222, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       #endif
@@ -8420,14 +8447,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
       __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 219, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 222, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __pyx_t_3 = __pyx_t_7;
     __pyx_t_7 = 0;
   } else {
 
-    /* "fastbp/_engine.pyx":220
+    /* "fastbp/_engine.pyx":223
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))             # <<<<<<<<<<<<<<
@@ -8435,21 +8462,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  * 
 */
     __pyx_t_10 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 220, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 223, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 220, __pyx_L1_error)
+    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 223, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_17);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 220, __pyx_L1_error)
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 223, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 220, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 223, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 220, __pyx_L1_error)
+    __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 223, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_GIVEREF(__pyx_t_2);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 220, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 223, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_8);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_8) != (0)) __PYX_ERR(0, 220, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_8) != (0)) __PYX_ERR(0, 223, __pyx_L1_error);
     __pyx_t_2 = 0;
     __pyx_t_8 = 0;
     #if CYTHON_VECTORCALL
@@ -8470,13 +8497,13 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
       PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_9, __pyx_v_self->dtype};
       #if CYTHON_VECTORCALL
       __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[4];
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 220, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 223, __pyx_L1_error)
       __Pyx_INCREF(__pyx_t_8);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
         __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 220, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 223, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       #endif
@@ -8487,14 +8514,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
       #endif
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 220, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 223, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __pyx_t_3 = __pyx_t_7;
     __pyx_t_7 = 0;
   }
 
-  /* "fastbp/_engine.pyx":219
+  /* "fastbp/_engine.pyx":222
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels             # <<<<<<<<<<<<<<
@@ -8506,7 +8533,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   __Pyx_DECREF_SET(__pyx_v_self->_target, __pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":221
+  /* "fastbp/_engine.pyx":224
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))
  *         self.plan.max_rows = rows             # <<<<<<<<<<<<<<
@@ -8515,7 +8542,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   __pyx_v_self->plan.max_rows = __pyx_v_rows;
 
-  /* "fastbp/_engine.pyx":199
+  /* "fastbp/_engine.pyx":202
  *         raise ValueError("stages: expected views into params or grads")
  * 
  *     def reserve(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8547,7 +8574,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":223
+/* "fastbp/_engine.pyx":226
  *         self.plan.max_rows = rows
  * 
  *     def output(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8595,32 +8622,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 223, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 226, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 223, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 226, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "output", 0) < (0)) __PYX_ERR(0, 223, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "output", 0) < (0)) __PYX_ERR(0, 226, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, i); __PYX_ERR(0, 223, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, i); __PYX_ERR(0, 226, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 223, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 226, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 223, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 226, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 223, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 226, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8652,7 +8679,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("output", 0);
 
-  /* "fastbp/_engine.pyx":225
+  /* "fastbp/_engine.pyx":228
  *     def output(self, Py_ssize_t rows):
  *         """The network output of the last step's first `rows` samples (a view)."""
  *         return self._outputs[self.plan.n_stages - 1][:rows]             # <<<<<<<<<<<<<<
@@ -8661,11 +8688,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
 */
   if (unlikely(__pyx_v_self->_outputs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 225, __pyx_L1_error)
+    __PYX_ERR(0, 228, __pyx_L1_error)
   }
   __pyx_t_1 = (__pyx_v_self->plan.n_stages - 1);
 
-  __pyx_t_2 = __Pyx_PyObject_GetSlice(__Pyx_PyList_GET_ITEM(__pyx_v_self->_outputs, __pyx_t_1), 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 225, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetSlice(__Pyx_PyList_GET_ITEM(__pyx_v_self->_outputs, __pyx_t_1), 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 228, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -8679,7 +8706,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":223
+  /* "fastbp/_engine.pyx":226
  *         self.plan.max_rows = rows
  * 
  *     def output(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8698,7 +8725,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":227
+/* "fastbp/_engine.pyx":230
  *         return self._outputs[self.plan.n_stages - 1][:rows]
  * 
  *     def outputs(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8746,32 +8773,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 227, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 230, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 227, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 230, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "outputs", 0) < (0)) __PYX_ERR(0, 227, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "outputs", 0) < (0)) __PYX_ERR(0, 230, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, i); __PYX_ERR(0, 227, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, i); __PYX_ERR(0, 230, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 227, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 230, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 227, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 230, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 227, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 230, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8806,7 +8833,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("outputs", 0);
 
-  /* "fastbp/_engine.pyx":229
+  /* "fastbp/_engine.pyx":232
  *     def outputs(self, Py_ssize_t rows):
  *         """Every stage's output of the last step's first `rows` samples (views)."""
  *         return [out[:rows] for out in self._outputs]             # <<<<<<<<<<<<<<
@@ -8814,11 +8841,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
  *     def batch_target(self, Py_ssize_t rows):
 */
   { /* enter inner scope */
-    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 229, __pyx_L5_error)
+    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 232, __pyx_L5_error)
     __Pyx_GOTREF(__pyx_t_1);
     if (unlikely(__pyx_v_self->_outputs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 229, __pyx_L5_error)
+      __PYX_ERR(0, 232, __pyx_L5_error)
     }
     __pyx_t_2 = __pyx_v_self->_outputs; __Pyx_INCREF(__pyx_t_2);
     __pyx_t_3 = 0;
@@ -8826,20 +8853,20 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
       {
         Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_2);
         #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 229, __pyx_L5_error)
+        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 232, __pyx_L5_error)
         #endif
         if (__pyx_t_3 >= __pyx_temp) break;
       }
       __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_2, __pyx_t_3, __Pyx_ReferenceSharing_OwnStrongReference);
       ++__pyx_t_3;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 229, __pyx_L5_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 232, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_XDECREF_SET(__pyx_8genexpr1__pyx_v_out, __pyx_t_4);
       __pyx_t_4 = 0;
-      __pyx_t_4 = __Pyx_PyObject_GetSlice(__pyx_8genexpr1__pyx_v_out, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 229, __pyx_L5_error)
+      __pyx_t_4 = __Pyx_PyObject_GetSlice(__pyx_8genexpr1__pyx_v_out, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 232, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_GIVEREF(__pyx_t_4);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_4))) __PYX_ERR(0, 229, __pyx_L5_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_4))) __PYX_ERR(0, 232, __pyx_L5_error)
       __pyx_t_4 = 0;
     }
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -8861,7 +8888,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":227
+  /* "fastbp/_engine.pyx":230
  *         return self._outputs[self.plan.n_stages - 1][:rows]
  * 
  *     def outputs(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8883,7 +8910,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":231
+/* "fastbp/_engine.pyx":234
  *         return [out[:rows] for out in self._outputs]
  * 
  *     def batch_target(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8931,32 +8958,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 231, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 234, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 231, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 234, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "batch_target", 0) < (0)) __PYX_ERR(0, 231, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "batch_target", 0) < (0)) __PYX_ERR(0, 234, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, i); __PYX_ERR(0, 231, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, i); __PYX_ERR(0, 234, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 231, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 234, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 231, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 234, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 231, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 234, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8987,14 +9014,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("batch_target", 0);
 
-  /* "fastbp/_engine.pyx":233
+  /* "fastbp/_engine.pyx":236
  *     def batch_target(self, Py_ssize_t rows):
  *         """The targets gathered by the last `train_gathered` (a view)."""
  *         return self._target[:rows]             # <<<<<<<<<<<<<<
  * 
  *     cdef int _set_update(self, object optimizer) except -1:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_self->_target, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 233, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_self->_target, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 236, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -9007,7 +9034,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct 
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":231
+  /* "fastbp/_engine.pyx":234
  *         return [out[:rows] for out in self._outputs]
  * 
  *     def batch_target(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -9026,7 +9053,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct 
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":235
+/* "fastbp/_engine.pyx":238
  *         return self._target[:rows]
  * 
  *     cdef int _set_update(self, object optimizer) except -1:             # <<<<<<<<<<<<<<
@@ -9061,7 +9088,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_set_update", 0);
 
-  /* "fastbp/_engine.pyx":237
+  /* "fastbp/_engine.pyx":240
  *     cdef int _set_update(self, object optimizer) except -1:
  *         """Describe the next update of `optimizer` (a fastbp Optimizer) to C."""
  *         cdef fb_update *u = &self.update             # <<<<<<<<<<<<<<
@@ -9070,7 +9097,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   __pyx_v_u = (&__pyx_v_self->update);
 
-  /* "fastbp/_engine.pyx":238
+  /* "fastbp/_engine.pyx":241
  *         """Describe the next update of `optimizer` (a fastbp Optimizer) to C."""
  *         cdef fb_update *u = &self.update
  *         kind = optimizer.fused_update if optimizer is not None else None             # <<<<<<<<<<<<<<
@@ -9079,7 +9106,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   __pyx_t_2 = (__pyx_v_optimizer != Py_None);
   if (__pyx_t_2) {
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_fused_update); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 238, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_fused_update); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 241, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_1 = __pyx_t_3;
     __pyx_t_3 = 0;
@@ -9091,7 +9118,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   __pyx_v_kind = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":239
+  /* "fastbp/_engine.pyx":242
  *         cdef fb_update *u = &self.update
  *         kind = optimizer.fused_update if optimizer is not None else None
  *         if kind is None:             # <<<<<<<<<<<<<<
@@ -9102,7 +9129,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":240
+    /* "fastbp/_engine.pyx":243
  *         kind = optimizer.fused_update if optimizer is not None else None
  *         if kind is None:
  *             u.kind = FB_UPDATE_NONE             # <<<<<<<<<<<<<<
@@ -9111,7 +9138,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
     __pyx_v_u->kind = FB_UPDATE_NONE;
 
-    /* "fastbp/_engine.pyx":241
+    /* "fastbp/_engine.pyx":244
  *         if kind is None:
  *             u.kind = FB_UPDATE_NONE
  *             return 0             # <<<<<<<<<<<<<<
@@ -9124,7 +9151,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":239
+    /* "fastbp/_engine.pyx":242
  *         cdef fb_update *u = &self.update
  *         kind = optimizer.fused_update if optimizer is not None else None
  *         if kind is None:             # <<<<<<<<<<<<<<
@@ -9133,49 +9160,49 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   }
 
-  /* "fastbp/_engine.pyx":242
+  /* "fastbp/_engine.pyx":245
  *             u.kind = FB_UPDATE_NONE
  *             return 0
  *         u.kind = UPDATE_KINDS[kind]             # <<<<<<<<<<<<<<
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 242, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 245, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetItem(__pyx_t_1, __pyx_v_kind); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 242, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetItem(__pyx_t_1, __pyx_v_kind); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 245, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = ((fb_update_kind)__Pyx_PyLong_As_fb_update_kind(__pyx_t_3)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 242, __pyx_L1_error)
+  __pyx_t_4 = ((fb_update_kind)__Pyx_PyLong_As_fb_update_kind(__pyx_t_3)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 245, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_u->kind = __pyx_t_4;
 
-  /* "fastbp/_engine.pyx":243
+  /* "fastbp/_engine.pyx":246
  *             return 0
  *         u.kind = UPDATE_KINDS[kind]
  *         u.lr = optimizer.lr             # <<<<<<<<<<<<<<
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_lr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 243, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_lr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 246, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 243, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 246, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_u->lr = __pyx_t_5;
 
-  /* "fastbp/_engine.pyx":244
+  /* "fastbp/_engine.pyx":247
  *         u.kind = UPDATE_KINDS[kind]
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay             # <<<<<<<<<<<<<<
  *         if u.kind == FB_UPDATE_ADAM:
  *             u.step = optimizer.step_count + 1
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_weight_decay); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 244, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_weight_decay); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 247, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 244, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 247, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_u->weight_decay = __pyx_t_5;
 
-  /* "fastbp/_engine.pyx":245
+  /* "fastbp/_engine.pyx":248
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:             # <<<<<<<<<<<<<<
@@ -9185,30 +9212,30 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   switch (__pyx_v_u->kind) {
     case FB_UPDATE_ADAM:
 
-    /* "fastbp/_engine.pyx":246
+    /* "fastbp/_engine.pyx":249
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:
  *             u.step = optimizer.step_count + 1             # <<<<<<<<<<<<<<
  *             u.beta1, u.beta2 = optimizer.betas
  *             u.eps = optimizer.eps
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 246, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 249, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 246, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 249, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_6 = __Pyx_PyLong_As_long(__pyx_t_1); if (unlikely((__pyx_t_6 == (long)-1) && PyErr_Occurred())) __PYX_ERR(0, 246, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyLong_As_long(__pyx_t_1); if (unlikely((__pyx_t_6 == (long)-1) && PyErr_Occurred())) __PYX_ERR(0, 249, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_v_u->step = __pyx_t_6;
 
-    /* "fastbp/_engine.pyx":247
+    /* "fastbp/_engine.pyx":250
  *         if u.kind == FB_UPDATE_ADAM:
  *             u.step = optimizer.step_count + 1
  *             u.beta1, u.beta2 = optimizer.betas             # <<<<<<<<<<<<<<
  *             u.eps = optimizer.eps
  *             u.decoupled = optimizer.decoupled
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_betas); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 247, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_betas); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
       PyObject* sequence = __pyx_t_1;
@@ -9216,7 +9243,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 247, __pyx_L1_error)
+        __PYX_ERR(0, 250, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -9226,22 +9253,22 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
         __Pyx_INCREF(__pyx_t_7);
       } else {
         __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 247, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 250, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_3);
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 247, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 250, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
       }
       #else
-      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 247, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 250, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 247, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 250, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       #endif
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 247, __pyx_L1_error)
+      __pyx_t_8 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 250, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
@@ -9249,7 +9276,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
       __Pyx_GOTREF(__pyx_t_3);
       index = 1; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L4_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_7);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 247, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 250, __pyx_L1_error)
       __pyx_t_9 = NULL;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       goto __pyx_L5_unpacking_done;
@@ -9257,62 +9284,62 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 247, __pyx_L1_error)
+      __PYX_ERR(0, 250, __pyx_L1_error)
       __pyx_L5_unpacking_done:;
     }
-    __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 247, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 247, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->beta1 = __pyx_t_5;
     __pyx_v_u->beta2 = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":248
+    /* "fastbp/_engine.pyx":251
  *             u.step = optimizer.step_count + 1
  *             u.beta1, u.beta2 = optimizer.betas
  *             u.eps = optimizer.eps             # <<<<<<<<<<<<<<
  *             u.decoupled = optimizer.decoupled
  *             self._states = (optimizer.m, optimizer.v, None)
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 248, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 251, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_1); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 248, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_1); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 251, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_v_u->eps = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":249
+    /* "fastbp/_engine.pyx":252
  *             u.beta1, u.beta2 = optimizer.betas
  *             u.eps = optimizer.eps
  *             u.decoupled = optimizer.decoupled             # <<<<<<<<<<<<<<
  *             self._states = (optimizer.m, optimizer.v, None)
  *         elif u.kind == FB_UPDATE_SGD:
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_decoupled); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 249, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_decoupled); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 252, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_1); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 249, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_1); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 252, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_v_u->decoupled = __pyx_t_11;
 
-    /* "fastbp/_engine.pyx":250
+    /* "fastbp/_engine.pyx":253
  *             u.eps = optimizer.eps
  *             u.decoupled = optimizer.decoupled
  *             self._states = (optimizer.m, optimizer.v, None)             # <<<<<<<<<<<<<<
  *         elif u.kind == FB_UPDATE_SGD:
  *             u.momentum = optimizer.momentum
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_m); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 250, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_m); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 253, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_v); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 250, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_v); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 253, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = PyTuple_New(3); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 250, __pyx_L1_error)
+    __pyx_t_3 = PyTuple_New(3); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 253, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 250, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 253, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_7);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 250, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 253, __pyx_L1_error);
     __Pyx_INCREF(Py_None);
     __Pyx_GIVEREF(Py_None);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 2, Py_None) != (0)) __PYX_ERR(0, 250, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 2, Py_None) != (0)) __PYX_ERR(0, 253, __pyx_L1_error);
     __pyx_t_1 = 0;
     __pyx_t_7 = 0;
     __Pyx_GIVEREF(__pyx_t_3);
@@ -9320,7 +9347,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     __Pyx_DECREF_SET(__pyx_v_self->_states, ((PyObject*)__pyx_t_3));
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":245
+    /* "fastbp/_engine.pyx":248
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:             # <<<<<<<<<<<<<<
@@ -9330,58 +9357,58 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     break;
     case FB_UPDATE_SGD:
 
-    /* "fastbp/_engine.pyx":252
+    /* "fastbp/_engine.pyx":255
  *             self._states = (optimizer.m, optimizer.v, None)
  *         elif u.kind == FB_UPDATE_SGD:
  *             u.momentum = optimizer.momentum             # <<<<<<<<<<<<<<
  *             u.nesterov = optimizer.nesterov
  *             self._states = (optimizer.momentum_buffer, None, None)
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 252, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 255, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 252, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 255, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_v_u->momentum = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":253
+    /* "fastbp/_engine.pyx":256
  *         elif u.kind == FB_UPDATE_SGD:
  *             u.momentum = optimizer.momentum
  *             u.nesterov = optimizer.nesterov             # <<<<<<<<<<<<<<
  *             self._states = (optimizer.momentum_buffer, None, None)
  *         else:
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_nesterov); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 253, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_nesterov); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 256, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_3); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 253, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_3); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 256, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_v_u->nesterov = __pyx_t_11;
 
-    /* "fastbp/_engine.pyx":254
+    /* "fastbp/_engine.pyx":257
  *             u.momentum = optimizer.momentum
  *             u.nesterov = optimizer.nesterov
  *             self._states = (optimizer.momentum_buffer, None, None)             # <<<<<<<<<<<<<<
  *         else:
  *             u.alpha = optimizer.alpha
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum_buffer); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 254, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum_buffer); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 257, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_7 = PyTuple_New(3); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 254, __pyx_L1_error)
+    __pyx_t_7 = PyTuple_New(3); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 257, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_GIVEREF(__pyx_t_3);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 254, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 257, __pyx_L1_error);
     __Pyx_INCREF(Py_None);
     __Pyx_GIVEREF(Py_None);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, Py_None) != (0)) __PYX_ERR(0, 254, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, Py_None) != (0)) __PYX_ERR(0, 257, __pyx_L1_error);
     __Pyx_INCREF(Py_None);
     __Pyx_GIVEREF(Py_None);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 2, Py_None) != (0)) __PYX_ERR(0, 254, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 2, Py_None) != (0)) __PYX_ERR(0, 257, __pyx_L1_error);
     __pyx_t_3 = 0;
     __Pyx_GIVEREF(__pyx_t_7);
     __Pyx_GOTREF(__pyx_v_self->_states);
     __Pyx_DECREF_SET(__pyx_v_self->_states, ((PyObject*)__pyx_t_7));
     __pyx_t_7 = 0;
 
-    /* "fastbp/_engine.pyx":251
+    /* "fastbp/_engine.pyx":254
  *             u.decoupled = optimizer.decoupled
  *             self._states = (optimizer.m, optimizer.v, None)
  *         elif u.kind == FB_UPDATE_SGD:             # <<<<<<<<<<<<<<
@@ -9391,79 +9418,79 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     break;
     default:
 
-    /* "fastbp/_engine.pyx":256
+    /* "fastbp/_engine.pyx":259
  *             self._states = (optimizer.momentum_buffer, None, None)
  *         else:
  *             u.alpha = optimizer.alpha             # <<<<<<<<<<<<<<
  *             u.eps = optimizer.eps
  *             u.momentum = optimizer.momentum
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_alpha); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 256, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_alpha); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 259, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 256, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 259, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->alpha = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":257
+    /* "fastbp/_engine.pyx":260
  *         else:
  *             u.alpha = optimizer.alpha
  *             u.eps = optimizer.eps             # <<<<<<<<<<<<<<
  *             u.momentum = optimizer.momentum
  *             u.centered = optimizer.centered
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 257, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 260, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 257, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 260, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->eps = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":258
+    /* "fastbp/_engine.pyx":261
  *             u.alpha = optimizer.alpha
  *             u.eps = optimizer.eps
  *             u.momentum = optimizer.momentum             # <<<<<<<<<<<<<<
  *             u.centered = optimizer.centered
  *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 258, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 261, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 258, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 261, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->momentum = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":259
+    /* "fastbp/_engine.pyx":262
  *             u.eps = optimizer.eps
  *             u.momentum = optimizer.momentum
  *             u.centered = optimizer.centered             # <<<<<<<<<<<<<<
  *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
  *         for state in self._states:
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_centered); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 259, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_centered); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 262, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_7); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 259, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_7); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 262, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->centered = __pyx_t_11;
 
-    /* "fastbp/_engine.pyx":260
+    /* "fastbp/_engine.pyx":263
  *             u.momentum = optimizer.momentum
  *             u.centered = optimizer.centered
  *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)             # <<<<<<<<<<<<<<
  *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_square_avg); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 260, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_square_avg); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 263, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_grad_avg); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 260, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_grad_avg); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 263, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum_buffer); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 260, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum_buffer); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 263, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_8 = PyTuple_New(3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 260, __pyx_L1_error)
+    __pyx_t_8 = PyTuple_New(3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 263, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_GIVEREF(__pyx_t_7);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 260, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 263, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_3);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 260, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 263, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 2, __pyx_t_1) != (0)) __PYX_ERR(0, 260, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 2, __pyx_t_1) != (0)) __PYX_ERR(0, 263, __pyx_L1_error);
     __pyx_t_7 = 0;
     __pyx_t_3 = 0;
     __pyx_t_1 = 0;
@@ -9474,7 +9501,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     break;
   }
 
-  /* "fastbp/_engine.pyx":261
+  /* "fastbp/_engine.pyx":264
  *             u.centered = optimizer.centered
  *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
  *         for state in self._states:             # <<<<<<<<<<<<<<
@@ -9483,7 +9510,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   if (unlikely(__pyx_v_self->_states == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 261, __pyx_L1_error)
+    __PYX_ERR(0, 264, __pyx_L1_error)
   }
   __pyx_t_8 = __pyx_v_self->_states; __Pyx_INCREF(__pyx_t_8);
   __pyx_t_12 = 0;
@@ -9491,7 +9518,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     {
       Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_8);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 261, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 264, __pyx_L1_error)
       #endif
       if (__pyx_t_12 >= __pyx_temp) break;
     }
@@ -9501,12 +9528,12 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     __pyx_t_1 = __Pyx_PySequence_ITEM(__pyx_t_8, __pyx_t_12);
     #endif
     ++__pyx_t_12;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 261, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 264, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_XDECREF_SET(__pyx_v_state, __pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "fastbp/_engine.pyx":262
+    /* "fastbp/_engine.pyx":265
  *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
  *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and             # <<<<<<<<<<<<<<
@@ -9522,7 +9549,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 
       goto __pyx_L9_bool_binop_done;
     }
-    __pyx_t_14 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_state, __pyx_v_self->typenum, 1); if (unlikely(__pyx_t_14 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 262, __pyx_L1_error)
+    __pyx_t_14 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_state, __pyx_v_self->typenum, 1); if (unlikely(__pyx_t_14 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 265, __pyx_L1_error)
     if (__pyx_t_14) {
 
     } else {
@@ -9532,7 +9559,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
       goto __pyx_L11_bool_binop_done;
     }
 
-    /* "fastbp/_engine.pyx":263
+    /* "fastbp/_engine.pyx":266
  *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):             # <<<<<<<<<<<<<<
@@ -9546,7 +9573,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 
     __pyx_L11_bool_binop_done:;
 
-    /* "fastbp/_engine.pyx":262
+    /* "fastbp/_engine.pyx":265
  *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
  *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and             # <<<<<<<<<<<<<<
@@ -9563,7 +9590,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":264
+      /* "fastbp/_engine.pyx":267
  *             if state is not None and not (_plain(state, self.typenum, 1) and
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "             # <<<<<<<<<<<<<<
@@ -9576,14 +9603,14 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
         PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_optimizer_expected_its_state_arr};
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_15, (2-__pyx_t_15) | (__pyx_t_15*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 264, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 267, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 264, __pyx_L1_error)
+      __PYX_ERR(0, 267, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":262
+      /* "fastbp/_engine.pyx":265
  *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
  *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and             # <<<<<<<<<<<<<<
@@ -9592,7 +9619,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
     }
 
-    /* "fastbp/_engine.pyx":261
+    /* "fastbp/_engine.pyx":264
  *             u.centered = optimizer.centered
  *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
  *         for state in self._states:             # <<<<<<<<<<<<<<
@@ -9602,37 +9629,37 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "fastbp/_engine.pyx":266
+  /* "fastbp/_engine.pyx":269
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "
  *                                  "parameters (dtype and size)")
  *         u.state1 = self._state_data(0)             # <<<<<<<<<<<<<<
  *         u.state2 = self._state_data(1)
  *         u.state3 = self._state_data(2)
 */
-  __pyx_t_16 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_state_data(__pyx_v_self, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 266, __pyx_L1_error)
+  __pyx_t_16 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_state_data(__pyx_v_self, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 269, __pyx_L1_error)
   __pyx_v_u->state1 = __pyx_t_16;
 
-  /* "fastbp/_engine.pyx":267
+  /* "fastbp/_engine.pyx":270
  *                                  "parameters (dtype and size)")
  *         u.state1 = self._state_data(0)
  *         u.state2 = self._state_data(1)             # <<<<<<<<<<<<<<
  *         u.state3 = self._state_data(2)
  *         return 0
 */
-  __pyx_t_16 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_state_data(__pyx_v_self, 1); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 267, __pyx_L1_error)
+  __pyx_t_16 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_state_data(__pyx_v_self, 1); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 270, __pyx_L1_error)
   __pyx_v_u->state2 = __pyx_t_16;
 
-  /* "fastbp/_engine.pyx":268
+  /* "fastbp/_engine.pyx":271
  *         u.state1 = self._state_data(0)
  *         u.state2 = self._state_data(1)
  *         u.state3 = self._state_data(2)             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-  __pyx_t_16 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_state_data(__pyx_v_self, 2); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 268, __pyx_L1_error)
+  __pyx_t_16 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_state_data(__pyx_v_self, 2); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 271, __pyx_L1_error)
   __pyx_v_u->state3 = __pyx_t_16;
 
-  /* "fastbp/_engine.pyx":269
+  /* "fastbp/_engine.pyx":272
  *         u.state2 = self._state_data(1)
  *         u.state3 = self._state_data(2)
  *         return 0             # <<<<<<<<<<<<<<
@@ -9645,7 +9672,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":235
+  /* "fastbp/_engine.pyx":238
  *         return self._target[:rows]
  * 
  *     cdef int _set_update(self, object optimizer) except -1:             # <<<<<<<<<<<<<<
@@ -9670,7 +9697,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":271
+/* "fastbp/_engine.pyx":274
  *         return 0
  * 
  *     cdef void *_state_data(self, int i):             # <<<<<<<<<<<<<<
@@ -9690,7 +9717,7 @@ static void *__pyx_f_6fastbp_7_engine_12TrainingPlan__state_data(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_state_data", 0);
 
-  /* "fastbp/_engine.pyx":272
+  /* "fastbp/_engine.pyx":275
  * 
  *     cdef void *_state_data(self, int i):
  *         state = self._states[i]             # <<<<<<<<<<<<<<
@@ -9699,14 +9726,14 @@ static void *__pyx_f_6fastbp_7_engine_12TrainingPlan__state_data(struct __pyx_ob
 */
   if (unlikely(__pyx_v_self->_states == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 272, __pyx_L1_error)
+    __PYX_ERR(0, 275, __pyx_L1_error)
   }
   __pyx_t_1 = __Pyx_PyTuple_GET_ITEM(__pyx_v_self->_states, __pyx_v_i);
   __Pyx_INCREF(__pyx_t_1);
   __pyx_v_state = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":273
+  /* "fastbp/_engine.pyx":276
  *     cdef void *_state_data(self, int i):
  *         state = self._states[i]
  *         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)             # <<<<<<<<<<<<<<
@@ -9727,7 +9754,7 @@ static void *__pyx_f_6fastbp_7_engine_12TrainingPlan__state_data(struct __pyx_ob
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":271
+  /* "fastbp/_engine.pyx":274
  *         return 0
  * 
  *     cdef void *_state_data(self, int i):             # <<<<<<<<<<<<<<
@@ -9747,7 +9774,7 @@ static void *__pyx_f_6fastbp_7_engine_12TrainingPlan__state_data(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":275
+/* "fastbp/_engine.pyx":278
  *         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
  * 
  *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,             # <<<<<<<<<<<<<<
@@ -9775,7 +9802,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_run", 0);
 
-  /* "fastbp/_engine.pyx":277
+  /* "fastbp/_engine.pyx":280
  *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,
  *                      object optimizer) except? -1.0:
  *         cdef double loss = 0.0             # <<<<<<<<<<<<<<
@@ -9784,17 +9811,17 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
   __pyx_v_loss = 0.0;
 
-  /* "fastbp/_engine.pyx":279
+  /* "fastbp/_engine.pyx":282
  *         cdef double loss = 0.0
  *         cdef int status
  *         self._set_update(optimizer)             # <<<<<<<<<<<<<<
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_set_update(__pyx_v_self, __pyx_v_optimizer); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 279, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_set_update(__pyx_v_self, __pyx_v_optimizer); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 282, __pyx_L1_error)
 
 
-  /* "fastbp/_engine.pyx":280
+  /* "fastbp/_engine.pyx":283
  *         cdef int status
  *         self._set_update(optimizer)
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9807,7 +9834,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":281
+        /* "fastbp/_engine.pyx":284
  *         self._set_update(optimizer)
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -9819,7 +9846,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
         if (__pyx_t_2) {
 
 
-          /* "fastbp/_engine.pyx":282
+          /* "fastbp/_engine.pyx":285
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 status = plan_train_step_f32(&self.plan, <const float *>X, target, rows,             # <<<<<<<<<<<<<<
@@ -9828,7 +9855,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
           __pyx_v_status = plan_train_step_f32((&__pyx_v_self->plan), ((float const *)__pyx_v_X), __pyx_v_target, __pyx_v_rows, (&__pyx_v_self->update), (&__pyx_v_loss));
 
-          /* "fastbp/_engine.pyx":281
+          /* "fastbp/_engine.pyx":284
  *         self._set_update(optimizer)
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -9838,7 +9865,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
           goto __pyx_L6;
         }
 
-        /* "fastbp/_engine.pyx":285
+        /* "fastbp/_engine.pyx":288
  *                                              &self.update, &loss)
  *             else:
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,             # <<<<<<<<<<<<<<
@@ -9847,7 +9874,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":286
+          /* "fastbp/_engine.pyx":289
  *             else:
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
  *                                              &self.update, &loss)             # <<<<<<<<<<<<<<
@@ -9859,7 +9886,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
         __pyx_L6:;
       }
 
-      /* "fastbp/_engine.pyx":280
+      /* "fastbp/_engine.pyx":283
  *         cdef int status
  *         self._set_update(optimizer)
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9876,7 +9903,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
       }
   }
 
-  /* "fastbp/_engine.pyx":287
+  /* "fastbp/_engine.pyx":290
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
  *                                              &self.update, &loss)
  *         if status != 0:             # <<<<<<<<<<<<<<
@@ -9888,7 +9915,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastbp/_engine.pyx":288
+    /* "fastbp/_engine.pyx":291
  *                                              &self.update, &loss)
  *         if status != 0:
  *             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")             # <<<<<<<<<<<<<<
@@ -9896,7 +9923,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
  *             raise error
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_FromDouble(__pyx_v_loss, 'r', 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 288, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_FromDouble(__pyx_v_loss, 'r', 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_train_step_the_loss_is;
     __pyx_t_6[1] = __pyx_t_5;
@@ -9907,7 +9934,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
     #endif
     __pyx_t_1 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_6, 3, __pyx_t_7, __pyx_t_1);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 288, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_9 = 1;
@@ -9916,25 +9943,25 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_FloatingPointError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 288, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 291, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_error = ((PyObject*)__pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":289
+    /* "fastbp/_engine.pyx":292
  *         if status != 0:
  *             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")
  *             error.loss = loss             # <<<<<<<<<<<<<<
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:
 */
-    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_loss); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_loss); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 292, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    if (__Pyx_PyObject_SetAttrStr(__pyx_v_error, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_3) < (0)) __PYX_ERR(0, 289, __pyx_L1_error)
+    if (__Pyx_PyObject_SetAttrStr(__pyx_v_error, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_3) < (0)) __PYX_ERR(0, 292, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":290
+    /* "fastbp/_engine.pyx":293
  *             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")
  *             error.loss = loss
  *             raise error             # <<<<<<<<<<<<<<
@@ -9942,9 +9969,9 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
  *             optimizer.step_count += 1
 */
     __Pyx_Raise(__pyx_v_error, 0, 0, 0);
-    __PYX_ERR(0, 290, __pyx_L1_error)
+    __PYX_ERR(0, 293, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":287
+    /* "fastbp/_engine.pyx":290
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
  *                                              &self.update, &loss)
  *         if status != 0:             # <<<<<<<<<<<<<<
@@ -9953,7 +9980,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
   }
 
-  /* "fastbp/_engine.pyx":291
+  /* "fastbp/_engine.pyx":294
  *             error.loss = loss
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:             # <<<<<<<<<<<<<<
@@ -9965,22 +9992,22 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":292
+    /* "fastbp/_engine.pyx":295
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:
  *             optimizer.step_count += 1             # <<<<<<<<<<<<<<
  *         return loss
  * 
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 292, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 295, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_8 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 292, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 295, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (__Pyx_PyObject_SetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count, __pyx_t_8) < (0)) __PYX_ERR(0, 292, __pyx_L1_error)
+    if (__Pyx_PyObject_SetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count, __pyx_t_8) < (0)) __PYX_ERR(0, 295, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-    /* "fastbp/_engine.pyx":291
+    /* "fastbp/_engine.pyx":294
  *             error.loss = loss
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:             # <<<<<<<<<<<<<<
@@ -9989,7 +10016,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
   }
 
-  /* "fastbp/_engine.pyx":293
+  /* "fastbp/_engine.pyx":296
  *         if self.update.kind != FB_UPDATE_NONE:
  *             optimizer.step_count += 1
  *         return loss             # <<<<<<<<<<<<<<
@@ -10002,7 +10029,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":275
+  /* "fastbp/_engine.pyx":278
  *         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
  * 
  *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,             # <<<<<<<<<<<<<<
@@ -10027,7 +10054,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":295
+/* "fastbp/_engine.pyx":298
  *         return loss
  * 
  *     def train_step(self, X, y, optimizer):             # <<<<<<<<<<<<<<
@@ -10077,38 +10104,38 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_y,&__pyx_mstate_global->__pyx_n_u_optimizer,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 295, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 298, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 295, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 298, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 295, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 298, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 295, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 298, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_step", 0) < (0)) __PYX_ERR(0, 295, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_step", 0) < (0)) __PYX_ERR(0, 298, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, i); __PYX_ERR(0, 295, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, i); __PYX_ERR(0, 298, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 295, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 298, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 295, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 298, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 295, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 298, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_y = values[1];
@@ -10116,7 +10143,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 295, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 298, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -10163,21 +10190,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("train_step", 0);
 
-  /* "fastbp/_engine.pyx":303
+  /* "fastbp/_engine.pyx":306
  *         raise ValueError. `optimizer` is a fastbp Optimizer, or None for gradients only.
  *         """
  *         if not _plain(X, self.typenum, 2):             # <<<<<<<<<<<<<<
  *             return None
  *         cdef cnp.ndarray x = X, t
 */
-  __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 303, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L1_error)
   __pyx_t_2 = (!__pyx_t_1);
 
 
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":304
+    /* "fastbp/_engine.pyx":307
  *         """
  *         if not _plain(X, self.typenum, 2):
  *             return None             # <<<<<<<<<<<<<<
@@ -10194,7 +10221,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":303
+    /* "fastbp/_engine.pyx":306
  *         raise ValueError. `optimizer` is a fastbp Optimizer, or None for gradients only.
  *         """
  *         if not _plain(X, self.typenum, 2):             # <<<<<<<<<<<<<<
@@ -10203,7 +10230,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   }
 
-  /* "fastbp/_engine.pyx":305
+  /* "fastbp/_engine.pyx":308
  *         if not _plain(X, self.typenum, 2):
  *             return None
  *         cdef cnp.ndarray x = X, t             # <<<<<<<<<<<<<<
@@ -10212,11 +10239,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   __pyx_t_3 = __pyx_v_X;
   __Pyx_INCREF(__pyx_t_3);
-  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 305, __pyx_L1_error)
+  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 308, __pyx_L1_error)
   __pyx_v_x = ((PyArrayObject *)__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":306
+  /* "fastbp/_engine.pyx":309
  *             return None
  *         cdef cnp.ndarray x = X, t
  *         cdef Py_ssize_t rows = x.shape[0], bad             # <<<<<<<<<<<<<<
@@ -10225,7 +10252,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   __pyx_v_rows = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_x)[0]);
 
-  /* "fastbp/_engine.pyx":307
+  /* "fastbp/_engine.pyx":310
  *         cdef cnp.ndarray x = X, t
  *         cdef Py_ssize_t rows = x.shape[0], bad
  *         if x.shape[1] != self.in_features or rows == 0:             # <<<<<<<<<<<<<<
@@ -10251,7 +10278,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":308
+    /* "fastbp/_engine.pyx":311
  *         cdef Py_ssize_t rows = x.shape[0], bad
  *         if x.shape[1] != self.in_features or rows == 0:
  *             return None             # <<<<<<<<<<<<<<
@@ -10268,7 +10295,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":307
+    /* "fastbp/_engine.pyx":310
  *         cdef cnp.ndarray x = X, t
  *         cdef Py_ssize_t rows = x.shape[0], bad
  *         if x.shape[1] != self.in_features or rows == 0:             # <<<<<<<<<<<<<<
@@ -10277,7 +10304,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   }
 
-  /* "fastbp/_engine.pyx":309
+  /* "fastbp/_engine.pyx":312
  *         if x.shape[1] != self.in_features or rows == 0:
  *             return None
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -10286,14 +10313,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   if (__pyx_v_self->labels) {
 
-    /* "fastbp/_engine.pyx":310
+    /* "fastbp/_engine.pyx":313
  *             return None
  *         if self.labels:
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:             # <<<<<<<<<<<<<<
  *                 return None
  *             t = y
 */
-    __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 310, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 313, __pyx_L1_error)
     __pyx_t_4 = (!__pyx_t_1);
 
 
@@ -10314,7 +10341,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (__pyx_t_2) {
 
 
-      /* "fastbp/_engine.pyx":311
+      /* "fastbp/_engine.pyx":314
  *         if self.labels:
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:
  *                 return None             # <<<<<<<<<<<<<<
@@ -10331,7 +10358,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       }
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":310
+      /* "fastbp/_engine.pyx":313
  *             return None
  *         if self.labels:
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:             # <<<<<<<<<<<<<<
@@ -10340,7 +10367,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":312
+    /* "fastbp/_engine.pyx":315
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:
  *                 return None
  *             t = y             # <<<<<<<<<<<<<<
@@ -10349,21 +10376,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     __pyx_t_3 = __pyx_v_y;
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 312, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 315, __pyx_L1_error)
     __pyx_v_t = ((PyArrayObject *)__pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":313
+    /* "fastbp/_engine.pyx":316
  *                 return None
  *             t = y
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)             # <<<<<<<<<<<<<<
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "
 */
-    __pyx_t_5 = __pyx_f_6fastbp_7_engine__first_bad_label(((int64_t *)PyArray_DATA(__pyx_v_t)), __pyx_v_rows, __pyx_v_self->out_features); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1L) && PyErr_Occurred())) __PYX_ERR(0, 313, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_6fastbp_7_engine__first_bad_label(((int64_t *)PyArray_DATA(__pyx_v_t)), __pyx_v_rows, __pyx_v_self->out_features); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1L) && PyErr_Occurred())) __PYX_ERR(0, 316, __pyx_L1_error)
     __pyx_v_bad = __pyx_t_5;
 
-    /* "fastbp/_engine.pyx":314
+    /* "fastbp/_engine.pyx":317
  *             t = y
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:             # <<<<<<<<<<<<<<
@@ -10375,7 +10402,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":315
+      /* "fastbp/_engine.pyx":318
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "             # <<<<<<<<<<<<<<
@@ -10383,22 +10410,22 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
  *         else:
 */
       __pyx_t_6 = NULL;
-      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 315, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 318, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
 
-      /* "fastbp/_engine.pyx":316
+      /* "fastbp/_engine.pyx":319
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "
  *                                  f"{t[bad]} at position {bad}")             # <<<<<<<<<<<<<<
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
 */
-      __pyx_t_8 = __Pyx_GetItemInt(((PyObject *)__pyx_v_t), __pyx_v_bad, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 316, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_GetItemInt(((PyObject *)__pyx_v_t), __pyx_v_bad, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 319, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 316, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 319, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_bad, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 316, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_bad, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 319, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_y_expected_class_labels_in_0;
       __pyx_t_10[1] = __pyx_t_7;
@@ -10407,7 +10434,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       __pyx_t_10[4] = __pyx_mstate_global->__pyx_kp_u_at_position;
       __pyx_t_10[5] = __pyx_t_8;
 
-      /* "fastbp/_engine.pyx":315
+      /* "fastbp/_engine.pyx":318
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "             # <<<<<<<<<<<<<<
@@ -10423,7 +10450,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[3]);
       #endif
       __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 6, __pyx_t_5, __pyx_t_11);
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 315, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 318, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -10434,14 +10461,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 315, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 318, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 315, __pyx_L1_error)
+      __PYX_ERR(0, 318, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":314
+      /* "fastbp/_engine.pyx":317
  *             t = y
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:             # <<<<<<<<<<<<<<
@@ -10450,7 +10477,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":309
+    /* "fastbp/_engine.pyx":312
  *         if x.shape[1] != self.in_features or rows == 0:
  *             return None
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -10460,7 +10487,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     goto __pyx_L7;
   }
 
-  /* "fastbp/_engine.pyx":318
+  /* "fastbp/_engine.pyx":321
  *                                  f"{t[bad]} at position {bad}")
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \             # <<<<<<<<<<<<<<
@@ -10468,7 +10495,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
  *                 return None
 */
   /*else*/ {
-    __pyx_t_4 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 318, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 321, __pyx_L1_error)
     __pyx_t_1 = (!__pyx_t_4);
 
 
@@ -10491,7 +10518,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "fastbp/_engine.pyx":319
+    /* "fastbp/_engine.pyx":322
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
  *                     (<cnp.ndarray>y).shape[1] != self.out_features:             # <<<<<<<<<<<<<<
@@ -10505,7 +10532,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 
     __pyx_L13_bool_binop_done:;
 
-    /* "fastbp/_engine.pyx":318
+    /* "fastbp/_engine.pyx":321
  *                                  f"{t[bad]} at position {bad}")
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \             # <<<<<<<<<<<<<<
@@ -10515,7 +10542,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (__pyx_t_2) {
 
 
-      /* "fastbp/_engine.pyx":320
+      /* "fastbp/_engine.pyx":323
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
  *                     (<cnp.ndarray>y).shape[1] != self.out_features:
  *                 return None             # <<<<<<<<<<<<<<
@@ -10532,7 +10559,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       }
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":318
+      /* "fastbp/_engine.pyx":321
  *                                  f"{t[bad]} at position {bad}")
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \             # <<<<<<<<<<<<<<
@@ -10541,7 +10568,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":321
+    /* "fastbp/_engine.pyx":324
  *                     (<cnp.ndarray>y).shape[1] != self.out_features:
  *                 return None
  *             t = y             # <<<<<<<<<<<<<<
@@ -10550,11 +10577,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     __pyx_t_3 = __pyx_v_y;
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 321, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 324, __pyx_L1_error)
     __pyx_v_t = ((PyArrayObject *)__pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":322
+    /* "fastbp/_engine.pyx":325
  *                 return None
  *             t = y
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):             # <<<<<<<<<<<<<<
@@ -10567,7 +10594,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       __pyx_t_2 = __pyx_v_self->unit_targets;
       goto __pyx_L17_bool_binop_done;
     }
-    __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_in_range(__pyx_v_self, __pyx_v_t, 0.0, 1.0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_in_range(__pyx_v_self, __pyx_v_t, 0.0, 1.0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 325, __pyx_L1_error)
     __pyx_t_4 = (!__pyx_t_1);
 
 
@@ -10578,7 +10605,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":323
+      /* "fastbp/_engine.pyx":326
  *             t = y
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")             # <<<<<<<<<<<<<<
@@ -10591,14 +10618,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
         PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_y_expected_targets_in_0_1_for_bi};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 323, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 326, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 323, __pyx_L1_error)
+      __PYX_ERR(0, 326, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":322
+      /* "fastbp/_engine.pyx":325
  *                 return None
  *             t = y
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):             # <<<<<<<<<<<<<<
@@ -10607,21 +10634,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":324
+    /* "fastbp/_engine.pyx":327
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
  *             if not self._finite(t):             # <<<<<<<<<<<<<<
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_t); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 324, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_t); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L1_error)
     __pyx_t_4 = (!__pyx_t_2);
 
 
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "fastbp/_engine.pyx":325
+      /* "fastbp/_engine.pyx":328
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
  *             if not self._finite(t):
  *                 raise ValueError("y: expected finite values, got NaN or Inf")             # <<<<<<<<<<<<<<
@@ -10634,14 +10661,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
         PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_y_expected_finite_values_got_NaN};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 325, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 328, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 325, __pyx_L1_error)
+      __PYX_ERR(0, 328, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":324
+      /* "fastbp/_engine.pyx":327
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
  *             if not self._finite(t):             # <<<<<<<<<<<<<<
@@ -10652,21 +10679,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   }
   __pyx_L7:;
 
-  /* "fastbp/_engine.pyx":326
+  /* "fastbp/_engine.pyx":329
  *             if not self._finite(t):
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):             # <<<<<<<<<<<<<<
  *             raise ValueError("X: expected finite values, got NaN or Inf")
  *         self.reserve(rows)
 */
-  __pyx_t_4 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_x); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 326, __pyx_L1_error)
+  __pyx_t_4 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_x); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 329, __pyx_L1_error)
   __pyx_t_2 = (!__pyx_t_4);
 
 
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastbp/_engine.pyx":327
+    /* "fastbp/_engine.pyx":330
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):
  *             raise ValueError("X: expected finite values, got NaN or Inf")             # <<<<<<<<<<<<<<
@@ -10679,14 +10706,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_X_expected_finite_values_got_NaN};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 327, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 330, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 327, __pyx_L1_error)
+    __PYX_ERR(0, 330, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":326
+    /* "fastbp/_engine.pyx":329
  *             if not self._finite(t):
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):             # <<<<<<<<<<<<<<
@@ -10695,7 +10722,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   }
 
-  /* "fastbp/_engine.pyx":328
+  /* "fastbp/_engine.pyx":331
  *         if not self._finite(x):
  *             raise ValueError("X: expected finite values, got NaN or Inf")
  *         self.reserve(rows)             # <<<<<<<<<<<<<<
@@ -10704,7 +10731,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   __pyx_t_12 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 328, __pyx_L1_error)
+  __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 331, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __pyx_t_13 = 0;
   {
@@ -10712,20 +10739,20 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reserve, __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 328, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 331, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":329
+  /* "fastbp/_engine.pyx":332
  *             raise ValueError("X: expected finite values, got NaN or Inf")
  *         self.reserve(rows)
  *         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)             # <<<<<<<<<<<<<<
  * 
  *     cdef bint _finite(self, cnp.ndarray a):
 */
-  __pyx_t_14 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_x), PyArray_DATA(__pyx_v_t), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_14, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 329, __pyx_L1_error)
-  __pyx_t_3 = PyFloat_FromDouble(__pyx_t_14); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 329, __pyx_L1_error)
+  __pyx_t_14 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_x), PyArray_DATA(__pyx_v_t), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_14, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 332, __pyx_L1_error)
+  __pyx_t_3 = PyFloat_FromDouble(__pyx_t_14); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 332, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
   {
@@ -10739,7 +10766,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":295
+  /* "fastbp/_engine.pyx":298
  *         return loss
  * 
  *     def train_step(self, X, y, optimizer):             # <<<<<<<<<<<<<<
@@ -10767,7 +10794,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":331
+/* "fastbp/_engine.pyx":334
  *         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)
  * 
  *     cdef bint _finite(self, cnp.ndarray a):             # <<<<<<<<<<<<<<
@@ -10780,7 +10807,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "fastbp/_engine.pyx":333
+  /* "fastbp/_engine.pyx":336
  *     cdef bint _finite(self, cnp.ndarray a):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10793,7 +10820,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":334
+        /* "fastbp/_engine.pyx":337
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10805,7 +10832,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
         if (__pyx_t_1) {
 
 
-          /* "fastbp/_engine.pyx":335
+          /* "fastbp/_engine.pyx":338
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 ok = all_finite_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))             # <<<<<<<<<<<<<<
@@ -10814,7 +10841,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
 */
           __pyx_v_ok = all_finite_f32(((float *)PyArray_DATA(__pyx_v_a)), PyArray_SIZE(__pyx_v_a));
 
-          /* "fastbp/_engine.pyx":334
+          /* "fastbp/_engine.pyx":337
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10824,7 +10851,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
           goto __pyx_L6;
         }
 
-        /* "fastbp/_engine.pyx":337
+        /* "fastbp/_engine.pyx":340
  *                 ok = all_finite_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
  *             else:
  *                 ok = all_finite_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))             # <<<<<<<<<<<<<<
@@ -10837,7 +10864,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
         __pyx_L6:;
       }
 
-      /* "fastbp/_engine.pyx":333
+      /* "fastbp/_engine.pyx":336
  *     cdef bint _finite(self, cnp.ndarray a):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10854,7 +10881,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
       }
   }
 
-  /* "fastbp/_engine.pyx":338
+  /* "fastbp/_engine.pyx":341
  *             else:
  *                 ok = all_finite_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
  *         return ok             # <<<<<<<<<<<<<<
@@ -10867,7 +10894,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":331
+  /* "fastbp/_engine.pyx":334
  *         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)
  * 
  *     cdef bint _finite(self, cnp.ndarray a):             # <<<<<<<<<<<<<<
@@ -10882,7 +10909,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":340
+/* "fastbp/_engine.pyx":343
  *         return ok
  * 
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):             # <<<<<<<<<<<<<<
@@ -10895,7 +10922,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "fastbp/_engine.pyx":342
+  /* "fastbp/_engine.pyx":345
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10908,7 +10935,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":343
+        /* "fastbp/_engine.pyx":346
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10920,7 +10947,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
         if (__pyx_t_1) {
 
 
-          /* "fastbp/_engine.pyx":344
+          /* "fastbp/_engine.pyx":347
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 ok = all_in_range_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo, hi)             # <<<<<<<<<<<<<<
@@ -10929,7 +10956,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
 */
           __pyx_v_ok = all_in_range_f32(((float *)PyArray_DATA(__pyx_v_a)), PyArray_SIZE(__pyx_v_a), __pyx_v_lo, __pyx_v_hi);
 
-          /* "fastbp/_engine.pyx":343
+          /* "fastbp/_engine.pyx":346
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10939,7 +10966,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
           goto __pyx_L6;
         }
 
-        /* "fastbp/_engine.pyx":346
+        /* "fastbp/_engine.pyx":349
  *                 ok = all_in_range_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo, hi)
  *             else:
  *                 ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,             # <<<<<<<<<<<<<<
@@ -10948,7 +10975,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":347
+          /* "fastbp/_engine.pyx":350
  *             else:
  *                 ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,
  *                                       hi)             # <<<<<<<<<<<<<<
@@ -10960,7 +10987,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
         __pyx_L6:;
       }
 
-      /* "fastbp/_engine.pyx":342
+      /* "fastbp/_engine.pyx":345
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10977,7 +11004,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
       }
   }
 
-  /* "fastbp/_engine.pyx":348
+  /* "fastbp/_engine.pyx":351
  *                 ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,
  *                                       hi)
  *         return ok             # <<<<<<<<<<<<<<
@@ -10990,7 +11017,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":340
+  /* "fastbp/_engine.pyx":343
  *         return ok
  * 
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):             # <<<<<<<<<<<<<<
@@ -11005,7 +11032,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":350
+/* "fastbp/_engine.pyx":353
  *         return ok
  * 
  *     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):             # <<<<<<<<<<<<<<
@@ -11058,67 +11085,67 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_y,&__pyx_mstate_global->__pyx_n_u_order,&__pyx_mstate_global->__pyx_n_u_start,&__pyx_mstate_global->__pyx_n_u_stop,&__pyx_mstate_global->__pyx_n_u_optimizer,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 350, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 353, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 350, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 353, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 350, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 353, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 350, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 353, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 350, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 353, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 350, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 353, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 350, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 353, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_gathered", 0) < (0)) __PYX_ERR(0, 350, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_gathered", 0) < (0)) __PYX_ERR(0, 353, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, i); __PYX_ERR(0, 350, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, i); __PYX_ERR(0, 353, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 350, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 353, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 350, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 353, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 350, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 353, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 350, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 353, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 350, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 353, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 350, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 353, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_y = values[1];
     __pyx_v_order = values[2];
-    __pyx_v_start = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_start == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 350, __pyx_L3_error)
-    __pyx_v_stop = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_stop == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 350, __pyx_L3_error)
+    __pyx_v_start = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_start == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 353, __pyx_L3_error)
+    __pyx_v_stop = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_stop == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 353, __pyx_L3_error)
     __pyx_v_optimizer = values[5];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 350, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 353, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11173,7 +11200,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("train_gathered", 0);
 
-  /* "fastbp/_engine.pyx":353
+  /* "fastbp/_engine.pyx":356
  *         """One step on the rows order[start:stop] of the whole, already validated data (X, y):
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order             # <<<<<<<<<<<<<<
@@ -11182,28 +11209,28 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_t_1 = __pyx_v_X;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 353, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 356, __pyx_L1_error)
   __pyx_v_x = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_y;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 353, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 356, __pyx_L1_error)
   __pyx_v_t = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_order;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 353, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 356, __pyx_L1_error)
   __pyx_v_idx = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":354
+  /* "fastbp/_engine.pyx":357
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and             # <<<<<<<<<<<<<<
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
 */
-  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 354, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 357, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -11223,14 +11250,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":355
+  /* "fastbp/_engine.pyx":358
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):             # <<<<<<<<<<<<<<
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:
 */
-  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_order, NPY_INT64, 1); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 355, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_order, NPY_INT64, 1); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 358, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -11251,7 +11278,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastbp/_engine.pyx":354
+  /* "fastbp/_engine.pyx":357
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and             # <<<<<<<<<<<<<<
@@ -11264,7 +11291,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastbp/_engine.pyx":356
+    /* "fastbp/_engine.pyx":359
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")             # <<<<<<<<<<<<<<
@@ -11277,14 +11304,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_train_gathered_expected_validate};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 356, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 359, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 356, __pyx_L1_error)
+    __PYX_ERR(0, 359, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":354
+    /* "fastbp/_engine.pyx":357
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and             # <<<<<<<<<<<<<<
@@ -11293,7 +11320,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   }
 
-  /* "fastbp/_engine.pyx":357
+  /* "fastbp/_engine.pyx":360
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -11302,14 +11329,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   if (__pyx_v_self->labels) {
 
-    /* "fastbp/_engine.pyx":358
+    /* "fastbp/_engine.pyx":361
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):             # <<<<<<<<<<<<<<
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
 */
-    __pyx_t_2 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 358, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 361, __pyx_L1_error)
     if (__pyx_t_2) {
 
     } else {
@@ -11330,7 +11357,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":359
+      /* "fastbp/_engine.pyx":362
  *         if self.labels:
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")             # <<<<<<<<<<<<<<
@@ -11343,14 +11370,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_y_expected_int64_labels_one_per};
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 359, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 362, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 359, __pyx_L1_error)
+      __PYX_ERR(0, 362, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":358
+      /* "fastbp/_engine.pyx":361
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):             # <<<<<<<<<<<<<<
@@ -11359,7 +11386,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
     }
 
-    /* "fastbp/_engine.pyx":357
+    /* "fastbp/_engine.pyx":360
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -11369,14 +11396,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     goto __pyx_L8;
   }
 
-  /* "fastbp/_engine.pyx":360
+  /* "fastbp/_engine.pyx":363
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and             # <<<<<<<<<<<<<<
  *                   t.shape[1] == self.out_features):
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")
 */
-  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 360, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 363, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -11396,7 +11423,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     goto __pyx_L12_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":361
+  /* "fastbp/_engine.pyx":364
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
  *                   t.shape[1] == self.out_features):             # <<<<<<<<<<<<<<
@@ -11410,7 +11437,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 
   __pyx_L12_bool_binop_done:;
 
-  /* "fastbp/_engine.pyx":360
+  /* "fastbp/_engine.pyx":363
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and             # <<<<<<<<<<<<<<
@@ -11423,7 +11450,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastbp/_engine.pyx":362
+    /* "fastbp/_engine.pyx":365
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
  *                   t.shape[1] == self.out_features):
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")             # <<<<<<<<<<<<<<
@@ -11436,14 +11463,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_y_expected_targets_of_the_output};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 362, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 365, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 362, __pyx_L1_error)
+    __PYX_ERR(0, 365, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":360
+    /* "fastbp/_engine.pyx":363
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and             # <<<<<<<<<<<<<<
@@ -11453,7 +11480,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   }
   __pyx_L8:;
 
-  /* "fastbp/_engine.pyx":363
+  /* "fastbp/_engine.pyx":366
  *                   t.shape[1] == self.out_features):
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")
  *         cdef Py_ssize_t rows = stop - start, n = x.shape[0], i             # <<<<<<<<<<<<<<
@@ -11463,7 +11490,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   __pyx_v_rows = (__pyx_v_stop - __pyx_v_start);
   __pyx_v_n = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_x)[0]);
 
-  /* "fastbp/_engine.pyx":364
+  /* "fastbp/_engine.pyx":367
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")
  *         cdef Py_ssize_t rows = stop - start, n = x.shape[0], i
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start             # <<<<<<<<<<<<<<
@@ -11472,7 +11499,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_v_rows_idx = (((int64_t const *)PyArray_DATA(__pyx_v_idx)) + __pyx_v_start);
 
-  /* "fastbp/_engine.pyx":365
+  /* "fastbp/_engine.pyx":368
  *         cdef Py_ssize_t rows = stop - start, n = x.shape[0], i
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
  *         for i in range(rows):             # <<<<<<<<<<<<<<
@@ -11486,7 +11513,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
     __pyx_v_i = __pyx_t_8;
 
-    /* "fastbp/_engine.pyx":366
+    /* "fastbp/_engine.pyx":369
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:             # <<<<<<<<<<<<<<
@@ -11512,7 +11539,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     if (unlikely(__pyx_t_3)) {
 
 
-      /* "fastbp/_engine.pyx":367
+      /* "fastbp/_engine.pyx":370
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "             # <<<<<<<<<<<<<<
@@ -11520,19 +11547,19 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
  *         self.reserve(rows)
 */
       __pyx_t_4 = NULL;
-      __pyx_t_9 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 367, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 370, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
 
-      /* "fastbp/_engine.pyx":368
+      /* "fastbp/_engine.pyx":371
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "
  *                                  f"{rows_idx[i]}")             # <<<<<<<<<<<<<<
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target
 */
-      __pyx_t_10 = __Pyx_PyLong_From_int64_t((__pyx_v_rows_idx[__pyx_v_i])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 368, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyLong_From_int64_t((__pyx_v_rows_idx[__pyx_v_i])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 371, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 368, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 371, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __pyx_t_12[0] = __pyx_mstate_global->__pyx_kp_u_order_expected_row_indices_in_0;
@@ -11540,7 +11567,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       __pyx_t_12[2] = __pyx_mstate_global->__pyx_kp_u_got_2;
       __pyx_t_12[3] = __pyx_t_11;
 
-      /* "fastbp/_engine.pyx":367
+      /* "fastbp/_engine.pyx":370
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "             # <<<<<<<<<<<<<<
@@ -11556,7 +11583,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       __pyx_t_14 |= __Pyx_PyUnicode_KIND_04(__pyx_t_12[3]);
       #endif
       __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_12, 4, __pyx_t_13, __pyx_t_14);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 367, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 370, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -11566,14 +11593,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 367, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 370, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 367, __pyx_L1_error)
+      __PYX_ERR(0, 370, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":366
+      /* "fastbp/_engine.pyx":369
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:             # <<<<<<<<<<<<<<
@@ -11584,7 +11611,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   }
 
 
-  /* "fastbp/_engine.pyx":369
+  /* "fastbp/_engine.pyx":372
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "
  *                                  f"{rows_idx[i]}")
  *         self.reserve(rows)             # <<<<<<<<<<<<<<
@@ -11593,7 +11620,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_t_10 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_10);
-  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 369, __pyx_L1_error)
+  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 372, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5 = 0;
   {
@@ -11601,12 +11628,12 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reserve, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 369, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 372, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":370
+  /* "fastbp/_engine.pyx":373
  *                                  f"{rows_idx[i]}")
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target             # <<<<<<<<<<<<<<
@@ -11615,16 +11642,16 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_t_1 = __pyx_v_self->_input;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 370, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 373, __pyx_L1_error)
   __pyx_v_xb = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_self->_target;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 370, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 373, __pyx_L1_error)
   __pyx_v_tb = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":371
+  /* "fastbp/_engine.pyx":374
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -11637,7 +11664,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":372
+        /* "fastbp/_engine.pyx":375
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11649,7 +11676,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         if (__pyx_t_3) {
 
 
-          /* "fastbp/_engine.pyx":373
+          /* "fastbp/_engine.pyx":376
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 gather_rows_f32(<float *>cnp.PyArray_DATA(x), self.in_features, rows_idx, rows,             # <<<<<<<<<<<<<<
@@ -11658,7 +11685,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
           gather_rows_f32(((float *)PyArray_DATA(__pyx_v_x)), __pyx_v_self->in_features, __pyx_v_rows_idx, __pyx_v_rows, ((float *)PyArray_DATA(__pyx_v_xb)));
 
-          /* "fastbp/_engine.pyx":372
+          /* "fastbp/_engine.pyx":375
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11668,7 +11695,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
           goto __pyx_L23;
         }
 
-        /* "fastbp/_engine.pyx":376
+        /* "fastbp/_engine.pyx":379
  *                                 <float *>cnp.PyArray_DATA(xb))
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,             # <<<<<<<<<<<<<<
@@ -11677,7 +11704,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":377
+          /* "fastbp/_engine.pyx":380
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(xb))             # <<<<<<<<<<<<<<
@@ -11688,7 +11715,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         }
         __pyx_L23:;
 
-        /* "fastbp/_engine.pyx":378
+        /* "fastbp/_engine.pyx":381
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(xb))
  *             if self.labels:             # <<<<<<<<<<<<<<
@@ -11697,7 +11724,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
         if (__pyx_v_self->labels) {
 
-          /* "fastbp/_engine.pyx":379
+          /* "fastbp/_engine.pyx":382
  *                                 rows, <double *>cnp.PyArray_DATA(xb))
  *             if self.labels:
  *                 gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,             # <<<<<<<<<<<<<<
@@ -11706,7 +11733,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
           gather_labels_i64(((int64_t *)PyArray_DATA(__pyx_v_t)), __pyx_v_rows_idx, __pyx_v_rows, ((int64_t *)PyArray_DATA(__pyx_v_tb)));
 
-          /* "fastbp/_engine.pyx":378
+          /* "fastbp/_engine.pyx":381
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(xb))
  *             if self.labels:             # <<<<<<<<<<<<<<
@@ -11716,7 +11743,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
           goto __pyx_L24;
         }
 
-        /* "fastbp/_engine.pyx":381
+        /* "fastbp/_engine.pyx":384
  *                 gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,
  *                                   <int64_t *>cnp.PyArray_DATA(tb))
  *             elif self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11728,7 +11755,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         if (__pyx_t_3) {
 
 
-          /* "fastbp/_engine.pyx":382
+          /* "fastbp/_engine.pyx":385
  *                                   <int64_t *>cnp.PyArray_DATA(tb))
  *             elif self.typenum == cnp.NPY_FLOAT:
  *                 gather_rows_f32(<float *>cnp.PyArray_DATA(t), self.out_features, rows_idx,             # <<<<<<<<<<<<<<
@@ -11737,7 +11764,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
           gather_rows_f32(((float *)PyArray_DATA(__pyx_v_t)), __pyx_v_self->out_features, __pyx_v_rows_idx, __pyx_v_rows, ((float *)PyArray_DATA(__pyx_v_tb)));
 
-          /* "fastbp/_engine.pyx":381
+          /* "fastbp/_engine.pyx":384
  *                 gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,
  *                                   <int64_t *>cnp.PyArray_DATA(tb))
  *             elif self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11747,7 +11774,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
           goto __pyx_L24;
         }
 
-        /* "fastbp/_engine.pyx":385
+        /* "fastbp/_engine.pyx":388
  *                                 rows, <float *>cnp.PyArray_DATA(tb))
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,             # <<<<<<<<<<<<<<
@@ -11756,19 +11783,18 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":386
+          /* "fastbp/_engine.pyx":389
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(tb))             # <<<<<<<<<<<<<<
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
- * 
 */
           gather_rows_f64(((double *)PyArray_DATA(__pyx_v_t)), __pyx_v_self->out_features, __pyx_v_rows_idx, __pyx_v_rows, ((double *)PyArray_DATA(__pyx_v_tb)));
         }
         __pyx_L24:;
       }
 
-      /* "fastbp/_engine.pyx":371
+      /* "fastbp/_engine.pyx":374
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -11785,15 +11811,13 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       }
   }
 
-  /* "fastbp/_engine.pyx":387
+  /* "fastbp/_engine.pyx":390
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(tb))
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)             # <<<<<<<<<<<<<<
- * 
- *     def set_clip_norm(self, clip_norm):
 */
-  __pyx_t_15 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_xb), PyArray_DATA(__pyx_v_tb), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_15, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 387, __pyx_L1_error)
-  __pyx_t_1 = PyFloat_FromDouble(__pyx_t_15); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 387, __pyx_L1_error)
+  __pyx_t_15 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_xb), PyArray_DATA(__pyx_v_tb), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_15, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(__pyx_t_15); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 390, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
   {
@@ -11807,7 +11831,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":350
+  /* "fastbp/_engine.pyx":353
  *         return ok
  * 
  *     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):             # <<<<<<<<<<<<<<
@@ -11839,148 +11863,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":389
- *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
- * 
- *     def set_clip_norm(self, clip_norm):             # <<<<<<<<<<<<<<
- *         """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
- *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
-*/
-
-/* Python wrapper */
-static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_19set_clip_norm(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-); /*proto*/
-PyDoc_STRVAR(__pyx_doc_6fastbp_7_engine_12TrainingPlan_18set_clip_norm, "Clip the global gradient norm to `clip_norm` before each update (None: never).");
-static PyMethodDef __pyx_mdef_6fastbp_7_engine_12TrainingPlan_19set_clip_norm = {"set_clip_norm", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_19set_clip_norm, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_6fastbp_7_engine_12TrainingPlan_18set_clip_norm};
-static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_19set_clip_norm(PyObject *__pyx_v_self, 
-#if CYTHON_VECTORCALL
-PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
-#else
-PyObject *__pyx_args, PyObject *__pyx_kwds
-#endif
-) {
-  PyObject *__pyx_v_clip_norm = 0;
-  #if !CYTHON_VECTORCALL
-  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
-  #endif
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[1] = {0};
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  PyObject *__pyx_r = 0;
-  __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("set_clip_norm (wrapper)", 0);
-  #if !CYTHON_VECTORCALL
-  #if CYTHON_ASSUME_SAFE_SIZE
-  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
-  #else
-  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
-  #endif
-  #endif
-  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
-  {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_clip_norm,0};
-    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 389, __pyx_L3_error)
-    if (__pyx_kwds_len > 0) {
-      switch (__pyx_nargs) {
-        case  1:
-        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 389, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  0: break;
-        default: goto __pyx_L5_argtuple_error;
-      }
-      const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "set_clip_norm", 0) < (0)) __PYX_ERR(0, 389, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, i); __PYX_ERR(0, 389, __pyx_L3_error) }
-      }
-    } else if (unlikely(__pyx_nargs != 1)) {
-      goto __pyx_L5_argtuple_error;
-    } else {
-      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 389, __pyx_L3_error)
-    }
-    __pyx_v_clip_norm = values[0];
-  }
-  goto __pyx_L6_skip;
-  __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 389, __pyx_L3_error)
-  __pyx_L6_skip:;
-  goto __pyx_L4_argument_unpacking_done;
-  __pyx_L3_error:;
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_AddTraceback("fastbp._engine.TrainingPlan.set_clip_norm", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __Pyx_RefNannyFinishContext();
-  return NULL;
-  __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_6fastbp_7_engine_12TrainingPlan_18set_clip_norm(((struct __pyx_obj_6fastbp_7_engine_TrainingPlan *)__pyx_v_self), __pyx_v_clip_norm);
-
-  /* function exit code */
-  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
-    Py_XDECREF(values[__pyx_temp]);
-  }
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18set_clip_norm(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyObject *__pyx_v_clip_norm) {
-  PyObject *__pyx_r = NULL;
-  __Pyx_RefNannyDeclarations
-  double __pyx_t_1;
-  int __pyx_t_2;
-  double __pyx_t_3;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("set_clip_norm", 0);
-
-  /* "fastbp/_engine.pyx":391
- *     def set_clip_norm(self, clip_norm):
- *         """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
- *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)             # <<<<<<<<<<<<<<
-*/
-  __pyx_t_2 = (__pyx_v_clip_norm == Py_None);
-  if (__pyx_t_2) {
-
-    __pyx_t_1 = 0.0;
-  } else {
-    __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 391, __pyx_L1_error)
-    __pyx_t_1 = __pyx_t_3;
-  }
-
-  __pyx_v_self->plan.clip_norm = __pyx_t_1;
-
-  /* "fastbp/_engine.pyx":389
- *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
- * 
- *     def set_clip_norm(self, clip_norm):             # <<<<<<<<<<<<<<
- *         """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
- *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
-*/
-
-  /* function exit code */
-  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
-  goto __pyx_L0;
-  __pyx_L1_error:;
-  __Pyx_AddTraceback("fastbp._engine.TrainingPlan.set_clip_norm", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = NULL;
-  __pyx_L0:;
-  __Pyx_XGIVEREF(__pyx_r);
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
-
-/* "fastbp/_engine.pyx":117
+/* "fastbp/_engine.pyx":119
  *     cdef fb_update update
  *     cdef int typenum
  *     cdef readonly object params, grads, backup, dtype             # <<<<<<<<<<<<<<
@@ -12224,7 +12107,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_5dtype___get__(struct 
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":118
+/* "fastbp/_engine.pyx":120
  *     cdef int typenum
  *     cdef readonly object params, grads, backup, dtype
  *     cdef readonly int in_features, out_features             # <<<<<<<<<<<<<<
@@ -12263,7 +12146,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_11in_features___get__(
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 118, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 120, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12337,7 +12220,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12out_features___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 118, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 120, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12380,7 +12263,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12out_features___get__
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":119
+/* "fastbp/_engine.pyx":121
  *     cdef readonly object params, grads, backup, dtype
  *     cdef readonly int in_features, out_features
  *     cdef readonly bint labels, unit_targets             # <<<<<<<<<<<<<<
@@ -12419,7 +12302,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6labels___get__(struct
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->labels); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 119, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->labels); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 121, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12493,7 +12376,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12unit_targets___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->unit_targets); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 119, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->unit_targets); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 121, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12543,15 +12426,15 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12unit_targets___get__
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_21__reduce_cython__(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_19__reduce_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-static PyMethodDef __pyx_mdef_6fastbp_7_engine_12TrainingPlan_21__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_21__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
-static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_21__reduce_cython__(PyObject *__pyx_v_self, 
+static PyMethodDef __pyx_mdef_6fastbp_7_engine_12TrainingPlan_19__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_19__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
+static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_19__reduce_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -12577,14 +12460,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce_cython__", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_6fastbp_7_engine_12TrainingPlan_20__reduce_cython__(((struct __pyx_obj_6fastbp_7_engine_TrainingPlan *)__pyx_v_self));
+  __pyx_r = __pyx_pf_6fastbp_7_engine_12TrainingPlan_18__reduce_cython__(((struct __pyx_obj_6fastbp_7_engine_TrainingPlan *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_20__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self) {
+static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_lineno = 0;
@@ -12624,15 +12507,15 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_20__reduce_cython__(CY
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_23__setstate_cython__(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_21__setstate_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-static PyMethodDef __pyx_mdef_6fastbp_7_engine_12TrainingPlan_23__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_23__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
-static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_23__setstate_cython__(PyObject *__pyx_v_self, 
+static PyMethodDef __pyx_mdef_6fastbp_7_engine_12TrainingPlan_21__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_21__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
+static PyObject *__pyx_pw_6fastbp_7_engine_12TrainingPlan_21__setstate_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -12698,7 +12581,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_6fastbp_7_engine_12TrainingPlan_22__setstate_cython__(((struct __pyx_obj_6fastbp_7_engine_TrainingPlan *)__pyx_v_self), __pyx_v___pyx_state);
+  __pyx_r = __pyx_pf_6fastbp_7_engine_12TrainingPlan_20__setstate_cython__(((struct __pyx_obj_6fastbp_7_engine_TrainingPlan *)__pyx_v_self), __pyx_v___pyx_state);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -12708,7 +12591,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_22__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
+static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_20__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_lineno = 0;
@@ -12989,9 +12872,8 @@ static PyMethodDef __pyx_methods_6fastbp_7_engine_TrainingPlan[] = {
   {"batch_target", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_13batch_target, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_6fastbp_7_engine_12TrainingPlan_12batch_target},
   {"train_step", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_15train_step, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_6fastbp_7_engine_12TrainingPlan_14train_step},
   {"train_gathered", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_17train_gathered, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_6fastbp_7_engine_12TrainingPlan_16train_gathered},
-  {"set_clip_norm", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_19set_clip_norm, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_6fastbp_7_engine_12TrainingPlan_18set_clip_norm},
-  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_21__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
-  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_23__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
+  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_19__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
+  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_6fastbp_7_engine_12TrainingPlan_21__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
   {0, 0, 0, 0}
 };
 
@@ -13009,7 +12891,7 @@ static struct PyGetSetDef __pyx_getsets_6fastbp_7_engine_TrainingPlan[] = {
 #if CYTHON_USE_TYPE_SPECS
 static PyType_Slot __pyx_type_6fastbp_7_engine_TrainingPlan_slots[] = {
   {Py_tp_dealloc, (void *)__pyx_tp_dealloc_6fastbp_7_engine_TrainingPlan},
-  {Py_tp_doc, (void *)PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views\n        into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    ")},
+  {Py_tp_doc, (void *)PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views\n        into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    clip_value : first clamp every gradient element to [-clip_value, clip_value] (None: never).\n    ")},
   {Py_tp_traverse, (void *)__pyx_tp_traverse_6fastbp_7_engine_TrainingPlan},
   {Py_tp_clear, (void *)__pyx_tp_clear_6fastbp_7_engine_TrainingPlan},
   {Py_tp_methods, (void *)__pyx_methods_6fastbp_7_engine_TrainingPlan},
@@ -13053,7 +12935,7 @@ static PyTypeObject __pyx_type_6fastbp_7_engine_TrainingPlan = {
   0, /*tp_setattro*/
   0, /*tp_as_buffer*/
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
-  PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views\n        into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    "), /*tp_doc*/
+  PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views\n        into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    clip_value : first clamp every gradient element to [-clip_value, clip_value] (None: never).\n    "), /*tp_doc*/
   __pyx_tp_traverse_6fastbp_7_engine_TrainingPlan, /*tp_traverse*/
   __pyx_tp_clear_6fastbp_7_engine_TrainingPlan, /*tp_clear*/
   0, /*tp_richcompare*/
@@ -13171,14 +13053,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_6fastbp_7_engine_TrainingPlan(__pyx_m
   __pyx_vtable_6fastbp_7_engine_TrainingPlan._finite = (int (*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *))__pyx_f_6fastbp_7_engine_12TrainingPlan__finite;
   __pyx_vtable_6fastbp_7_engine_TrainingPlan._in_range = (int (*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *, double, double))__pyx_f_6fastbp_7_engine_12TrainingPlan__in_range;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6fastbp_7_engine_TrainingPlan_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan)) __PYX_ERR(0, 100, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6fastbp_7_engine_TrainingPlan_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan)) __PYX_ERR(0, 101, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan = &__pyx_type_6fastbp_7_engine_TrainingPlan;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 100, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 101, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan);
@@ -13188,9 +13070,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_6fastbp_7_engine_TrainingPlan(__pyx_m
     __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_vtabptr_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 100, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_TrainingPlan, (PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 100, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 100, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_vtabptr_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 101, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_TrainingPlan, (PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 101, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 101, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -13726,189 +13608,174 @@ __Pyx_RefNannySetupContext("PyInit__engine", 0);
 */
   fb_set_blas(((fb_sgemm_fn)__pyx_f_5scipy_6linalg_11cython_blas_sgemm), ((fb_dgemm_fn)__pyx_f_5scipy_6linalg_11cython_blas_dgemm));
 
-  /* "fastbp/_engine.pyx":78
+  /* "fastbp/_engine.pyx":79
  * 
  * 
  * LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,             # <<<<<<<<<<<<<<
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 78, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy, __pyx_t_4) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastbp/_engine.pyx":79
+  /* "fastbp/_engine.pyx":80
  * 
  * LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,             # <<<<<<<<<<<<<<
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
 */
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY_PROBS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY_PROBS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy_probs, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy_probs, __pyx_t_4) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastbp/_engine.pyx":80
+  /* "fastbp/_engine.pyx":81
  * LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,             # <<<<<<<<<<<<<<
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
  * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM, "rmsprop": FB_UPDATE_RMSPROP}
 */
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 81, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse, __pyx_t_4) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE_HALF); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE_HALF); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 81, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse_half, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse_half, __pyx_t_4) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastbp/_engine.pyx":81
+  /* "fastbp/_engine.pyx":82
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}             # <<<<<<<<<<<<<<
  * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM, "rmsprop": FB_UPDATE_RMSPROP}
  * 
 */
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_BCE_WITH_LOGITS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 81, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_BCE_WITH_LOGITS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_bce_with_logits, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_bce_with_logits, __pyx_t_4) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":82
+  /* "fastbp/_engine.pyx":83
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
  * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM, "rmsprop": FB_UPDATE_RMSPROP}             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 82, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_SGD); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_SGD); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sgd, __pyx_t_4) < (0)) __PYX_ERR(0, 82, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sgd, __pyx_t_4) < (0)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_ADAM); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_ADAM); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_adam, __pyx_t_4) < (0)) __PYX_ERR(0, 82, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_adam, __pyx_t_4) < (0)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_RMSPROP); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_RMSPROP); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_rmsprop, __pyx_t_4) < (0)) __PYX_ERR(0, 82, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_rmsprop, __pyx_t_4) < (0)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 82, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":199
+  /* "fastbp/_engine.pyx":202
  *         raise ValueError("stages: expected views into params or grads")
  * 
  *     def reserve(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_7reserve, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_reserve, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 199, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_7reserve, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_reserve, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 202, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_reserve, __pyx_t_2) < (0)) __PYX_ERR(0, 199, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_reserve, __pyx_t_2) < (0)) __PYX_ERR(0, 202, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":223
+  /* "fastbp/_engine.pyx":226
  *         self.plan.max_rows = rows
  * 
  *     def output(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """The network output of the last step's first `rows` samples (a view)."""
  *         return self._outputs[self.plan.n_stages - 1][:rows]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_9output, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_output, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 223, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_9output, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_output, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 226, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_output, __pyx_t_2) < (0)) __PYX_ERR(0, 223, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_output, __pyx_t_2) < (0)) __PYX_ERR(0, 226, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":227
+  /* "fastbp/_engine.pyx":230
  *         return self._outputs[self.plan.n_stages - 1][:rows]
  * 
  *     def outputs(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """Every stage's output of the last step's first `rows` samples (views)."""
  *         return [out[:rows] for out in self._outputs]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_11outputs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_outputs, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 227, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_11outputs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_outputs, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 230, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_outputs, __pyx_t_2) < (0)) __PYX_ERR(0, 227, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_outputs, __pyx_t_2) < (0)) __PYX_ERR(0, 230, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":231
+  /* "fastbp/_engine.pyx":234
  *         return [out[:rows] for out in self._outputs]
  * 
  *     def batch_target(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """The targets gathered by the last `train_gathered` (a view)."""
  *         return self._target[:rows]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_13batch_target, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_batch_target, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 231, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_13batch_target, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_batch_target, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 234, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_batch_target, __pyx_t_2) < (0)) __PYX_ERR(0, 231, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_batch_target, __pyx_t_2) < (0)) __PYX_ERR(0, 234, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":295
+  /* "fastbp/_engine.pyx":298
  *         return loss
  * 
  *     def train_step(self, X, y, optimizer):             # <<<<<<<<<<<<<<
  *         """One step on a batch: returns the mean loss, or None when X or y must first be
  *         converted (other dtype, layout or shape: the caller converts and validates them).
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_15train_step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_step, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 295, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_15train_step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_step, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 298, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_step, __pyx_t_2) < (0)) __PYX_ERR(0, 295, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_step, __pyx_t_2) < (0)) __PYX_ERR(0, 298, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":350
+  /* "fastbp/_engine.pyx":353
  *         return ok
  * 
  *     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):             # <<<<<<<<<<<<<<
  *         """One step on the rows order[start:stop] of the whole, already validated data (X, y):
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_17train_gathered, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_gathered, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 350, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_17train_gathered, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_gathered, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 353, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_gathered, __pyx_t_2) < (0)) __PYX_ERR(0, 350, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-
-  /* "fastbp/_engine.pyx":389
- *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
- * 
- *     def set_clip_norm(self, clip_norm):             # <<<<<<<<<<<<<<
- *         """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
- *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
-*/
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_19set_clip_norm, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_set_clip_norm, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 389, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_2);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
-  #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_set_clip_norm, __pyx_t_2) < (0)) __PYX_ERR(0, 389, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_gathered, __pyx_t_2) < (0)) __PYX_ERR(0, 353, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   /* "(tree fragment)":1
@@ -13916,7 +13783,7 @@ __Pyx_RefNannySetupContext("PyInit__engine", 0);
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_21__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 1, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_19__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 1, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
@@ -13930,7 +13797,7 @@ __Pyx_RefNannySetupContext("PyInit__engine", 0);
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_23__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 3, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_21__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
@@ -13988,7 +13855,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 158, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 161, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
@@ -14011,7 +13878,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "fastbp/_engine.pyx":174
+  /* "fastbp/_engine.pyx":177
  *                                              else cnp.PyArray_DATA(bias_grad))
  *             self.plan.stages[s].activation = activation
  *             self.plan.stages[s].params.slope = params.get("slope", 0.0)             # <<<<<<<<<<<<<<
@@ -14020,12 +13887,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_slope, __pyx_mstate_global->__pyx_float_0_0};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 174, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 177, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
-  /* "fastbp/_engine.pyx":175
+  /* "fastbp/_engine.pyx":178
  *             self.plan.stages[s].activation = activation
  *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
  *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)             # <<<<<<<<<<<<<<
@@ -14034,12 +13901,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_alpha, __pyx_mstate_global->__pyx_float_1_0};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 175, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 178, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "fastbp/_engine.pyx":176
+  /* "fastbp/_engine.pyx":179
  *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
  *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
  *             self.plan.stages[s].params.beta = params.get("beta", 1.0)             # <<<<<<<<<<<<<<
@@ -14048,12 +13915,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_beta, __pyx_mstate_global->__pyx_float_1_0};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 176, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 179, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
 
-  /* "fastbp/_engine.pyx":177
+  /* "fastbp/_engine.pyx":180
  *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
  *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
  *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)             # <<<<<<<<<<<<<<
@@ -14062,12 +13929,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_threshold, __pyx_mstate_global->__pyx_float_20_0};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 177, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 180, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "fastbp/_engine.pyx":206
+  /* "fastbp/_engine.pyx":209
  *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)             # <<<<<<<<<<<<<<
@@ -14076,7 +13943,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 206, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 209, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
@@ -14117,38 +13984,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{13},{15},{7},{6},{20},{1},{179},{41},{24},{8},{7},{6},{18},{2},{9},{50},{39},{34},{87},{35},{79},{51},{35},{43},{7},{60},{24},{32},{41},{42},{54},{63},{10},{12},{30},{32},{25},{19},{20},{20},{26},{27},{23},{12},{1},{1},{20},{12},{17},{8},{12},{8},{10},{8},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{4},{5},{18},{3},{12},{15},{4},{5},{12},{8},{18},{9},{13},{19},{9},{5},{5},{10},{9},{3},{14},{5},{7},{7},{12},{3},{8},{5},{1},{3},{5},{5},{11},{4},{2},{1},{8},{15},{3},{8},{1},{6},{8},{2},{5},{9},{5},{3},{6},{7},{6},{3},{6},{7},{7},{4},{8},{1},{4},{13},{10},{3},{5},{10},{6},{5},{10},{4},{1},{2},{9},{14},{10},{1},{6},{12},{6},{1},{2},{1}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{559},{9},{364},{23},{21},{13},{25},{519},{356}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{13},{15},{7},{6},{20},{1},{179},{41},{24},{8},{7},{6},{18},{2},{9},{50},{39},{34},{87},{35},{79},{51},{35},{43},{7},{60},{24},{32},{41},{42},{54},{63},{10},{12},{30},{32},{25},{19},{20},{20},{27},{23},{12},{1},{1},{20},{12},{17},{8},{12},{8},{10},{8},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{4},{5},{18},{3},{12},{15},{4},{5},{12},{8},{18},{9},{10},{13},{19},{9},{5},{5},{10},{9},{3},{14},{5},{7},{7},{12},{3},{8},{5},{1},{3},{5},{5},{11},{4},{2},{1},{8},{15},{3},{8},{1},{6},{8},{2},{5},{9},{5},{3},{6},{7},{6},{3},{6},{7},{7},{4},{8},{1},{4},{10},{3},{5},{10},{6},{5},{10},{4},{1},{2},{9},{14},{10},{1},{6},{12},{6},{1},{2},{1}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{559},{9},{364},{21},{13},{25},{519},{356}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2049 bytes) */
-static const char cstring[] = "x\332\265U\315s\323H\026\307\300\244\302l\262\304I\310\260[\303\320NRI`I\030\023\047\313\016\013S\236|\324\2603\223\315\027\014\033\212\352jIm[ K\262\272\345\304lm\025\307\034u\354\243\216:\352\250\243\216>\372\350#\177\302\376\t\373\272e\214\014\324\326R\265\223\212\365\361\372}\377~\357\t\021\216\\\207\231\334tl\264\302=JQ\315#\365&\265\371\255[wP\335\341(\273>@\266\203|\327 \234\242S\302P\223\030\364\373=\007\336x\003|lux\003<\230\014\031\32425\352\201\236\325A\214{\246\316\251\047\225l\264\277\263\277Z\271_A\3046\220G_R\2353\304|M\267\010c\224!\247\2064\337\264\270i#\336q)[C\217k\250\343\370\310\246\324@\334A.\350\345\rx\203\332\210Q.\037\3202\261m\207\023Y\010\006s\323\256/#\303\364 \210\331\246\322z\227X\214\256=\373\016\3213\027\244\340\262f\332&\024\320&\226OYV\346\036\331C\216\207\036\333\265\0279E\323v}\216NM\2037\0201\014\014\201\250a2\242Y\224\332\362Z#\214k\356]L\355\272i\3235\267sV\327M\226\235\031\3208\0034|\213#\214=j\370:\305\030\031\276\312\312v\354UhR\333$\026\234\3522#\214m\277\351v\326\260\356xt\255\tv&\361<\322A5bZY\047\314\246\353x<\257\3467\t$\367\241\206\343r\263i\276\246^\276\030\331u.qT^\231\324\006c\275\241\332hS~\352x\257\226\031t\333#M\n\3401\264bH@\024n\014\274\335r<c\304\245\347\234B\217\014S\007P\000\275\347\337\336\311\254eS=b\260\234*xG[\253\272cs\263\356;>C\345\325mT\263\034\340\320 \035\240\201cS4\032\022\022\256\323\274\237\021\037m\223\236*\303,\352]\025\364#\023\010aQ\000J\271\317N?T\311\034\231\266\"\233t%\311\220\363\366\234{\304\264q\035zM\001\311\274%\261L9\034\006\202+Qy\023\244\251\266\312\202d\3032[\306\251\373\235j\265\345\000\235ab:97\212\332\310\"\032\265\206\255\354\374\257\224\355\214P\226oV\006\216\356\250\212]\030C\t\024\244\363,\257\311\211W\247|\030\255\374\002\325\300\235f\332\304\353 \335\203$Wa\033x\216\333\371\224\025x\223\2658>\207\021\001\326\260\006qi\026P\006\313\007\375\371\357GG\370\247\307{\333G\307\262\0230\241\373\026\261\363\317k\303\371\320\325>\301\370\203S\030vE\335O\237\253v\343,\263\221\203,""\273O\210\330\210\314\243\214zm:\"\203\210X\267L\027f\336k\216\234\214R\341\023G\022\351\047\373\333\325\343\235\254\352g\030\343\375\316\031\374\266a)\342=z\306\017i\r\343\301\342\202\245\000\013@\342\217!\177@\271)\0055\337\326\345\275\376\256r\370kJ\357\362\356\030\276\245$6L\252\274\303\342\301\0035\371\330\346r\001\311\203\226O\254wJ\357V\320G\315\036\n\350\231|\221\245\277\263a\271\360\037\201\2001\207Q\202\233\311\3442\202\326\302\022$\006i\022\313m\020\302:\266n:k\303\023\246\021#\017\225\006\021OM\336\300\226S\207\345\244Q\310\032~L\307\357G\\\007\n\3126\003\0246\305P>\264X\247\032\321_\r\301QT\305\003\252\216\274`\327s4fP\335\361]X\217j\263\320\246\313;\352\202-\363\025\254q\277\251>Z\324e\3312_\033,\363\232E\352L-\250\365{\352\266Y\251\371\214\0328\373\030B\376r?`\322\256\253=a\232\306\231\232=\t \003\307.\226YB`H\310\362\232MG~[\375\341\035k~\255F\275&\003m\212\033\304\252\331\266\326\201~B\237\240b\247m\273j\315\0177\271Z%\320\310\214\300\003\032g\313\312u\\\327\243D\347\003\"\203W\250\034\376O\231\374aH\r\276\233Vm\204\323\3602\370:\261\272\301,\007>\274@\026\217\312\212\262\245\007W\217K2\003\036\276\rO\220\013\327x\003\2424\034\313\030\235\203\367\324ogK\352\224\232\365\006\307\320}\322\201/(Tuv\246u\332\216i\240\025\275A<t\373\016zw\207\306}|\313\250\314\361\006\323M\300r\023\030@\254:.\227\007\364\323`d\260\361y\232\237\355\372\267\316\345\326\205\377wG\330\347i~\266\353\337:\227[\027\214:m6/0y}S\350_\376\362\374O\301\301\233\352\333\361\337\235o\004\227\202J\340\213j\177b\262?~C\034\364\307\047\316\177\n\270\370k\310\243\262|\331\t\256\005\004\004\033a\241?1\035\314\007\273b^\354\206\213!\215\376\034\227\342{\275\215\235\364i\267\322m\365\047\246\202/\202_EU\034\212\177E\277$\305\244$EW\304Wa!,\346O_G\360z\265wu%*D\263\321\223x\031t\347\223j\177\352\017bZ<\010I\330\352O\315\006;\312p:|\030O&\007\t\221\242\307\342\327\260\032\036\364\047\256\213\202\270\036\316\206O\242\345\270\030\317\307\325,\355\226\270(\226\300\350Z\250E\343\361Xl$+\351bJ\273""\033\275\375\203\336\301aV\316\034\250\215\207\223\321Ad\304+I))\377\027\361\337\002M\214\t-\034\013\215\350n2\227\360T\211\177\036\304\231\013\333\321a\364\317d\021\322\273qS\264\303C\020\034\367\312\325t.\345\335\201\343\257\205\352\265|\274!\352\341I\304\342\333\311NZLKR|\365\274\005\020\334\013\236\212\2128\205(\003!\017\356\213{\231\241|\371\013\364\355\030\312z\031_\204j\177\210\311\233\352\277\307.\\\371\006\372\3618\002\314$\220c\000\023\023\213\342et)\252D-(\237\304,YH\216\323\033]\350\336\034\034\277\016\277\216\216\342\313\340@O\256\247\327\2733\335\335\336\341Q\357\350X\"{\033b(W\225s\300\362\352\271\017H\227\304\346\300\244\032?M\312\311V\302\322R\272\331-vK\322\343K\205\354\344t\260\004x\314\210\355\360\313h!:\006D\226\222B2\003\332\255t,%)\003\355\351\231`S\024\305\2028\n/\207\325\\\274\233\302\017\177\010_\r\214\212\375\361\345\336\362\203\344a\267\320\275\326\325\000\267\367\034TY\235\001L\227\2405\207\202\205+Q)Z\217\364\2708\310\245W\332\205h\255\376\302b\370cT\215\224\351\217A5\200\207o\204\021\256\3112\372\223\277\227ndKwC(\342\246h\205\023\212\255\213\211\221\256\365\366Oz\047\317\373\350NF\340\267\352|2z\001\204\250\000\372\217$\213\320R\330\214\037\246\205\264\230y*\367\247Ja\021\334K\236\032\351\355n\265?\377\355\200\264\305k\301?D\r\n\376 \320\335\201#+^\205&\025>\214\363=\300\222\217\243H\260!.\213_\242b\264\242l\276\200\251+\003\r\246.\\\231\000\310\332\301A\240\213Yq\002\30331\0039e\303,\335\216\251\211\002`\313\347\273A)XWz/\000\251\047\361B|0\320\036\302\316\025NK\220\353V\304!\374\305t\t\260\230\351n\301\204O}\025\2501\227\233\2407=\037\226\302G\361\215\204@\302\233\335\331\356Af\276\036\220!\036[i9\335\356\026\372\245\205\260,\047\267\267t_\202\374v\030g\001h\375G\000\321\200\232<\230\232V\367Rw\275K%%\257\315\207\363\341\356\000\342YH4\027]\232?\202\371?\206\375q\022\267\222K\311FZx\317Hu^\t\316\240\370\234T\325(\007\253,\362\004\034r$\337\343\345a]\305\377\000\037\004*\257";
-    PyObject *data = __Pyx_DecompressString(cstring, 2049, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2027 bytes) */
+static const char cstring[] = "x\332\265UKo\333\330\025\266\222\214\341L\355\306\362k\322b2\271\262\r?R[\031\305\262\233N\232\0144~`\334\231q\375J&M\020\\\\\222W\022\023\212\244x/e+E\201,\275\344\222K.\271\344\222K.\265\324R\313\374\204\376\204\236{)+\224\023\024\r\3201,>\316=\317\357;\347\020\021\216l\213\351\\\267L\264\302\035JQ\325!\265\0065\371\352\352\032\252Y\034\245\327G\310\264\220kk\204StF\030j\020\215~\177`\301\033\257\203\217\3556\257\203\007\235!\215\032\272B\035\3203\332\210qGW9u\204\222\211\016w\017\327\313\017\313\210\230\032r\350k\252r\206\230\253\250\006a\2142dU\221\342\352\006\327M\304\3336eE\264_Em\313E&\245\032\342\026\262A/k\300\353\324D\214r\361\200\226\211iZ\234\210B0\230\353fm\031i\272\003A\364\026\025\326{\304`\264\370\374;D\317m\220\202\313\252n\352P@\213\030.ei\231\007\344\000Y\016\3327\253\2572\212\272i\273\034\235\351\032\257#\242i\030\002QMgD1(5\305\265J\030W\354\373\230\2325\335\244E\273}^Su\226\236i\000\234\006\032\256\301\021\306\016\325\\\225b\2144WfeZ\346:\200\324\322\211\001\247\252\310\010c\323m\330\355\"V-\207\026\033`\247\023\307!mT%\272\221\"\2417l\313\341Y5\267A \271\253\032\226\315\365\206\376\226:\331b\004\352\\\360(\2752\241\r\306j]\302hR~f9o\226\031\240\355\220\006\005\362\030Z\321\004!\2227\006\336V-G\033r\351Xg\200\221\246\253@\n\260\367\362\333\265\324Z\200\352\020\215eT\301;\332^W-\223\3535\327r\031*\255\357\240\252aA\017\365\323\2016\260L\212\206CB\3025\232\3653\344\243\245\3233i\230F\275/\203~d\002!\014\nDI\367\351\351U\225\324\221n\312f\023\256D3d\274\275\344\016\321M\\\003\254)0\231\265$\206.\206CCp%2o\202\024\t\253(H\000\226\3322N\355\357$\324\206\005\355\014\023\323\316\270\221\255\215\014\242Pc\000e\373\177m\331\366P\313\362\255r\337\321\232\254\330\2061\024DA:\317\263\232\23485\312\007\321J\257P\025\334)\272I\2346R\035Hr\035\266\201c\331\355OY\2017Q\213\345r\030\021\350\032V\0476M\003\212`\331\240?\377\375\344\004\377\264\177\260sr*\220\200\t=4\210\231}.\016\346C\225\373\004\343+\2470\354\262u?}.\341\306ifC\007iv\237\020\261!\231C\031uZtH6L""\370\047\216\004\237O\017w*\247\273im\3171\306\207\355s\370\355\300\352\303\007\364\234\037\323*\306\375\365\004\243\017c.X\306\220%p\331\020\202\252k\252\342^\273\254\017\376\032\302\273\270[\232kH\211\t\363(\356\260^p_M<\266\270X3\342\240\351\022\343R\351r\321|\004\351@@\317\305\013@:p\3142\341?\202\032c\016\003\0037\235\211\225\003\000\302\252#\032i\020\303\256\023\302\332\246\252[\305\301\tS\210\226%D\201\210g:\257c\303\252\301\nR(d\r?\246\342\017\203\254B\243\t\230U\003\034`(\037 V\251B\3247 \261a\355:\r\371 \333_\266&\356\267\346\320\013\266\035Ka\032U-\327\206u(7\tm\330\274-/\330\320\337\300\332v\033\362#Em\226.\357b\177yW\rRcr!m<\220\267\255r\325eT\303\351\307\017*\021\373\000\223VM\356\005]\327\316\345\254\t*\0318\266\261\310\027\002CB\206\323hX\342[\352\016\356Xq\253U\3524\030hS\\\047F\3254\2256 \013\210A\355V\313\264\345Z\037ln\271:\000\322\264a\373m\233.\047\333\262m\207\022\225\367\033\027\274B\345\360\177\306\304\017Cj\360\2354\252@e\377\003\304j\0323,\370\266B\2478T\024\221\3565\270:\\t2\220\341\232\360\004\341\271\302\353\340\270n\031\332\360\020|\350\373V\272\207\316\250^\253s\014\200\2236|$\241\220\363s\245\335\262t\r\255\250u\342\240{k\350\362\016X}|K\373\230\343M\246\352@\337\026\320O\214\032.\225\372\275\247\300\274`\355\3634?\333\365o\235\313\352\310\377\033\021\366y\232\237\355\372\267\316euD\253\321Fc\204\211\353\273\\\357\306\227\027\177\362\216\336U\336\217\375\356b\323\273\356\225=\327\257\364\306\047zcw\374\243\336\330\370\305O\036\367\377\032\360\260$^v\275Y\217\200`3\310\365\306\247\274yo\317\237\367\367\202\305\200\206\177\216\n\321\203\356\346n\362\254S\3564{\343\223\336\027\336\257~\305?\366\377\025\376\022\347\343\202\020\335\364\277\nrA>{\3726\204\327[\335[+a.\234\t\237F\313\240;\037Wz\223\177\360\247\374G\001\t\232\275\311\031oW\032N\005\217\243\211\370(&B\264\357\377\032T\202\243\336\370m?\347\337\016f\202\247\341r\224\217\346\243J\232v\323\277\346/\201\321l\240\204c\321h\244\305+\311bB;\233\335\303\243\356\321qZ\316\034\250\215""\005\023\341Q\250E+q!.\375\027\361\337<\305\037\365\225`4\320\302\373\361\\\314\023)\376\271\037g.h\205\307\341?\343EH\357\316]\277\025\034\203\340\264[\252$s\t\357\364\035\177\355K\254o]4\001\353\007\3363\277\354\237\201\273B*\344\336C\377\301\245\006\367\376\002\000\235B\376\257\243kP\326\017\021yW\371\367\350\310\315o\240\360\375\020\310\021\214\215\002\037\314_\364_\207\327\303r\330\204:I\304\342\205\3704\271\323\001\230\346\340\370m\360ux\022\335\000\007j|;\271\335\231\356\354u\217O\272\047\247\202\302{\020C\272*_\000i\267.\\\240\264\340o\365M*\321\263\270\024o\307,)$[\235|\247 <\276\226\024NLyK\000\374\264\277\023|\031.\204\247\000\375R\234\213\247A\273\231\214&$a\240=5\355m\371y\177\301?\tn\004\225L\274\273\276\033\374\020\274\351\033\345{c\313\335\345G\361\343N\2563\333Q\200\240\017\315&\263:\007>\256\0034\307>\013V\302B\270\021\252Q\276\237K\267\260\007\321\232\275\205\305\340\307\260\022J\323\037\275\212\007\017\337\370ZP\024e\364&~/\334\010H\367\002(\342\256\337\014\306e[.\306ZR\354\036\276\350\276x\331Cki\247\276\227\347\023\341+`\276\0144?\021\355\202\226\202F\3648\311%\371\324S\2517Y\010\362\340^4\244\226\334\353Tz\363\337\366\2733?\353\375\303\257B\301W\002\335\357;2\242u\000)w5\316\367@K6\216l\202M\377\206\377K\230\017W\244\315\0270^%h\203\311\221\233\343@Y\313;\362T\177\306\177\001S2>\r9\245S+\334\216\312\321\001bK\027{^\301\333\220z\257\200\251\247\321Bt\324\327\036\320\316%OK\220\353v\310!\374\265d\t\270\230\356l\303(O~\345\311y\026#\337\235\232\017\n\301\223\350NL \341\255\316L\347(5\337\360\310\200\217\355\244\224\354tr\275\302BP\022#\332]z(H~?\210\263\000m\375G Q\203\232\034\030\217f\347zg\243CEK\316\316\007\363\301^\237\342\031H4\023]\230?\201A?\205E\361\"j\306\327\343\315$\367\241#\345y\331;\207\3423RY\243\030\254\222\237m\300A\217d1^\036\324\225\377\017\300\220\0256";
+    PyObject *data = __Pyx_DecompressString(cstring, 2027, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2658 bytes) */
-static const char cstring[] = "\377 at posi\377tion (tr\377ee fragm\377ent)), g\367ot \000\003; no\377 update \377was made\267?No\013\000thA\000C\367yth?\000is d\277eliber%\000l\377y strict\367er \"\000n PE\377P-484 an\377d reject\377s subcla\377sses of \377builtin \377types. I\377f you ne\177ed to p%\000\376%\tthen se\375t[\000e \047ann\327ota\305\001_<\000in\277g\047 dirb\000i\373ve:\001False\177.X: expx\000\336P\000fini\314\000va\357lues\347\003NaN\377 or Inf]\376\036\010input w\377idth add\375_f\000edisab\357leen\002\001fas\377tbp/_eng\377ine.pyxg\327cis\026\003d\266 de\377fault __\377reduce__\367 du\221\002non-^\242 vial\033\000c\216\001\377__numpy.\177_core.m5\000\377iarray f\367ail\204#impo;rt\033\tuma\232\000\022\r\377optimize\261r\301\t\362!\246 e Q\002s\354\326!:\000ch\302\"net\277work\047s\353 r\367ame\272@s (d\364\215A\263BsK\000)ord\376F\nrow indsic\303@\273@[0,8\003\236\321!rads\351([\000 \377C-contig\377uous 1-D? float\207\005\204`\357one e\013sta\363ge<\t7\nviewv\273bpa\261\000s/gq\001\276\"\016at le\246@ 0[\001K\003F\rC\003in\350bG\001\374\211aC\010[train\213_g\351 e\307@\301h\302`i~\231\205\001d data\336\204\002\037a bat\324 \315\001\255!\2766\003step:\255\204\002l\377oss is y\374\210\204\010\207\205\002 label\026\031\000n \307!y\213\204%=\t\301\000\35364B\004,\355\002per\275 \245Aof Xg\tt\337argete\0061]\377 for bin\277ary cr\242\000-\177entropy\"\021\373of\371\205\002outpu}t\263`shapek\003\374\222ai\tLOSS_K\337INDST\302!in_gPlan\000\t.\227\205\006-c\313\207\002__\017\014s\246\000\267\204\001\t_\013\022\352\"_\312\003J\n\230\003\000\020\375sq\nreserv\375e\205\nset_cl\177ip_norm\237\n\370\375K\010\020\346AUPDAT\375E\360\003X___Py\375x\001\000Dict_N\377extRef__\252\262\210\004e\034\000_\207\211\002_\215@i\367tem\r\001func\222\025\001g\362\005B\000m\200\204\001\004\001owdul2\002nam:\002\325p\\\000s\234\"_\007\001vt<\237\210\001T\001qual\035\005\373\207\005\214\334.\225\210\006ex\210\001\367\001Q\005s\374t\010\364.__test\346\333\000is\260\210\001\211`ine\377adamalph\377aasyncio""\357.cor\024\003sba\375d\237Ibce_wi\377th_logit\347sbe\263\000\001\000sc_\236\235\207\007cent\356\205\001\210@n\377e_in_tra?ceback\224F\246\204\002\371_\244\204\004\000\n_prob\377sdecoupl\373ed\310\210\002empty\376\000\002_likeen\273um\260\214\002eps\307\212\003.\276\306\212\004flags\234\210\0023\3752\243\210\00264fuse\273d_\207\215\003get\352\207\001_\367avg\361\207\002iidx4\367\205\002\275AsV\000p_\242\001v\000\377osslrmmo\372\330\215\001u\000\005m_buf\277fermse\000\000_\377halfnnby\372\315 n\320 erovnqp\211\213\002\301\212\006\367\211\002out\354\205\003\372\362\205\003s\362\210\003poppr\017eact\302\204\004S\000\367\000\372\000\177wsrows_\230\000\337sself\307\204\nse\375t\227\214\004sgdslo7pes\252`re\316\001\360\211\003_start\263\210\001_\276 \375n\007\000opttbt\377hreshold\364\205\211\013\333\210\007v\322\215\003weig\367ht_\373 aywi\375d\246`xxbyvo\377id (char\357 *, \000\005int\350\013\001\000\004\007\004_\306\204\002t_5\377scipy_6l\377inalg_11~\235\207\004blas_dC\001X\000\047*.,])\000\302\200Ms\351\200&\341s\351(\310\201\"\000.X1)\000d\277gemm\000s\002\001\200\377\001\330\004\n\210+\220Q\377\200A\340\010\013\2105\220\377\003\2204\220u\230A\330\377\014\r\330\010\035\230Q\330\377\010\014\210K\220t\230<\357\240t\2501\t\001E\220\025\373\220a\016\0005\240\001\330\014\377\022\220\"\220F\230\"\230\377F\240$\240e\2507\260\377!\2602\3205E\300V\377\3104\310q\330\014\020\220\377\005\220W\230A\230R\230\177}\250M\270\021\270!\017\001\177\t\230\027\240\001\240\021\022\t\373z\250\014\000\017\320\017(\250\177\001\250\024\250U\260\047)\000\377\"\270A\330\020\031\230\022\377\230;\240a\240q\330\020\367\024\220E4\002\022\240=\260\337\r\270Q\270a\017\001I\230\377W\240A\240Q\330\014\030\377\230\001\230\030\240\024\240U\377\250\047\260\021\260\"\260A\276\261\003q\230\002\230&k\000\025\377\240b\250\010\260\006\260d\377\270(\300$\300e\3105\277\320PQ\320QR\311\003\026\377\220q\230\010\240\r\250Q\377\250d\260(\270!\2701\374\000\024\206!J\220b\230\006\230\377b\240\006\240d\250/\270\257""\026\270t\300\217\"La\004\026\377\240v\250R\250{\270$~\234\000\035\037\230v\240R\016\000\377T\3201A\300\026\300t\355\310\270$\034\230\347\"\014\210E\377\220\035\230g\240Z\250s\377\260*\270E\300\021\300!\356\377!\017\210q\200@2\220V\317\2304\230wc\000\016\004t\220\3678\23023\003\017\210t\220\3759\323 T\240\025\240j\260\375\002\353\000B\260a\200A\360o\006\000\t\036\215 I\250\261@\372\305A\006\244@s\230$\230j\277\250\003\2504\250q\374\000a\377\260s\270#\270T\300\035\365\310\273 \026\303@z\240\034\250\377S\260\004\260B\260c\270\377\030\300\030\310\023\310F\320_RS\320ST\326A*\267@vF\0024\210\311@\017\210u\347@\367!\2306,\004A\260V\270\3771\270C\270s\300!\300\3776\310\021\310!\330\020\026{\220j\325B\r\022\220&\215@\377\023\230D\240\n\250#\250}T\217@&\270\001\270\023+\000\177q\300\006\300a\300s+\000\377\022\023\2206\230\021\230#\277\230S\240\004\240Ae\010\037\277\230u\240B\240k.\004\021\377\330\010\047\320\047;\270=?\310\001\310\025\310b\265@\372g\352\221\002x\273@\003\230 R\230s\377\240(\250!\2503\250c\273\260\021\205\004\320!Fk\000q\177\330#$\240H\250A\224!\377\014\210H\220A\220Q\330\277\010\036\230d\240.\367\000A\337\330\r\016\330\014\315#F\240\276\302\000\037\230q\240\014\251\204\002$\377\270d\300.\320PZ\320\337Z[\330 ,\273\204\003\340\020\256\034\001\r\250]\245`4\373@>\376\302a &\240m\260=\300\367\001\300\021D\0031\330\020!\363\240\021\\\000\244\204\001d\300*\310\357A\330\"0\256\204\004\021\025\220WY\230f\356\000\020[\013/B\004\177l\260-\270q\300\001X\r\325?\224@\330]\010\010\201a5\230\177\004\230M\250\021\250(/\002\337\005\300V\3101\204`\020\000\377\t\014\2104\210v\220Q\377\220c\230\024\230Z\240q\237\330\014\023\2201\306\206\004\333\001\006\376\315\205\002\010\013\2101\210F\220\327!\2203#\002]\247@U\260\267#\260Q\047\004\013\210\360Dt\272\243B&\222 C\250t\344\000\002\373\300&\211@\023\310C\310q\317\330\020\027\220\342\206\002\206\207\001\320\022\377\"\240!\240>\260\035\270wa\270t\220`\024\310Q\323#\3673\220a\207FC\3001\300\377D\310\001\330!#\2401n\266\206\001\320&8""\227`\021\340\375\"\256\212cT\240\032\302@d\205 r\377\300\026\300q\310\003\3103\373\310e\217\204\001\025\"\240\"\240\305F\334D\024\246\000s\010\220\205\001>\240\377\024\240T\250\024\250Z\260\177q\270\003\2705\300\001\210\204\007N\334B4\220x\331@\013\010\010\340\001F\325\205\0011\230\365i\233f\330)\047\317\006\001\021";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2658, 4057);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2631 bytes) */
+static const char cstring[] = "\377 at posi\377tion (tr\377ee fragm\377ent)), g\367ot \000\003; no\377 update \377was made\267?No\013\000thA\000C\367yth?\000is d\277eliber%\000l\377y strict\367er \"\000n PE\377P-484 an\377d reject\377s subcla\377sses of \377builtin \377types. I\377f you ne\177ed to p%\000\376%\tthen se\375t[\000e \047ann\327ota\305\001_<\000in\277g\047 dirb\000i\373ve:\001False\177.X: expx\000\336P\000fini\314\000va\357lues\347\003NaN\377 or Inf]\376\036\010input w\377idth add\375_f\000edisab\357leen\002\001fas\377tbp/_eng\377ine.pyxg\327cis\026\003d\266 de\377fault __\377reduce__\367 du\221\002non-^\242 vial\033\000c\216\001\377__numpy.\177_core.m5\000\377iarray f\367ail\204#impo;rt\033\tuma\232\000\022\r\377optimize\261r\301\t\362!\246 e Q\002s\354\326!:\000ch\302\"net\277work\047s\353 r\367ame\272@s (d\364\215A\263BsK\000)ord\376F\nrow indsic\303@\273@[0,8\003\236\321!rads\351([\000 \377C-contig\377uous 1-D? float\207\005\204`\357one e\013sta\363ge<\t7\nviewv\273bpa\261\000s/gq\001\276\"\016at le\246@ 0[\001K\003F\rC\003in\350bG\001\374\211aC\010[train\213_g\351 e\307@\301h\302`i~\231\205\001d data\336\204\002\037a bat\324 \315\001\255!\2766\003step:\255\204\002l\377oss is y\374\210\204\010\207\205\002 label\026\031\000n \307!y\213\204%=\t\301\000\35364B\004,\355\002per\275 \245Aof Xg\tt\337argete\0061]\377 for bin\277ary cr\242\000-\177entropy\"\021\373of\371\205\002outpu}t\263`shapek\003\374\222ai\tLOSS_K\337INDST\302!in_gPlan\000\t.\227\205\006-c\313\207\002__\017\014s\246\000\267\204\001\t_\013\022\352\"_\312\003J\n\230\003\000\020\375sq\nreserv\341e\205\n\343K\010\020\314AUPD\367ATE\326\003X___\367Pyx\001\000Dict\377_NextRef\253__\230\210\004e\034\000_\355\210\002_\336\363 item\r\001fuKnc\025\001g\330\005B\000m\346a\336\004\001odul2\002naUm:\002p\\\000s\202\"_\007\001\363vt\205\210\001T\001qual\260\035\005\341\207\005\302.\373\207\006ex\210\001s\227et_Q\005st\010\332._\337_test\333\000is\374\226\210\001\357@ineada\377malphaas\377yncio.co\275r\024\003sbad\205Ib\377ce_with_""\377logitsbe\334\263\000\001\000sc_\203\207\007ce\373nt\324\205\001cline\377_in_trac\337eback\017\000p_\217norm\004\002\255\212\002\226\204\002_\374\224\204\004\000\n_probs\377decouple}d\270\210\002empty\000\002\377_likeenu]m\240\214\002eps\267\212\003.\266\212\004\337flags\214\210\00232\376\223\210\00264fused\335_\367\214\003get\332\207\001_a{vg\341\207\002iidx\347\205\002\232\307AsV\000p_\254\001v\000o\177sslrmmo\310\215\001\375u\000\005m_buff\337ermse\000\000_h\177alfnnby\327 \375n\332 erovnp8\371\212\002\261\212\006\347\211\002out\334\205\003\342\205\003\375s\342\210\003poppre\207act\262\204\004S\000\367\000\372\000w\277srows_\230\000s\177selfset\372\213\004\377sgdslope\315s\247`re\301\001\323\211\003stWart\226\210\001_\261 n\007\000\377opttbthr?eshold\350\210\013\276\210\007\375v\265\215\003weight}_\356 aywid\243`\377xxbyvoid\377 (char *;, \000\005int\013\001\000\004\372\007\004_\303\204\002t_5sc\337ipy_6\374@al\357g_11\200\207\004bla\207s_dC\001\000\047*.,])\025\000\302\200Ms\351\200&s\351(\310\201\"\000.\376X1)\000dgemm\373\000s\002\001\200\001\330\004\n\377\210+\220Q\200A\340\010\377\013\2105\220\003\2204\220\377u\230A\330\014\r\330\010\377\035\230Q\330\010\014\210K\377\220t\230<\240t\2501\276\t\001E\220\025\220a\016\0005\377\240\001\330\014\022\220\"\220\377F\230\"\230F\240$\240\377e\2507\260!\2602\320\3775E\300V\3104\310q\377\330\014\020\220\005\220W\230\377A\230R\230}\250M\270\367\021\270!\017\001\t\230\027\240\267\001\240\021\022\tz\250\014\000\017\377\320\017(\250\001\250\024\250\367U\260\047)\000\"\270A\330\377\020\031\230\022\230;\240a\177\240q\330\020\024\220E4\002\377\022\240=\260\r\270Q\270\375a\017\001I\230W\240A\240\377Q\330\014\030\230\001\230\030\377\240\024\240U\250\047\260\021\357\260\"\260A\261\003q\230\002\373\230&k\000\025\240b\250\010\377\260\006\260d\270(\300$\377\300e\3105\320PQ\320\373QR\311\003\026\220q\230\010\377\240\r\250Q\250d\260(\317\270!\2701\000\024\206!J\220\377b\230\006\230b\240\006\240\377d\250/\270\026\270t\300\372\217""\"La\004\026\240v\250R\357\250{\270$\234\000\035\037\230\367v\240R\016\000T\3201A\337\300\026\300t\310\270$\034\230\356\347\"\017\210q\351 2\220V\257\2304\230wL\000!\375!\017\277\210t\2208\2302\032\005t\373\2209\274 T\240\025\240j\373\260\002\324\000B\260a\200A\337\360\006\000\t\036\366\000I\250\364\232@\256A\006\215@s\230$\230\177j\250\003\2504\250q\345\000\377a\260s\270#\270T\300\353\035\310\244 \026\254@z\240\034\377\250S\260\004\260B\260c\377\270\030\300\030\310\023\310F\277\320RS\320ST\277A*\354\240@F\0024\210\262@\017\210u\356\320@!\2306,\004A\260V\377\2701\270C\270s\300!\377\3006\310\021\310!\330\020\367\026\220j\276B\r\022\220&\376\366 \023\230D\240\n\250#\373\250T\370 &\270\001\270\023\376+\000q\300\006\300a\300s\376+\000\022\023\2206\230\021\230\177#\230S\240\004\240Ae\010\177\037\230u\240B\240k.\004\377\021\330\010\047\320\047;\270\177=\310\001\310\025\310b\236@\324\343g\221\002x\244@\003\230 R\230\377s\240(\250!\2503\250wc\260\021\205\004\320!Fk\000\377q\330#$\240H\250A\376\224!\014\210H\220A\220Q\177\330\010\036\230d\240.\367\000\277A\330\r\016\330\014\334!9\367\230F\240\302\000\037\230q\240\375\014\222\204\002$\270d\300.\320\377PZ\320Z[\330 ,v\244\204\003\340\020\034\001\r\250]\216`\3654\344@>\253a &\240m\277\260=\300\001\300\021D\0031\237\330\020!\240\021\\\000\215\204\001d\177\300*\310A\330\"0\227\204\004\277\021\025\220Y\230f\356\000\020\372[\013/B\004l\260-\270q\253\300\001X\r?\224@\330]\010\010\376\216a5\230\004\230M\250\021\373\250(/\002\005\300V\3101\376\204`\020\000\t\014\2104\210\377v\220Q\220c\230\024\230\377Z\240q\330\014\023\2201\364\257\206\004\333\001\006\266\205\002\010\013\2101\277\210F\220!\2203#\002]\276\247@U\260#\260Q\047\004\013\325\210\360Dt\243B&\222 C\250\335t\344\000\002\300&\211@\023\310\177C\310q\330\020\027\220\313\206\002\376\357\206\001\320\022\"\240!\240>\277\260\035\270a\270t\220`\024\273\310Q\323#3\220a\207FC\377\3001\300D\310\001\330!w#\2401\237\206\001\320&8\227`s\021\340\375\"\212cT\240\032\302@\375d\205 r\300\026""\300q\310\337\003\3103\310e\217\204\001\025\"/\240\"\240F\334D\024\246\000s\010\376\235\205\001>\240\024\240T\250\024\377\250Z\260q\270\003\2705s\300\001\210\204\007\334B4\220x\331@2\013\010\010\340\001\325\205\0011\230\365i\233f\n\330)\047\317\006\021";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2631, 4005);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (4057 bytes) */
-static const char bytes[] = " at position (tree fragment)), got , got ; no update was made?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected finite values, got NaN or Inf]: expected input width add_notedisableenablefastbp/_engine.pyxgcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer: expected its state arrays to match the network\047s parameters (dtype and size)order: expected row indices in [0, params, grads: expected two C-contiguous 1-D float arrays of one dtype and sizestages: expected C-contiguous views of params/gradsstages: expected at least one stagestages: expected views into params or gradsstages[train_gathered: expected validated data and a batch of ordertrain_step: the loss is y: expected class labels in [0, y: expected finite values, got NaN or Infy: expected int64 labels, one per row of Xy: expected targets in [0, 1] for binary cross-entropyy: expected targets of the output\047s shape, one row per row of XLOSS_KINDSTrainingPlanTrainingPlan.__reduce_cython__TrainingPlan.__setstate_cython__TrainingPlan.batch_targetTrainingPlan.outputTrainingPlan.outputsTrainingPlan.reserveTrainingPlan.set_clip_normTrainingPlan.train_gatheredTrainingPlan.train_stepUPDATE_KINDSX___Pyx_PyDict_NextRef__annotate____class_getitem____func____getstate____main____module____name____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineadamalphaasyncio.coroutinesbadbatch_targetbce_with_logitsbetabetasc_contiguouscenteredcline_in_tracebackclip_normcross_entropycross_entropy_probsdecoupleddtypeemptyempty_likeenumerateepsfastbp._engineflagsfloat32float64fused_updategetgrad_avggradsiidxint64itemskeep_backuplosslrmmomentummomentum_buffermsemse_halfnnbytesnesterovnpnumpyoptimizerorderoutoutputoutp""utsparamspoppreactreservermsproprowsrows_idxsselfset_clip_normsetdefaultsgdslopesquare_avgstagesstartstep_countstopttbthresholdtrain_gatheredtrain_stepvvaluesweight_decaywidestxxbyvoid (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *)\000dgemm\000sgemm\200\001\330\004\n\210+\220Q\200A\340\010\013\2105\220\003\2204\220u\230A\330\014\r\330\010\035\230Q\330\010\014\210K\220t\230<\240t\2501\330\010\014\210E\220\025\220a\220t\2305\240\001\330\014\022\220\"\220F\230\"\230F\240$\240e\2507\260!\2602\3205E\300V\3104\310q\330\014\020\220\005\220W\230A\230R\230}\250M\270\021\270!\330\014\020\220\t\230\027\240\001\240\021\330\014\020\220\005\220W\230A\230R\230z\250\021\330\014\017\320\017(\250\001\250\024\250U\260\047\270\021\270\"\270A\330\020\031\230\022\230;\240a\240q\330\020\024\220E\230\027\240\001\240\022\240=\260\r\270Q\270a\330\020\024\220I\230W\240A\240Q\330\014\030\230\001\230\030\240\024\240U\250\047\260\021\260\"\260A\330\010\014\210K\220q\230\002\230&\240\001\240\025\240b\250\010\260\006\260d\270(\300$\300e\3105\320PQ\320QR\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210J\220b\230\006\230b\240\006\240d\250/\270\026\270t\3001\330\010\014\210L\230\002\230&\240\001\240\026\240v\250R\250{\270$\270a\330\035\037\230v\240R\240v\250T\3201A\300\026\300t\3101\330\010\014\210E\220\034\230Q\200A\340\010\014\210E\220\035\230g\240Z\250s\260*\270E\300\021\300!\200A\340\010\017\210q\220""\003\2202\220V\2304\230w\240d\250!\200A\340\010\017\210t\2208\2302\230Q\200A\340\010\017\210t\2209\230A\230T\240\025\240j\260\002\260\"\260B\260a\200A\360\006\000\t\036\230W\240I\250Q\330\010\013\2105\220\006\220a\220s\230$\230j\250\003\2504\250q\260\006\260a\260s\270#\270T\300\035\310a\330\020\026\220a\220z\240\034\250S\260\004\260B\260c\270\030\300\030\310\023\310F\320RS\320ST\330\014\022\220*\230A\230Q\330\010\013\2104\210q\330\014\017\210u\220F\230!\2306\240\034\250S\260\004\260A\260V\2701\270C\270s\300!\3006\310\021\310!\330\020\026\220j\240\001\240\021\330\r\022\220&\230\001\230\023\230D\240\n\250#\250T\260\021\260&\270\001\270\023\270C\270q\300\006\300a\300s\310!\330\022\023\2206\230\021\230#\230S\240\004\240A\330\014\022\220*\230A\230Q\330\010\037\230u\240B\240k\260\021\260&\270\001\270\021\330\010\047\320\047;\270=\310\001\310\025\310b\320PQ\330\010\014\210E\220\025\220a\220q\330\014\017\210x\220q\230\003\2302\230R\230s\240(\250!\2503\250c\260\021\330\020\026\220j\240\001\320!F\300a\300q\330#$\240H\250A\250Q\330\010\014\210H\220A\220Q\330\010\036\230d\240.\260\004\260A\330\r\016\330\014\017\210t\2209\230F\240!\330\020\037\230q\240\014\250M\270\021\270$\270d\300.\320PZ\320Z[\330 ,\250M\270\021\270!\340\020\037\230q\240\r\250]\270!\2704\270t\300>\320QR\330 &\240m\260=\300\001\300\021\330\014\017\210t\2201\330\020!\240\021\240.\260\r\270Q\270d\300*\310A\330\"0\260\r\270Q\270a\330\021\025\220Y\230f\240A\330\020\037\230q\240\014\250M\270\021\270$\270d\300/\320QR\330 &\240l\260-\270q\300\001\340\020\037\230q\240\r\250]\270!\2704\270t\300?\320RS\330 &\240m\260=\300\001\300\021\330\010\017\210t\2205\230\004\230M\250\021\250(\260-\270q\300\005\300V\3101\200A\360\020\000\t\014\2104\210v\220Q\220c\230\024\230Z\240q\330\014\023\2201\330\010\035\230Q\330\010\037\230q\240\006\240a\240q\330\010\013\2101\210F\220!\2203\220c\230\024\230]\250#\250U\260#\260Q\330\014\023\2201\330\010\013\2104\210q\330\014\017\210t\2206\230\021\230&\240\014\250C\250t\260=\300\002\300&\310\001""\310\023\310C\310q\330\020\027\220q\330\014\020\220\001\330\014\022\320\022\"\240!\240>\260\035\270a\270t\3006\310\024\310Q\330\014\017\210t\2203\220a\330\020\026\220j\240\001\320!C\3001\300D\310\001\330!#\2401\240A\240Q\320&8\270\001\270\021\340\014\017\210t\2206\230\021\230#\230T\240\032\2503\250d\260-\270r\300\026\300q\310\003\3103\310e\320ST\330\025\"\240\"\240F\250!\2503\250c\260\024\260Q\330\020\027\220q\330\014\020\220\001\330\014\017\210t\220>\240\024\240T\250\024\250Z\260q\270\003\2705\300\001\330\020\026\220j\240\001\240\021\330\014\017\210t\2204\220x\230q\240\001\330\020\026\220j\240\001\240\021\330\010\013\2104\210t\2208\2301\230A\330\014\022\220*\230A\230Q\330\010\014\210H\220A\220Q\330\010\017\210t\2205\230\004\230M\250\021\250\047\260\035\270a\270t\3006\310\021";
+    #else /* compression: none (4005 bytes) */
+static const char bytes[] = " at position (tree fragment)), got , got ; no update was made?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected finite values, got NaN or Inf]: expected input width add_notedisableenablefastbp/_engine.pyxgcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer: expected its state arrays to match the network\047s parameters (dtype and size)order: expected row indices in [0, params, grads: expected two C-contiguous 1-D float arrays of one dtype and sizestages: expected C-contiguous views of params/gradsstages: expected at least one stagestages: expected views into params or gradsstages[train_gathered: expected validated data and a batch of ordertrain_step: the loss is y: expected class labels in [0, y: expected finite values, got NaN or Infy: expected int64 labels, one per row of Xy: expected targets in [0, 1] for binary cross-entropyy: expected targets of the output\047s shape, one row per row of XLOSS_KINDSTrainingPlanTrainingPlan.__reduce_cython__TrainingPlan.__setstate_cython__TrainingPlan.batch_targetTrainingPlan.outputTrainingPlan.outputsTrainingPlan.reserveTrainingPlan.train_gatheredTrainingPlan.train_stepUPDATE_KINDSX___Pyx_PyDict_NextRef__annotate____class_getitem____func____getstate____main____module____name____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineadamalphaasyncio.coroutinesbadbatch_targetbce_with_logitsbetabetasc_contiguouscenteredcline_in_tracebackclip_normclip_valuecross_entropycross_entropy_probsdecoupleddtypeemptyempty_likeenumerateepsfastbp._engineflagsfloat32float64fused_updategetgrad_avggradsiidxint64itemskeep_backuplosslrmmomentummomentum_buffermsemse_halfnnbytesnesterovnpnumpyoptimizerorderoutoutputoutputsparamspopprea""ctreservermsproprowsrows_idxsselfsetdefaultsgdslopesquare_avgstagesstartstep_countstopttbthresholdtrain_gatheredtrain_stepvvaluesweight_decaywidestxxbyvoid (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *)\000dgemm\000sgemm\200\001\330\004\n\210+\220Q\200A\340\010\013\2105\220\003\2204\220u\230A\330\014\r\330\010\035\230Q\330\010\014\210K\220t\230<\240t\2501\330\010\014\210E\220\025\220a\220t\2305\240\001\330\014\022\220\"\220F\230\"\230F\240$\240e\2507\260!\2602\3205E\300V\3104\310q\330\014\020\220\005\220W\230A\230R\230}\250M\270\021\270!\330\014\020\220\t\230\027\240\001\240\021\330\014\020\220\005\220W\230A\230R\230z\250\021\330\014\017\320\017(\250\001\250\024\250U\260\047\270\021\270\"\270A\330\020\031\230\022\230;\240a\240q\330\020\024\220E\230\027\240\001\240\022\240=\260\r\270Q\270a\330\020\024\220I\230W\240A\240Q\330\014\030\230\001\230\030\240\024\240U\250\047\260\021\260\"\260A\330\010\014\210K\220q\230\002\230&\240\001\240\025\240b\250\010\260\006\260d\270(\300$\300e\3105\320PQ\320QR\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210J\220b\230\006\230b\240\006\240d\250/\270\026\270t\3001\330\010\014\210L\230\002\230&\240\001\240\026\240v\250R\250{\270$\270a\330\035\037\230v\240R\240v\250T\3201A\300\026\300t\3101\330\010\014\210E\220\034\230Q\200A\340\010\017\210q\220\003\2202\220V\2304\230w\240d\250!\200A\340\010\017\210t\2208\2302\230Q\200A\340\010\017\210t\2209""\230A\230T\240\025\240j\260\002\260\"\260B\260a\200A\360\006\000\t\036\230W\240I\250Q\330\010\013\2105\220\006\220a\220s\230$\230j\250\003\2504\250q\260\006\260a\260s\270#\270T\300\035\310a\330\020\026\220a\220z\240\034\250S\260\004\260B\260c\270\030\300\030\310\023\310F\320RS\320ST\330\014\022\220*\230A\230Q\330\010\013\2104\210q\330\014\017\210u\220F\230!\2306\240\034\250S\260\004\260A\260V\2701\270C\270s\300!\3006\310\021\310!\330\020\026\220j\240\001\240\021\330\r\022\220&\230\001\230\023\230D\240\n\250#\250T\260\021\260&\270\001\270\023\270C\270q\300\006\300a\300s\310!\330\022\023\2206\230\021\230#\230S\240\004\240A\330\014\022\220*\230A\230Q\330\010\037\230u\240B\240k\260\021\260&\270\001\270\021\330\010\047\320\047;\270=\310\001\310\025\310b\320PQ\330\010\014\210E\220\025\220a\220q\330\014\017\210x\220q\230\003\2302\230R\230s\240(\250!\2503\250c\260\021\330\020\026\220j\240\001\320!F\300a\300q\330#$\240H\250A\250Q\330\010\014\210H\220A\220Q\330\010\036\230d\240.\260\004\260A\330\r\016\330\014\017\210t\2209\230F\240!\330\020\037\230q\240\014\250M\270\021\270$\270d\300.\320PZ\320Z[\330 ,\250M\270\021\270!\340\020\037\230q\240\r\250]\270!\2704\270t\300>\320QR\330 &\240m\260=\300\001\300\021\330\014\017\210t\2201\330\020!\240\021\240.\260\r\270Q\270d\300*\310A\330\"0\260\r\270Q\270a\330\021\025\220Y\230f\240A\330\020\037\230q\240\014\250M\270\021\270$\270d\300/\320QR\330 &\240l\260-\270q\300\001\340\020\037\230q\240\r\250]\270!\2704\270t\300?\320RS\330 &\240m\260=\300\001\300\021\330\010\017\210t\2205\230\004\230M\250\021\250(\260-\270q\300\005\300V\3101\200A\360\020\000\t\014\2104\210v\220Q\220c\230\024\230Z\240q\330\014\023\2201\330\010\035\230Q\330\010\037\230q\240\006\240a\240q\330\010\013\2101\210F\220!\2203\220c\230\024\230]\250#\250U\260#\260Q\330\014\023\2201\330\010\013\2104\210q\330\014\017\210t\2206\230\021\230&\240\014\250C\250t\260=\300\002\300&\310\001\310\023\310C\310q\330\020\027\220q\330\014\020\220\001\330\014\022\320\022\"\240!\240>\260\035""\270a\270t\3006\310\024\310Q\330\014\017\210t\2203\220a\330\020\026\220j\240\001\320!C\3001\300D\310\001\330!#\2401\240A\240Q\320&8\270\001\270\021\340\014\017\210t\2206\230\021\230#\230T\240\032\2503\250d\260-\270r\300\026\300q\310\003\3103\310e\320ST\330\025\"\240\"\240F\250!\2503\250c\260\024\260Q\330\020\027\220q\330\014\020\220\001\330\014\017\210t\220>\240\024\240T\250\024\250Z\260q\270\003\2705\300\001\330\020\026\220j\240\001\240\021\330\014\017\210t\2204\220x\230q\240\001\330\020\026\220j\240\001\240\021\330\010\013\2104\210t\2208\2301\230A\330\014\022\220*\230A\230Q\330\010\014\210H\220A\220Q\330\010\017\210t\2205\230\004\230M\250\021\250\047\260\035\270a\270t\3006\310\021";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 145; i++) {
+    for (int i = 0; i < 144; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 32) PyUnicode_InternInPlace(&string);
@@ -14159,8 +14026,8 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 145; i < 154; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-145].length;
+    for (int i = 144; i < 152; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-144].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -14170,15 +14037,15 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 154; i++) {
+    for (Py_ssize_t i = 0; i < 152; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 145;
-      for (Py_ssize_t i=0; i<9; ++i) {
+      PyObject **table = stringtab + 144;
+      for (Py_ssize_t i=0; i<8; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -14272,49 +14139,44 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 199};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 202};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_widest, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_preact, __pyx_mstate->__pyx_n_u__2};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_reserve, __pyx_mstate->__pyx_kp_b_iso88591_A_5_4uA_Q_Kt_t1_E_at5_F_F_e7_25E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 223};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 226};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_output, __pyx_mstate->__pyx_kp_b_iso88591_A_t9AT_j_Ba, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 227};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 230};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_out};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_outputs, __pyx_mstate->__pyx_kp_b_iso88591_A_q_2V4wd, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 231};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 234};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_batch_target, __pyx_mstate->__pyx_kp_b_iso88591_A_t82Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 295};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 298};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_optimizer, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_bad};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_train_step, __pyx_mstate->__pyx_kp_b_iso88591_A_4vQc_Zq_1_Q_q_aq_1F_3c_U_Q_1_4, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 350};
+    const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 353};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_order, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_stop, __pyx_mstate->__pyx_n_u_optimizer, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_idx, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_rows_idx, __pyx_mstate->__pyx_n_u_xb, __pyx_mstate->__pyx_n_u_tb};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_train_gathered, __pyx_mstate->__pyx_kp_b_iso88591_A_WIQ_5_as_j_4q_as_T_a_az_S_Bc_F, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 389};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_clip_norm};
-    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_set_clip_norm, __pyx_mstate->__pyx_kp_b_iso88591_A_E_gZs_E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
-  }
-  {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
-    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 3};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
-    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
