@@ -43,6 +43,7 @@ cdef extern from "fb_plan.h" nogil:
         void *preact
         fb_activation activation
         fb_activation_params params
+        int segment_end
     ctypedef struct fb_update:
         fb_update_kind kind
         long step
@@ -60,6 +61,7 @@ cdef extern from "fb_plan.h" nogil:
         void *grads
         void *backup
         Py_ssize_t n_params
+        int recompute
         fb_loss_kind loss
         double clip_value
         double clip_norm
@@ -111,6 +113,9 @@ cdef class TrainingPlan:
     keep_backup : keep a copy of the parameters from before each update (`backup`).
     clip_norm : clip the global gradient norm to this before each update (None: never).
     clip_value : first clamp every gradient element to [-clip_value, clip_value] (None: never).
+    checkpoint_segments : gradient checkpointing: keep the outputs of the last stage of each of
+        this many segments of consecutive stages (as equal as possible) and recompute the
+        others segment by segment in backward (None: keep every output).
     """
 
     cdef fb_plan plan
@@ -120,6 +125,7 @@ cdef class TrainingPlan:
     cdef readonly int in_features, out_features
     cdef readonly bint labels, unit_targets
     cdef list _weights, _outputs, _preacts, _deltas
+    cdef object _pool
     cdef object _input, _target
     cdef tuple _states
 
@@ -130,7 +136,7 @@ cdef class TrainingPlan:
         PyMem_Free(self.plan.stages)
 
     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
-                 clip_norm=None, clip_value=None):
+                 clip_norm=None, clip_value=None, checkpoint_segments=None):
         cdef cnp.ndarray p = params, g = grads
         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
@@ -179,11 +185,27 @@ cdef class TrainingPlan:
             self.plan.stages[s].params.beta = params.get("beta", 1.0)
             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
             self._weights.append((weight, bias, weight_grad, bias_grad))
+        self._set_segments(checkpoint_segments)
         self.in_features = self.plan.stages[0].in_features
         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
         self.plan.max_rows = 0
         self.update.kind = FB_UPDATE_NONE
         self.reserve(1)
+
+    cdef _set_segments(self, checkpoint_segments):
+        """Mark each segment's last stage (every stage without checkpointing)."""
+        cdef int n = self.plan.n_stages, k = 1, s
+        if checkpoint_segments is not None:
+            k = checkpoint_segments
+            if not 1 <= k <= n:
+                raise ValueError(f"checkpoint_segments: expected 1 to {n} (the number of Dense "
+                                 f"stages), got {k}")
+        self.plan.recompute = k > 1
+        for s in range(n):
+            self.plan.stages[s].segment_end = 1
+        if k > 1:
+            for s in range(n):  # segment j holds the stages [j n / k, (j + 1) n / k)
+                self.plan.stages[s].segment_end = (s + 1) * k // n != s * k // n or s == n - 1
 
     cdef _check_view(self, cnp.ndarray arr):
         """Every descriptor must point inside params or grads."""
@@ -200,21 +222,49 @@ cdef class TrainingPlan:
         raise ValueError("stages: expected views into params or grads")
 
     def reserve(self, Py_ssize_t rows):
-        """Grow the workspaces to hold batches of `rows` samples."""
+        """Grow the workspaces to hold batches of `rows` samples.
+
+        Every stage has its own output buffer (and pre-activation buffer, where its activation
+        needs one), except with checkpointing: then only a segment's last stage keeps its
+        output, and the other buffers of every segment share one pool, refilled by the
+        recomputation in backward.
+        """
         if rows <= self.plan.max_rows:
             return
         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
-        self._outputs, self._preacts = [], []
+        cdef Py_ssize_t offset = 0, pool_width = 0
+        cdef fb_dense_stage *st
+        layout = []  # per stage: (own output?, output offset in the pool, preact offset or -1)
         for s in range(self.plan.n_stages):
-            out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
-            self.plan.stages[s].output = cnp.PyArray_DATA(out)
+            st = &self.plan.stages[s]
+            shared = self.plan.recompute and not st.segment_end
+            out_at = offset if shared else -1
+            offset += st.out_features if shared else 0
+            preact_at = -1
+            if fb_activation_needs_input(st.activation):
+                preact_at = offset if self.plan.recompute else -1
+                offset += st.out_features if self.plan.recompute else 0
+            layout.append((out_at, preact_at))
+            pool_width = max(pool_width, offset)
+            if st.segment_end:
+                offset = 0
+            widest = max(widest, st.out_features)
+        self._pool = np.empty(rows * pool_width, dtype=self.dtype)
+        self._outputs, self._preacts = [], []
+        for s, (out_at, preact_at) in enumerate(layout):
+            st = &self.plan.stages[s]
+            shape = (rows, st.out_features)
+            out = (np.empty(shape, dtype=self.dtype) if out_at < 0 else
+                   self._pool[out_at * rows:(out_at + st.out_features) * rows].reshape(shape))
+            st.output = cnp.PyArray_DATA(out)
             self._outputs.append(out)
-            self.plan.stages[s].preact = NULL
-            if fb_activation_needs_input(self.plan.stages[s].activation):
-                preact = np.empty_like(out)
-                self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+            st.preact = NULL
+            if fb_activation_needs_input(st.activation):
+                preact = (np.empty(shape, dtype=self.dtype) if preact_at < 0 else
+                          self._pool[preact_at * rows:
+                                     (preact_at + st.out_features) * rows].reshape(shape))
+                st.preact = cnp.PyArray_DATA(preact)
                 self._preacts.append(preact)
-            widest = max(widest, self.plan.stages[s].out_features)
         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
@@ -223,12 +273,22 @@ cdef class TrainingPlan:
                         else np.empty((rows, self.out_features), dtype=self.dtype))
         self.plan.max_rows = rows
 
+    @property
+    def activation_nbytes(self):
+        """Bytes of the buffers that keep activations for backward (outputs, pre-activations
+        and the checkpointing pool); the gradient and batch workspaces are not counted."""
+        own = [a for a in self._outputs + self._preacts if a.base is None]
+        return sum(a.nbytes for a in own) + self._pool.nbytes
+
     def output(self, Py_ssize_t rows):
         """The network output of the last step's first `rows` samples (a view)."""
         return self._outputs[self.plan.n_stages - 1][:rows]
 
     def outputs(self, Py_ssize_t rows):
         """Every stage's output of the last step's first `rows` samples (views)."""
+        if self.plan.recompute:
+            raise RuntimeError("the outputs of every stage are not kept with gradient "
+                               "checkpointing (checkpoint_segments)")
         return [out[:rows] for out in self._outputs]
 
     def batch_target(self, Py_ssize_t rows):

@@ -72,12 +72,12 @@ class CompiledStep(_Step):
 
     def __init__(self, net, loss: Loss, optimizer, stages: list, labels: bool,
                  keep_backup: bool = False, clip_norm: float | None = None,
-                 clip_value: float | None = None) -> None:
+                 clip_value: float | None = None, checkpoint_segments: int | None = None) -> None:
         super().__init__(net, loss, optimizer, clip_norm, clip_value)
         self.labels = labels
         self.plan = _engine.TrainingPlan(net.params, net.grads, stages,
                                          _plan_loss(loss, labels), keep_backup, clip_norm,
-                                         clip_value)
+                                         clip_value, checkpoint_segments)
         self.backup = self.plan.backup
         self._fused = optimizer if _fused(optimizer) else None
 
@@ -171,16 +171,24 @@ class LayerStep(_Step):
 
 
 def make_step(net, loss: Loss, optimizer, labels: bool, keep_backup: bool = False,
-              clip_norm: float | None = None,
-              clip_value: float | None = None) -> CompiledStep | LayerStep:
+              clip_norm: float | None = None, clip_value: float | None = None,
+              checkpoint_segments: int | None = None) -> CompiledStep | LayerStep:
     """The training step of `net` with `loss` and `optimizer`: compiled when it can be.
 
     `labels`: the targets are class labels (n,) rather than arrays of the output's shape.
     `keep_backup`: keep the parameters from before each update (`restore()` puts them back).
     `clip_value`, `clip_norm`: clamp each gradient, then clip their global norm, before updates.
+    `checkpoint_segments`: gradient checkpointing over this many segments of Dense stages
+    (compiled networks only).
     """
     stages = _plan_stages(net)
-    if stages is not None and _plan_loss(loss, labels) is not None:
+    compiled = stages is not None and _plan_loss(loss, labels) is not None
+    if compiled:
         return CompiledStep(net, loss, optimizer, stages, labels, keep_backup, clip_norm,
-                            clip_value)
+                            clip_value, checkpoint_segments)
+    if checkpoint_segments is not None:
+        raise ValueError("checkpoint_segments: gradient checkpointing needs a network the "
+                         "compiled engine runs (Dense layers, each optionally followed by a "
+                         "built-in activation, and a built-in loss); this one runs layer by "
+                         "layer")
     return LayerStep(net, loss, optimizer, keep_backup, clip_norm, clip_value)

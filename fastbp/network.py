@@ -261,23 +261,24 @@ class Sequential:
         from fastbp.training import fit
         return fit(self, X, y, **kwargs)
 
-    def train_step(self, X, y, loss="cross_entropy", optimizer="adam") -> float:
+    def train_step(self, X, y, loss="cross_entropy", optimizer="adam",
+                   checkpoint_segments: int | None = None) -> float:
         """One training step on the batch (X, y): forward, loss, backward, update.
 
         `optimizer` is an Optimizer for this net, or a name: that optimizer is then created once
         with its default lr and kept in `self.optimizer` for the next steps. Networks of Dense
         layers and built-in activations with a built-in loss run the whole step as one compiled
-        call. Returns the batch loss; a non-finite loss raises FloatingPointError before any
-        update.
+        call. `checkpoint_segments` turns on gradient checkpointing (see `fit`). Returns the
+        batch loss; a non-finite loss raises FloatingPointError before any update.
         """
         step = self._train_step
         if step is None or step.loss_arg is not loss or step.optimizer_arg is not optimizer \
                 or step.optimizer is not self.optimizer or step.params is not self.params \
-                or step.labels != (np.ndim(y) == 1):
-            step = self._compile_train_step(loss, optimizer, y)
+                or step.labels != (np.ndim(y) == 1) or step.segments != checkpoint_segments:
+            step = self._compile_train_step(loss, optimizer, y, checkpoint_segments)
         return step.step(X, y)
 
-    def _compile_train_step(self, loss, optimizer, y):
+    def _compile_train_step(self, loss, optimizer, y, checkpoint_segments):
         from fastbp.engine import make_step
         from fastbp.losses import get_loss
         from fastbp.optim import get_optimizer
@@ -288,8 +289,10 @@ class Sequential:
             opt = get_optimizer(optimizer, self)
         self.optimizer = opt
         labels = np.ndim(y) == 1
-        step = make_step(self, get_loss(loss), opt, labels)
+        step = make_step(self, get_loss(loss), opt, labels,
+                         checkpoint_segments=checkpoint_segments)
         step.loss_arg, step.optimizer_arg, step.labels = loss, optimizer, labels
+        step.segments = checkpoint_segments
         self._train_step = step
         return step
 

@@ -101,7 +101,8 @@ def _evaluate_checked(net, X: np.ndarray, target: np.ndarray, loss, batch_size: 
 def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epochs: int = 10,
         batch_size: int = 128, validation_data=None, clip_norm: float | None = None,
         shuffle: bool = True, seed: int = 0, verbose: int = 1, callbacks=None,
-        lr_schedule=None, clip_value: float | None = None, monitor=False) -> History:
+        lr_schedule=None, clip_value: float | None = None, monitor=False,
+        checkpoint_segments: int | None = None) -> History:
     """Train `net` on (X, y) by mini-batch backpropagation.
 
     Parameters
@@ -122,6 +123,10 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
         (before clip_norm when both are given).
     monitor : True or an fb.Monitor: record per-layer diagnostics in the history and warn about
         vanishing/exploding gradients and dead units (see fastbp.diagnostics).
+    checkpoint_segments : gradient checkpointing: split the Dense stages into this many
+        segments, keep only each segment's last output during the forward pass and recompute
+        the others segment by segment during backward (same gradients, less memory, one more
+        forward pass). Needs a network the compiled engine runs; not with `monitor`.
     The reported training loss and accuracy are the means over the epoch's batches, each
     measured before that batch's update.
 
@@ -142,6 +147,11 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     verbose = check_verbose(verbose)
     callbacks = CallbackList(callbacks)
     monitor = make_monitor(monitor)
+    if checkpoint_segments is not None:
+        checkpoint_segments = positive_int(checkpoint_segments, "checkpoint_segments")
+        if monitor is not None:
+            raise ValueError("checkpoint_segments: monitoring reads every layer's activations, "
+                             "which checkpointing does not keep; use one or the other")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data: expected a pair (X_val, y_val), got "
@@ -156,7 +166,8 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
 
     rng = np.random.default_rng(seed)
     step = make_step(net, loss, opt, labels=target.ndim == 1, keep_backup=True,
-                     clip_norm=clip_norm, clip_value=clip_value)
+                     clip_norm=clip_norm, clip_value=clip_value,
+                     checkpoint_segments=checkpoint_segments)
     history = History()
     callbacks.on_train_begin(net)
     if monitor is not None:

@@ -34,6 +34,8 @@ typedef struct {
                                       * fb_activation_needs_input(activation), else NULL */
     fb_activation activation;
     fb_activation_params params;
+    int segment_end;                 /* gradient checkpointing: this stage ends a segment, its
+                                      * output is kept; the others' are recomputed in backward */
 } fb_dense_stage;
 
 /* The optimizer update of one step (torch.optim semantics, see optim_tpl.h). */
@@ -55,6 +57,8 @@ typedef struct {
     void *params, *grads;            /* flat buffers of n_params elements */
     void *backup;                    /* receives the parameters before each update; may be NULL */
     ptrdiff_t n_params;
+    int recompute;                   /* gradient checkpointing on: outputs inside a segment share
+                                      * buffers with other segments and are recomputed */
     fb_loss_kind loss;
     double clip_value;               /* clamp each gradient to [-clip_value, clip_value] (<= 0: no) */
     double clip_norm;                /* then clip the global gradient norm to this (<= 0: no) */

@@ -1,9 +1,10 @@
 /* The compiled training step over a plan of Dense + activation stages (see fb_plan.h). */
 
-void FB(plan_forward)(const fb_plan *plan, const real *X, ptrdiff_t rows)
+/* Forward of stages first..last, the first reading `input`. */
+static void FB(forward_stages)(const fb_plan *plan, const real *input, ptrdiff_t rows, int first,
+                               int last)
 {
-    const real *input = X;
-    for (int s = 0; s < plan->n_stages; ++s) {
+    for (int s = first; s <= last; ++s) {
         const fb_dense_stage *st = &plan->stages[s];
         real *A = st->output;
         real *Z = st->preact ? (real *)st->preact : A;
@@ -15,6 +16,11 @@ void FB(plan_forward)(const fb_plan *plan, const real *X, ptrdiff_t rows)
                                     st->params);
         input = A;
     }
+}
+
+void FB(plan_forward)(const fb_plan *plan, const real *X, ptrdiff_t rows)
+{
+    FB(forward_stages)(plan, X, rows, 0, plan->n_stages - 1);
 }
 
 /* Mean loss of the last stage's output against `target`; its gradient goes to dout. */
@@ -38,24 +44,38 @@ static double FB(plan_loss)(const fb_plan *plan, const void *target, ptrdiff_t r
 }
 
 /* Backward from dout = d(loss)/d(output) (overwritten): per stage dZ = dA * f' in place,
- * dW = dZ^T input, db = colsum dZ, and dX = dZ W except for the first stage. */
+ * dW = dZ^T input, db = colsum dZ, and dX = dZ W except for the first stage.
+ * With checkpointing, each segment's forward is first recomputed from the kept output of the
+ * segment before it (the last segment's outputs are still in place after the forward pass). */
 static void FB(plan_backward)(const fb_plan *plan, const real *X, ptrdiff_t rows, real *dout)
 {
     real *dA = dout;
-    for (int s = plan->n_stages - 1; s >= 0; --s) {
-        const fb_dense_stage *st = &plan->stages[s];
-        const int in = st->in_features, out = st->out_features;
-        const real *input = s > 0 ? (const real *)plan->stages[s - 1].output : X;
-        FB(activation_backward)(dA, st->output, st->preact, dA, rows * out, st->activation,
-                                st->params);
-        FB(gemm_rowmajor)(1, 0, out, in, (int)rows, 1, dA, out, input, in, 0, st->weight_grad,
-                          in);
-        if (st->bias_grad)
-            FB(bias_grad)(dA, rows, out, st->bias_grad, 0);
-        if (s > 0) {
-            real *dX = dA == (real *)plan->delta[0] ? plan->delta[1] : plan->delta[0];
-            FB(gemm_rowmajor)(0, 0, (int)rows, in, out, 1, dA, out, st->weight, in, 0, dX, in);
-            dA = dX;
+    int s = plan->n_stages - 1;
+    while (s >= 0) {
+        int first = s;
+        if (plan->recompute) {
+            while (first > 0 && !plan->stages[first - 1].segment_end)
+                --first;
+            if (s < plan->n_stages - 1)
+                FB(forward_stages)(plan, first > 0 ? plan->stages[first - 1].output : X, rows,
+                                   first, s);
+        }
+        for (; s >= first; --s) {
+            const fb_dense_stage *st = &plan->stages[s];
+            const int in = st->in_features, out = st->out_features;
+            const real *input = s > 0 ? (const real *)plan->stages[s - 1].output : X;
+            FB(activation_backward)(dA, st->output, st->preact, dA, rows * out, st->activation,
+                                    st->params);
+            FB(gemm_rowmajor)(1, 0, out, in, (int)rows, 1, dA, out, input, in, 0,
+                              st->weight_grad, in);
+            if (st->bias_grad)
+                FB(bias_grad)(dA, rows, out, st->bias_grad, 0);
+            if (s > 0) {
+                real *dX = dA == (real *)plan->delta[0] ? plan->delta[1] : plan->delta[0];
+                FB(gemm_rowmajor)(0, 0, (int)rows, in, out, 1, dA, out, st->weight, in, 0, dX,
+                                  in);
+                dA = dX;
+            }
         }
     }
 }

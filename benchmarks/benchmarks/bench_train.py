@@ -45,3 +45,30 @@ class FitEpoch:
 
     def peakmem_fit_epoch(self, workload, dtype, threads):
         self.net.fit(self.X, self.y, **self.kwargs)
+
+
+class CheckpointedStep:
+    """A deep narrow network (32 Dense + ReLU layers of width 128, batch 2048) trained with and
+    without gradient checkpointing: activations dominate its memory (0 = off)."""
+
+    params = ([0, 4, 8],)
+    param_names = ["checkpoint_segments"]
+    timer = timeit.default_timer
+    number = 1
+    repeat = 3
+
+    def setup(self, segments):
+        fb.set_num_threads(2)
+        self.net = fb.mlp([128] * 33, activation="relu", seed=0)
+        self.X, self.y = make_data([128] * 33, "cross_entropy", 2048, "float32")
+        self.segments = segments or None
+
+    def _steps(self):
+        for _ in range(2):
+            self.net.train_step(self.X, self.y, checkpoint_segments=self.segments)
+
+    def time_train_step(self, segments):
+        self._steps()
+
+    def peakmem_train_step(self, segments):
+        self._steps()
