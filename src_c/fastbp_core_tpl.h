@@ -37,3 +37,21 @@ void FB(sgd_step)(real *restrict p, const real *restrict g, real *restrict buf, 
 void FB(adam_step)(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,
                    ptrdiff_t n, long step, double lr, double beta1, double beta2, double eps,
                    double weight_decay, int decoupled);
+
+/* batchnorm.c: per-feature normalization over the batch; backward through the batch statistics. */
+void FB(batchnorm_forward)(const real *restrict X, ptrdiff_t rows, ptrdiff_t cols,
+                           const real *restrict gamma, const real *restrict beta,
+                           real *restrict running_mean, real *restrict running_var, int training,
+                           double momentum, double eps, real *restrict mean,
+                           real *restrict invstd, real *restrict Y);
+void FB(batchnorm_backward)(const real *restrict X, const real *restrict dY, ptrdiff_t rows,
+                            ptrdiff_t cols, const real *restrict gamma,
+                            const real *restrict mean, const real *restrict invstd,
+                            real *restrict dgamma, real *restrict dbeta, int accumulate,
+                            real *restrict work, real *restrict dX);
+
+/* dropout.c: y = x * keep(seed, draw, i) / (1 - p), forward and backward alike. */
+void FB(dropout)(const real *x, real *y, ptrdiff_t n, double p, uint64_t seed, uint64_t draw);
+
+/* residual.c: y = x + f */
+void FB(residual_add)(const real *x, const real *f, real *y, ptrdiff_t n);
