@@ -29,12 +29,14 @@ def _block_widths(layers: list[Layer],
 class Residual(Layer):
     """y = x + f(x), f the layers of the block applied in order (a skip connection).
 
-    The block must output the width it takes. Its layers' parameters live in the network's
-    flat buffers like any other, named "<block index>.<layer index>.<name>" (e.g.
-    "2.0.weight"); they are initialised from the network's generator, saved and loaded
-    (the config nests the layers' configs). Dense + activation pairs inside the block run fused.
-    Backward: dx = dy + J_f(x)^T dy, the skip term accumulated by the block's first Dense
-    (a beta=1 gemm into a buffer holding dy) when the block starts with one.
+    x and y are (batch, width): the block must output the width it takes. Its layers'
+    parameters (and buffers) live in the network's flat arrays like any other, named
+    "<block index>.<layer index>.<name>" (e.g. "2.0.weight"); they are initialised from the
+    network's generator, saved and loaded (the config nests the layers' configs). Dense +
+    activation pairs inside the block run fused, as in a Sequential.
+    Backward: dx = dy + J_f(x)^T dy. When the block starts with a Dense layer, its input
+    gradient dF W is added by a beta=1 gemm to a buffer holding dy; otherwise one C pass adds
+    the block's input gradient to dy.
     """
 
     def __init__(self, *layers: Layer) -> None:
@@ -120,7 +122,11 @@ class Residual(Layer):
 
     @classmethod
     def from_config(cls, config: dict) -> Residual:
-        return cls(*[layer_from_config(c) for c in config["layers"]])
+        layers = config["layers"]
+        if not isinstance(layers, list) or not all(isinstance(c, dict) for c in layers):
+            raise TypeError(f"Residual config: expected 'layers' to be a list of layer "
+                            f"configs, got {layers!r}")
+        return cls(*[layer_from_config(c) for c in layers])
 
     def __repr__(self) -> str:
         return f"Residual({', '.join(repr(layer) for layer in self.layers)})"
