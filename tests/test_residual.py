@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
+from fastbp import _kernels as K
 from fastbp.network import _FusedDense
 
 DTYPES = ["float32", "float64"]
@@ -51,6 +52,30 @@ def numpy_forward(net, X):
     h = h + f
     h = h + np.tanh(h @ p["3.0.weight"].T + p["3.0.bias"])
     return h @ p["4.weight"].T + p["4.bias"]
+
+
+# ---------------------------------------------------------------------------------- kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (300, 130)])
+def test_residual_add_kernel(dtype, shape, threads):
+    x, f = rnd(shape, 1, dtype), rnd(shape, 2, dtype)
+    y = np.empty_like(x)
+    K.residual_add(x, f, y)
+    np.testing.assert_array_equal(y, x + f)
+    K.residual_add(x, f, f)                              # in place
+    np.testing.assert_array_equal(f, y)
+
+
+def test_residual_add_kernel_errors():
+    x = np.ones((3, 4))
+    with pytest.raises(ValueError, match=r"f: expected shape \(3, 4\) like x, got \(4, 3\)"):
+        K.residual_add(x, np.ones((4, 3)), x.copy())
+    with pytest.raises(TypeError, match="y: expected dtype float64 like x, got float32"):
+        K.residual_add(x, x, np.ones((3, 4), np.float32))
+    with pytest.raises(ValueError, match="y: expected a writeable array"):
+        frozen = x.copy()
+        frozen.flags.writeable = False
+        K.residual_add(x, x, frozen)
 
 
 # ----------------------------------------------------------------------- forward, backward
