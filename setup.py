@@ -53,16 +53,20 @@ class BuildExtWithOpenMP(build_ext):
         super().build_extensions()
 
 
-extensions = [
-    Extension(
-        "fastbp._kernels",
-        sources=["fastbp/_kernels.pyx", *C_SOURCES],
+def extension(name: str) -> Extension:
+    """The extension fastbp.<name>, built from fastbp/<name>.pyx and the whole C core."""
+    return Extension(
+        f"fastbp.{name}",
+        sources=[f"fastbp/{name}.pyx", *C_SOURCES],
         include_dirs=["src_c", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         extra_compile_args=["-O3", "-std=c11", "-fno-math-errno"],
         extra_link_args=[],
     )
-]
+
+
+# _kernels: one binding per kernel; _engine: the compiled training step.
+extensions = [extension("_kernels"), extension("_engine")]
 
 setup(
     ext_modules=cythonize(extensions, language_level=3),

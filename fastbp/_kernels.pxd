@@ -67,15 +67,15 @@ cdef extern from "fastbp_core.h" nogil:
                                double *grad)
 
     void sgd_step_f32(float *p, const float *g, float *buf, Py_ssize_t n, double lr,
-                      double momentum, int nesterov, double weight_decay)
+                      double momentum, int nesterov, double weight_decay, float *backup)
     void sgd_step_f64(double *p, const double *g, double *buf, Py_ssize_t n, double lr,
-                      double momentum, int nesterov, double weight_decay)
+                      double momentum, int nesterov, double weight_decay, double *backup)
     void adam_step_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, long step,
                        double lr, double beta1, double beta2, double eps, double weight_decay,
-                       int decoupled)
+                       int decoupled, float *backup)
     void adam_step_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
                        long step, double lr, double beta1, double beta2, double eps,
-                       double weight_decay, int decoupled)
+                       double weight_decay, int decoupled, double *backup)
 
 # Layers: batch normalization, dropout, the residual sum.
 from libc.stdint cimport uint64_t

@@ -389,11 +389,11 @@ def sgd_step(params, grads, momentum_buf, double lr, double momentum=0.0, bint n
     if p.dtype == np.float32:
         with nogil:
             sgd_step_f32(<float *>cnp.PyArray_DATA(p), <float *>cnp.PyArray_DATA(g),
-                         <float *>bp, n, lr, momentum, nesterov, weight_decay)
+                         <float *>bp, n, lr, momentum, nesterov, weight_decay, NULL)
     else:
         with nogil:
             sgd_step_f64(<double *>cnp.PyArray_DATA(p), <double *>cnp.PyArray_DATA(g),
-                         <double *>bp, n, lr, momentum, nesterov, weight_decay)
+                         <double *>bp, n, lr, momentum, nesterov, weight_decay, NULL)
 
 
 def adam_step(params, grads, m, v, long step, double lr, double beta1, double beta2,
@@ -411,12 +411,12 @@ def adam_step(params, grads, m, v, long step, double lr, double beta1, double be
         with nogil:
             adam_step_f32(<float *>cnp.PyArray_DATA(p), <float *>cnp.PyArray_DATA(g),
                           <float *>cnp.PyArray_DATA(mm), <float *>cnp.PyArray_DATA(vv), n, step,
-                          lr, beta1, beta2, eps, weight_decay, decoupled)
+                          lr, beta1, beta2, eps, weight_decay, decoupled, NULL)
     else:
         with nogil:
             adam_step_f64(<double *>cnp.PyArray_DATA(p), <double *>cnp.PyArray_DATA(g),
                           <double *>cnp.PyArray_DATA(mm), <double *>cnp.PyArray_DATA(vv), n,
-                          step, lr, beta1, beta2, eps, weight_decay, decoupled)
+                          step, lr, beta1, beta2, eps, weight_decay, decoupled, NULL)
 
 
 # ------------------------------------------------------------------------------ layer kernels

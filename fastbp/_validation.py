@@ -35,12 +35,25 @@ def _numeric(value, name: str) -> np.ndarray:
     return arr
 
 
+_FINITE_CHUNK = 1 << 16
+
+
 def check_finite(arr: np.ndarray, name: str) -> None:
-    """Raise ValueError if `arr` holds NaN or infinity."""
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name}: expected finite values, got {arr[tuple(bad)]} at index "
-                         f"{tuple(int(i) for i in bad)}")
+    """Raise ValueError if `arr` holds NaN or infinity.
+
+    A float64 sum has no temporary the size of `arr` and is finite when every element is
+    (NaN and infinity propagate); only a non-finite sum (or an overflow of huge float64
+    values) takes the slower search, chunk by chunk.
+    """
+    if arr.dtype.kind != "f" or np.isfinite(np.sum(arr, dtype=np.float64)):
+        return
+    flat = arr.reshape(-1)
+    for start in range(0, flat.size, _FINITE_CHUNK):
+        chunk = np.isfinite(flat[start:start + _FINITE_CHUNK])
+        if not chunk.all():
+            bad = np.unravel_index(start + int(np.argmin(chunk)), arr.shape)
+            raise ValueError(f"{name}: expected finite values, got {arr[bad]} at index "
+                             f"{tuple(int(i) for i in bad)}")
 
 
 def as_matrix(X, name: str, dtype: np.dtype, width: int | None = None,

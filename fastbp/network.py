@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fastbp._validation import as_dtype, as_matrix, choose, positive_int
-from fastbp.layers import ACTIVATIONS, Activation, Dense, Layer, Workspace
+from fastbp.layers import ACTIVATIONS, Activation, Dense, Layer
 
 
 class _FusedDense:
@@ -81,7 +81,6 @@ class Sequential:
         self.metadata: dict = {}
         self.optimizer = None
         self.loss = None
-        self._dout = Workspace()
         self.in_features, self.out_features = self._check_widths()
         self._allocate(self.dtype)
         rng = np.random.default_rng(self.seed)
@@ -89,6 +88,7 @@ class Sequential:
             layer.initialize(rng)
         self._stages = _stages(self.layers)
         self._trained_forward = False
+        self._train_step = None
 
     def _check_widths(self) -> tuple[int, int]:
         """Propagate widths through the layers; a mismatch names the layer and both widths."""
@@ -169,8 +169,8 @@ class Sequential:
         twin.params[...] = self.params
         twin.buffers[...] = self.buffers
         twin._stages = _stages(twin.layers)
-        twin._dout = Workspace()
         twin._trained_forward = False
+        twin._train_step = None
         return twin
 
     # ------------------------------------------------------------------------ forward/backward
@@ -244,26 +244,33 @@ class Sequential:
         """One training step on the batch (X, y): forward, loss, backward, update.
 
         `optimizer` is an Optimizer for this net, or a name: that optimizer is then created once
-        with its default lr and kept in `self.optimizer` for the next steps. Returns the batch
-        loss; a non-finite loss raises FloatingPointError before any update.
+        with its default lr and kept in `self.optimizer` for the next steps. Networks of Dense
+        layers and built-in activations with a built-in loss run the whole step as one compiled
+        call. Returns the batch loss; a non-finite loss raises FloatingPointError before any
+        update.
         """
+        step = self._train_step
+        if step is None or step.loss_arg is not loss or step.optimizer_arg is not optimizer \
+                or step.optimizer is not self.optimizer or step.params is not self.params \
+                or step.labels != (np.ndim(y) == 1):
+            step = self._compile_train_step(loss, optimizer, y)
+        return step.step(X, y)
+
+    def _compile_train_step(self, loss, optimizer, y):
+        from fastbp.engine import make_step
         from fastbp.losses import get_loss
         from fastbp.optim import get_optimizer
-        loss = get_loss(loss)
         if isinstance(optimizer, str) and self.optimizer is not None and \
                 type(self.optimizer).__name__.lower() == optimizer:
-            optimizer = self.optimizer
-        self.optimizer = get_optimizer(optimizer, self)
-        X = self.check_input(X)
-        target = loss.prepare_targets(y, X.shape[0], self.out_features, self.dtype)
-        out = self._forward(X, True)
-        dout = self._dout.get(out.shape[0], out.shape[1], out.dtype)
-        value = loss.compute(out, target, dout)
-        if not np.isfinite(value):
-            raise FloatingPointError(f"train_step: the loss is {value}; no update was made")
-        self._backward(dout, False, False)
-        self.optimizer.step()
-        return value
+            opt = self.optimizer
+        else:
+            opt = get_optimizer(optimizer, self)
+        self.optimizer = opt
+        labels = np.ndim(y) == 1
+        step = make_step(self, get_loss(loss), opt, labels)
+        step.loss_arg, step.optimizer_arg, step.labels = loss, optimizer, labels
+        self._train_step = step
+        return step
 
     def save(self, path, include_optimizer: bool = False) -> None:
         """Save architecture, parameters and metadata (and optimizer state) to one .npz file."""

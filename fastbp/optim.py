@@ -14,6 +14,8 @@ class Optimizer:
     """Base class: updates `net.params` from `net.grads` in place."""
 
     name = ""
+    # Name in OPTIMIZERS of the update the compiled training step runs for this class, if any.
+    fused_update: str | None = None
 
     def __init__(self, net, lr: float) -> None:
         from fastbp.network import Sequential
@@ -49,6 +51,8 @@ class SGD(Optimizer):
     p -= lr d   (torch.optim.SGD with dampening 0).
     """
 
+    fused_update = "sgd"
+
     def __init__(self, net, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(net, lr)
@@ -80,6 +84,7 @@ class Adam(Optimizer):
     """
 
     decoupled = False
+    fused_update = "adam"
 
     def __init__(self, net, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:

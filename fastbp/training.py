@@ -1,13 +1,12 @@
 """The training loop: seeded mini-batches, fused kernels, history, divergence guard."""
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
-from fastbp import _kernels
 from fastbp._validation import positive_float, positive_int
+from fastbp.engine import make_step
 from fastbp.layers import Workspace
 from fastbp.losses import get_loss
 from fastbp.optim import get_optimizer
@@ -116,44 +115,31 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     net.optimizer, net.loss = opt, loss
 
     rng = np.random.default_rng(seed)
-    rows = min(batch_size, n)
-    X_batch = np.empty((rows, X.shape[1]), dtype=net.dtype)
-    y_batch = np.empty((rows,) + target.shape[1:], dtype=target.dtype)
-    dout = np.empty((rows, net.out_features), dtype=net.dtype)
-    last_good = net.params.copy()
+    step = make_step(net, loss, opt, labels=target.ndim == 1, keep_backup=True,
+                     clip_norm=clip_norm)
     history = History()
     for epoch in range(1, epochs + 1):
         start_time = time.perf_counter()
         order = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
         total, correct, seen = 0.0, 0.0, 0
-        for step, start in enumerate(range(0, n, batch_size), 1):
-            idx = order[start:start + batch_size]
-            m = idx.shape[0]
-            xb, yb, gb = X_batch[:m], y_batch[:m], dout[:m]
-            _kernels.gather_rows(X, idx, xb)
-            if target.ndim == 1:
-                _kernels.gather_labels(target, idx, yb)
-            else:
-                _kernels.gather_rows(target, idx, yb)
-            out = net._forward(xb, True)
-            value = loss.compute(out, yb, gb)
-            if not math.isfinite(value):
-                net.params[...] = last_good
+        for batch, start in enumerate(range(0, n, batch_size), 1):
+            stop = min(start + batch_size, n)
+            try:
+                value = step.gathered(X, target, order, start, stop)
+            except FloatingPointError as exc:
+                if batch > 1 or epoch > 1:
+                    step.restore()
                 error = FloatingPointError(
-                    f"fit: the loss became {value} at epoch {epoch}, step {step}; training "
-                    "stopped and the parameters of the last finite step were kept (try a lower "
-                    "lr or clip_norm)")
+                    f"fit: the loss became {exc.loss} at epoch "
+                    f"{epoch}, step {batch}; training stopped and the parameters of the last "
+                    "finite step were kept (try a lower lr or clip_norm)")
                 error.history = history
-                raise error
-            net._backward(gb, False, False)
-            if clip_norm is not None:
-                _kernels.clip_grad_norm(net.grads, clip_norm)
-            last_good[...] = net.params
-            opt.step()
+                raise error from None
+            m = stop - start
             total += value * m
             seen += m
             if loss.classification:
-                correct += loss.accuracy(out, yb) * m
+                correct += loss.accuracy(step.output(m), step.batch_target(m)) * m
         logs = {"loss": total / seen}
         if loss.classification:
             logs["accuracy"] = correct / seen

@@ -10,16 +10,12 @@ static inline real FB(sigmoid)(real z)
 
 /* Applies EXPR (of x = z + bias) to every element of Z, rows in parallel above the threshold. */
 #define FB_MAP_ROWS(EXPR)                                                                       \
-    do {                                                                                        \
-        _Pragma("omp parallel for if(parallel) schedule(static)")                               \
-        for (ptrdiff_t i = 0; i < rows; ++i) {                                                  \
-            real *restrict z = Z + i * cols;                                                    \
-            for (ptrdiff_t j = 0; j < cols; ++j) {                                              \
-                const real x = bias ? z[j] + bias[j] : z[j];                                    \
-                z[j] = (EXPR);                                                                  \
-            }                                                                                   \
-        }                                                                                       \
-    } while (0)
+    FB_FOR(parallel, i, rows,                                                                   \
+        real *restrict z = Z + i * cols;                                                        \
+        for (ptrdiff_t j = 0; j < cols; ++j) {                                                  \
+            const real x = bias ? z[j] + bias[j] : z[j];                                        \
+            z[j] = (EXPR);                                                                      \
+        })
 
 /* Z = f(Z + bias), in place.  bias may be NULL.
  *   identity f(z) = z         sigmoid f(z) = 1 / (1 + e^-z)      tanh f(z) = tanh z
@@ -29,7 +25,6 @@ void FB(bias_activation_forward)(real *restrict Z, const real *restrict bias, pt
                                  ptrdiff_t cols, fb_activation act, real slope)
 {
     const int parallel = rows * cols >= FB_PARALLEL_MIN;
-    (void)parallel;
     switch (act) {
     case FB_IDENTITY:
         if (bias)
@@ -53,14 +48,10 @@ void FB(bias_activation_forward)(real *restrict Z, const real *restrict bias, pt
 
 /* Applies EXPR (of d = dA[i], a = A[i]) to every element; dZ may alias dA. */
 #define FB_MAP(EXPR)                                                                            \
-    do {                                                                                        \
-        _Pragma("omp parallel for if(parallel) schedule(static)")                               \
-        for (ptrdiff_t i = 0; i < n; ++i) {                                                     \
-            const real d = dA[i], a = A[i];                                                     \
-            (void)a;                                                                            \
-            dZ[i] = (EXPR);                                                                     \
-        }                                                                                       \
-    } while (0)
+    FB_FOR(parallel, i, n,                                                                      \
+        const real d = dA[i], a = A[i];                                                         \
+        (void)a;                                                                                \
+        dZ[i] = (EXPR);)
 
 /* dZ = dA * f'(z), with f' written through the output a = f(z) that forward kept:
  *   identity 1    sigmoid a (1 - a)    tanh 1 - a^2    relu [a > 0]    leaky_relu a > 0 ? 1 : slope
@@ -69,7 +60,6 @@ void FB(activation_backward)(const real *dA, const real *A, real *dZ, ptrdiff_t 
                              fb_activation act, real slope)
 {
     const int parallel = n >= FB_PARALLEL_MIN;
-    (void)parallel;
     switch (act) {
     case FB_IDENTITY:
         if (dZ != dA)

@@ -15,10 +15,7 @@ static void FB(batchnorm_batch_stats)(const real *restrict X, ptrdiff_t rows, pt
                                       real *restrict invstd)
 {
     const ptrdiff_t blocks = (cols + FB_BN_COLUMN_BLOCK - 1) / FB_BN_COLUMN_BLOCK;
-    const int parallel = blocks > 1 && rows * cols >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t b = 0; b < blocks; ++b) {
+    FB_FOR(blocks > 1 && rows * cols >= FB_PARALLEL_MIN, b, blocks,
         const ptrdiff_t j0 = b * FB_BN_COLUMN_BLOCK;
         const ptrdiff_t width = cols - j0 < FB_BN_COLUMN_BLOCK ? cols - j0 : FB_BN_COLUMN_BLOCK;
         double mu[FB_BN_COLUMN_BLOCK] = {0}, ss[FB_BN_COLUMN_BLOCK] = {0};
@@ -46,7 +43,7 @@ static void FB(batchnorm_batch_stats)(const real *restrict X, ptrdiff_t rows, pt
             running_var[j0 + j] =
                 (real)((1.0 - momentum) * running_var[j0 + j] + momentum * unbiased);
         }
-    }
+    );
 }
 
 /* Y = gamma (X - mean) invstd + beta.
@@ -68,15 +65,12 @@ void FB(batchnorm_forward)(const real *restrict X, ptrdiff_t rows, ptrdiff_t col
             invstd[j] = (real)(1.0 / sqrt((double)running_var[j] + eps));
         }
     }
-    const int parallel = rows * cols >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t i = 0; i < rows; ++i) {
+    FB_FOR(rows * cols >= FB_PARALLEL_MIN, i, rows,
         const real *restrict x = X + i * cols;
         real *restrict y = Y + i * cols;
         for (ptrdiff_t j = 0; j < cols; ++j)
             y[j] = gamma[j] * ((x[j] - mean[j]) * invstd[j]) + beta[j];
-    }
+    );
 }
 
 /* Backward of the training forward, through the batch statistics. With dxhat = gamma dY:
@@ -93,10 +87,7 @@ void FB(batchnorm_backward)(const real *restrict X, const real *restrict dY, ptr
 {
     real *restrict dbeta_mean = work, *restrict dgamma_mean = work + cols;
     const ptrdiff_t blocks = (cols + FB_BN_COLUMN_BLOCK - 1) / FB_BN_COLUMN_BLOCK;
-    const int parallel_cols = blocks > 1 && rows * cols >= FB_PARALLEL_MIN;
-    (void)parallel_cols;
-#pragma omp parallel for if(parallel_cols) schedule(static)
-    for (ptrdiff_t b = 0; b < blocks; ++b) {
+    FB_FOR(blocks > 1 && rows * cols >= FB_PARALLEL_MIN, b, blocks,
         const ptrdiff_t j0 = b * FB_BN_COLUMN_BLOCK;
         const ptrdiff_t width = cols - j0 < FB_BN_COLUMN_BLOCK ? cols - j0 : FB_BN_COLUMN_BLOCK;
         double s1[FB_BN_COLUMN_BLOCK] = {0}, s2[FB_BN_COLUMN_BLOCK] = {0};
@@ -115,13 +106,10 @@ void FB(batchnorm_backward)(const real *restrict X, const real *restrict dY, ptr
             dbeta_mean[j0 + j] = (real)(s1[j] / (double)rows);
             dgamma_mean[j0 + j] = (real)(s2[j] / (double)rows);
         }
-    }
+    );
     if (!dX)
         return;
-    const int parallel = rows * cols >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t i = 0; i < rows; ++i) {
+    FB_FOR(rows * cols >= FB_PARALLEL_MIN, i, rows,
         const real *restrict x = X + i * cols;
         const real *restrict dy = dY + i * cols;
         real *restrict dx = dX + i * cols;
@@ -129,5 +117,5 @@ void FB(batchnorm_backward)(const real *restrict X, const real *restrict dY, ptr
             const real xhat = (x[j] - mean[j]) * invstd[j];
             dx[j] = gamma[j] * invstd[j] * (dy[j] - dbeta_mean[j] - xhat * dgamma_mean[j]);
         }
-    }
+    );
 }

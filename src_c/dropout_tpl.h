@@ -12,14 +12,11 @@ void FB(dropout)(const real *x, real *y, ptrdiff_t n, double p, uint64_t seed, u
     /* factor[keep]: an indexed load, not a branch (the mask is random: branches mispredict). */
     const real factor[2] = {0, (real)(1.0 / (1.0 - p))};
     const ptrdiff_t pairs = n / 2;
-    const int parallel = n >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t k = 0; k < pairs; ++k) {
+    FB_FOR(n >= FB_PARALLEL_MIN, k, pairs,
         const uint64_t h = fb_mix64(stream + (uint64_t)(k + 1) * FB_GOLDEN_GAMMA);
         y[2 * k] = x[2 * k] * factor[(h & 0xFFFFFFFFu) >= threshold];
         y[2 * k + 1] = x[2 * k + 1] * factor[(h >> 32) >= threshold];
-    }
+    );
     if (n % 2) {
         const uint64_t h = fb_mix64(stream + (uint64_t)(pairs + 1) * FB_GOLDEN_GAMMA);
         y[n - 1] = x[n - 1] * factor[(h & 0xFFFFFFFFu) >= threshold];

@@ -33,10 +33,11 @@ double FB(bce_with_logits)(const real *restrict logits, const real *restrict tar
 
 /* optim.c: single-pass updates over flat buffers, torch.optim semantics. */
 void FB(sgd_step)(real *restrict p, const real *restrict g, real *restrict buf, ptrdiff_t n,
-                  double lr, double momentum, int nesterov, double weight_decay);
+                  double lr, double momentum, int nesterov, double weight_decay,
+                  real *restrict backup);
 void FB(adam_step)(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,
                    ptrdiff_t n, long step, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, int decoupled);
+                   double weight_decay, int decoupled, real *restrict backup);
 
 /* batchnorm.c: per-feature normalization over the batch; backward through the batch statistics. */
 void FB(batchnorm_forward)(const real *restrict X, ptrdiff_t rows, ptrdiff_t cols,

@@ -48,6 +48,24 @@ typedef enum {
     FB_LEAKY_RELU = 4
 } fb_activation;
 
+/* for (I = 0; I < N; ++I) { BODY }, the iterations split over the OpenMP threads when PARALLEL
+ * is true. The serial branch is a plain loop: entering a parallel region costs far more than the
+ * arithmetic of a small array, even under if(0). */
+#define FB_FOR(PARALLEL, I, N, ...)                                                           \
+    do {                                                                                      \
+        const ptrdiff_t fb_for_n_ = (N);                                                      \
+        if (PARALLEL) {                                                                       \
+            _Pragma("omp parallel for schedule(static)")                                      \
+            for (ptrdiff_t I = 0; I < fb_for_n_; ++I) {                                       \
+                __VA_ARGS__                                                                   \
+            }                                                                                 \
+        } else {                                                                              \
+            for (ptrdiff_t I = 0; I < fb_for_n_; ++I) {                                       \
+                __VA_ARGS__                                                                   \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
 /* RESULT = sum over I in [0, N) of what the body adds to ACC (a double), computed in
  * FB_REDUCE_CHUNKS fixed chunks combined in order: the same bits whatever the thread count.
  * WORK is the element count that decides whether the chunks run in parallel. */
@@ -55,17 +73,14 @@ typedef enum {
     do {                                                                                      \
         double fb_partial_[FB_REDUCE_CHUNKS];                                                 \
         const ptrdiff_t fb_n_ = (N);                                                          \
-        const int fb_parallel_ = (WORK) >= FB_PARALLEL_MIN;                                   \
-        (void)fb_parallel_;                                                                   \
-        _Pragma("omp parallel for if(fb_parallel_) schedule(static)")                         \
-        for (int fb_c_ = 0; fb_c_ < FB_REDUCE_CHUNKS; ++fb_c_) {                              \
+        FB_FOR((WORK) >= FB_PARALLEL_MIN, fb_c_, FB_REDUCE_CHUNKS,                            \
             double ACC = 0.0;                                                                 \
             const ptrdiff_t fb_hi_ = fb_n_ * (fb_c_ + 1) / FB_REDUCE_CHUNKS;                  \
             for (ptrdiff_t I = fb_n_ * fb_c_ / FB_REDUCE_CHUNKS; I < fb_hi_; ++I) {           \
                 __VA_ARGS__                                                                   \
             }                                                                                 \
             fb_partial_[fb_c_] = ACC;                                                         \
-        }                                                                                     \
+        );                                                                                    \
         double fb_total_ = 0.0;                                                               \
         for (int fb_c_ = 0; fb_c_ < FB_REDUCE_CHUNKS; ++fb_c_)                                \
             fb_total_ += fb_partial_[fb_c_];                                                  \

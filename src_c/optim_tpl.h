@@ -1,16 +1,17 @@
 /* torch.optim.SGD with dampening 0:
  *   d = g + wd p;   if momentum: buf = mu buf + d (buf starts at 0), d = nesterov ? d + mu buf : buf
  *   p -= lr d
- * buf may be NULL when momentum is 0. */
+ * buf may be NULL when momentum is 0. backup, when not NULL, receives p before the update. */
 void FB(sgd_step)(real *restrict p, const real *restrict g, real *restrict buf, ptrdiff_t n,
-                  double lr, double momentum, int nesterov, double weight_decay)
+                  double lr, double momentum, int nesterov, double weight_decay,
+                  real *restrict backup)
 {
     const real lr_ = (real)lr, mu = (real)momentum, wd = (real)weight_decay;
     const int use_momentum = momentum != 0.0;
     const int parallel = n >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t i = 0; i < n; ++i) {
+    FB_FOR(parallel, i, n,
+        if (backup)
+            backup[i] = p[i];
         real d = g[i];
         if (wd != 0)
             d += wd * p[i];
@@ -20,17 +21,18 @@ void FB(sgd_step)(real *restrict p, const real *restrict g, real *restrict buf, 
             d = nesterov ? d + mu * b : b;
         }
         p[i] -= lr_ * d;
-    }
+    );
 }
 
 /* torch.optim.Adam (decoupled = 0) and torch.optim.AdamW (decoupled = 1), step t >= 1:
  *   Adam: g += wd p          AdamW: p *= 1 - lr wd
  *   m = m + (1 - b1)(g - m)       v = b2 v + (1 - b2) g^2
  *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
- * One read of p, g, m, v and one write of p, m, v per element. */
+ * One read of p, g, m, v and one write of p, m, v per element (and of backup, when not NULL,
+ * which receives p before the update). */
 void FB(adam_step)(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,
                    ptrdiff_t n, long step, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, int decoupled)
+                   double weight_decay, int decoupled, real *restrict backup)
 {
     const double bias_correction1 = 1.0 - pow(beta1, (double)step);
     const double bias_correction2 = 1.0 - pow(beta2, (double)step);
@@ -41,9 +43,9 @@ void FB(adam_step)(real *restrict p, const real *restrict g, real *restrict m, r
     const real l2 = decoupled ? 0 : (real)weight_decay;
     const real shrink = decoupled ? (real)(1.0 - lr * weight_decay) : 1;
     const int parallel = n >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t i = 0; i < n; ++i) {
+    FB_FOR(parallel, i, n,
+        if (backup)
+            backup[i] = p[i];
         const real w = p[i] * shrink;
         const real grad = g[i] + l2 * p[i];
         const real mi = m[i] + one_minus_b1 * (grad - m[i]);
@@ -51,5 +53,5 @@ void FB(adam_step)(real *restrict p, const real *restrict g, real *restrict m, r
         m[i] = mi;
         v[i] = vi;
         p[i] = w - step_size * mi / (sqrt(vi) * inv_sqrt_bc2 + eps_);
-    }
+    );
 }

@@ -6,9 +6,7 @@ void FB(bias_grad)(const real *restrict dZ, ptrdiff_t rows, ptrdiff_t cols, real
 {
     const ptrdiff_t blocks = (cols + FB_COLUMN_BLOCK - 1) / FB_COLUMN_BLOCK;
     const int parallel = blocks > 1 && rows * cols >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t b = 0; b < blocks; ++b) {
+    FB_FOR(parallel, b, blocks,
         const ptrdiff_t j0 = b * FB_COLUMN_BLOCK;
         const ptrdiff_t width = cols - j0 < FB_COLUMN_BLOCK ? cols - j0 : FB_COLUMN_BLOCK;
         double acc[FB_COLUMN_BLOCK] = {0};
@@ -19,7 +17,7 @@ void FB(bias_grad)(const real *restrict dZ, ptrdiff_t rows, ptrdiff_t cols, real
         }
         for (ptrdiff_t j = 0; j < width; ++j)
             db[j0 + j] = accumulate ? (real)(db[j0 + j] + acc[j]) : (real)acc[j];
-    }
+    );
 }
 
 /* sum_i x[i]^2, accumulated in double in fixed chunks. */
@@ -34,10 +32,9 @@ double FB(sum_squares)(const real *x, ptrdiff_t n)
 void FB(scale)(real *x, ptrdiff_t n, real factor)
 {
     const int parallel = n >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t i = 0; i < n; ++i)
+    FB_FOR(parallel, i, n,
         x[i] *= factor;
+    );
 }
 
 /* norm = ||g||_2; g *= max_norm / (norm + 1e-6) when that factor is below 1 (as
@@ -56,8 +53,7 @@ void FB(gather_rows)(const real *restrict src, ptrdiff_t cols, const int64_t *re
                      ptrdiff_t n, real *restrict out)
 {
     const int parallel = n * cols >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t i = 0; i < n; ++i)
+    FB_FOR(parallel, i, n,
         memcpy(out + i * cols, src + indices[i] * cols, (size_t)cols * sizeof(real));
+    );
 }

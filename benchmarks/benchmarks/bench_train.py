@@ -1,4 +1,4 @@
-"""Training-step and fit benchmarks of the named workloads."""
+"""Training-step and fit benchmarks of the named workloads (see common.py)."""
 import timeit
 
 import fastbp as fb
@@ -7,11 +7,12 @@ from .common import WORKLOADS, make_data, make_net
 
 
 class TrainStep:
-    """One step (forward, loss, backward, Adam update) on one batch."""
+    """One compiled step (forward, loss, backward, Adam update) on one batch."""
 
-    params = (["tiny", "small", "mnist"], ["float32", "float64"], [1, 2])
+    params = (list(WORKLOADS), ["float32", "float64"], [1, 2])
     param_names = ["workload", "dtype", "threads"]
     timer = timeit.default_timer
+    timeout = 300
 
     def setup(self, workload, dtype, threads):
         self.net, self.loss, self.X, self.y = make_net(workload, dtype, threads)
@@ -23,24 +24,24 @@ class TrainStep:
 
 
 class FitEpoch:
-    """One epoch of fit over 8192 samples of the `small` and `mnist` workloads."""
+    """One epoch of fit over 8192 samples (batches gathered from a shuffled order)."""
 
-    params = (["small", "mnist"], [1, 2])
-    param_names = ["workload", "threads"]
+    params = (["small", "mnist"], ["float32", "float64"], [1, 2])
+    param_names = ["workload", "dtype", "threads"]
     timer = timeit.default_timer
     number = 1
     repeat = 3
 
-    def setup(self, workload, threads):
+    def setup(self, workload, dtype, threads):
         sizes, activation, batch, loss = WORKLOADS[workload]
         fb.set_num_threads(threads)
-        self.net = fb.mlp(sizes, activation=activation, seed=0)
-        self.X, self.y = make_data(sizes, loss, 8192, "float32")
+        self.net = fb.mlp(sizes, activation=activation, dtype=dtype, seed=0)
+        self.X, self.y = make_data(sizes, loss, 8192, dtype)
         self.kwargs = dict(loss=loss, optimizer="adam", lr=1e-3, epochs=1, batch_size=batch,
                            verbose=0)
 
-    def time_fit_epoch(self, workload, threads):
+    def time_fit_epoch(self, workload, dtype, threads):
         self.net.fit(self.X, self.y, **self.kwargs)
 
-    def peakmem_fit_epoch(self, workload, threads):
+    def peakmem_fit_epoch(self, workload, dtype, threads):
         self.net.fit(self.X, self.y, **self.kwargs)

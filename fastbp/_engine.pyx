@@ -1,0 +1,368 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled training step: a plan of Dense + activation stages run by one C call.
+
+A `TrainingPlan` holds C descriptors that point into a network's flat parameter and gradient
+buffers and into workspaces it owns (grown to the largest batch seen, never allocated per step).
+`train_step` checks its arrays (dtype, layout, shape, finite values, label range), then runs
+forward, loss, backward, clipping and the optimizer update with the GIL released.
+"""
+import numpy as np
+cimport numpy as cnp
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport int64_t
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+from fastbp._kernels cimport (
+    fb_activation, fb_dgemm_fn, fb_set_blas, fb_sgemm_fn, gather_labels_i64, gather_rows_f32,
+    gather_rows_f64,
+)
+
+cnp.import_array()
+fb_set_blas(<fb_sgemm_fn>sgemm, <fb_dgemm_fn>dgemm)
+
+
+cdef extern from "fb_plan.h" nogil:
+    ctypedef enum fb_loss_kind:
+        FB_LOSS_CROSS_ENTROPY
+        FB_LOSS_CROSS_ENTROPY_PROBS
+        FB_LOSS_MSE
+        FB_LOSS_MSE_HALF
+        FB_LOSS_BCE_WITH_LOGITS
+    ctypedef enum fb_update_kind:
+        FB_UPDATE_NONE
+        FB_UPDATE_SGD
+        FB_UPDATE_ADAM
+    ctypedef struct fb_dense_stage:
+        int in_features, out_features
+        void *weight
+        void *bias
+        void *weight_grad
+        void *bias_grad
+        void *output
+        fb_activation activation
+        double slope
+    ctypedef struct fb_update:
+        fb_update_kind kind
+        long step
+        double lr, beta1, beta2, eps, weight_decay, momentum
+        int decoupled, nesterov
+        void *state1
+        void *state2
+    ctypedef struct fb_plan:
+        int n_stages
+        fb_dense_stage *stages
+        Py_ssize_t max_rows
+        void *delta[2]
+        void *params
+        void *grads
+        void *backup
+        Py_ssize_t n_params
+        fb_loss_kind loss
+        double clip_norm
+
+    void plan_forward_f32(const fb_plan *plan, const float *X, Py_ssize_t rows)
+    void plan_forward_f64(const fb_plan *plan, const double *X, Py_ssize_t rows)
+    int plan_train_step_f32(const fb_plan *plan, const float *X, const void *target,
+                            Py_ssize_t rows, const fb_update *update, double *loss)
+    int plan_train_step_f64(const fb_plan *plan, const double *X, const void *target,
+                            Py_ssize_t rows, const fb_update *update, double *loss)
+    int all_finite_f32(const float *x, Py_ssize_t n)
+    int all_finite_f64(const double *x, Py_ssize_t n)
+    int all_in_range_f32(const float *x, Py_ssize_t n, float lo, float hi)
+    int all_in_range_f64(const double *x, Py_ssize_t n, double lo, double hi)
+
+
+LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,
+              "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
+              "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
+              "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
+UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM}
+
+
+cdef inline bint _plain(object a, int typenum, int ndim):
+    """True when `a` is a C-contiguous ndarray of `typenum` with `ndim` dimensions."""
+    return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))
+
+
+cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if labels[i] < 0 or labels[i] >= k:
+            return i
+    return -1
+
+
+cdef class TrainingPlan:
+    """Compiled forward/loss/backward/update of a network of Dense + activation stages.
+
+    Parameters
+    ----------
+    params, grads : the network's flat buffers (1-D, float32 or float64).
+    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,
+        slope); weights (out, in) views into params/grads.
+    loss : a key of LOSS_KINDS.
+    keep_backup : keep a copy of the parameters from before each update (`backup`).
+    clip_norm : clip the global gradient norm to this before each update (None: never).
+    """
+
+    cdef fb_plan plan
+    cdef fb_update update
+    cdef int typenum
+    cdef readonly object params, grads, backup, dtype
+    cdef readonly int in_features, out_features
+    cdef readonly bint labels, unit_targets
+    cdef list _weights, _outputs, _deltas
+    cdef object _input, _target
+    cdef object _state1, _state2
+
+    def __cinit__(self):
+        self.plan.stages = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self.plan.stages)
+
+    def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
+                 clip_norm=None):
+        cdef cnp.ndarray p = params, g = grads
+        if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
+                p.ndim != 1 or g.shape[0] != p.shape[0] or \
+                not p.flags.c_contiguous or not g.flags.c_contiguous:
+            raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
+                             "dtype and size")
+        if not stages:
+            raise ValueError("stages: expected at least one stage")
+        self.params, self.grads, self.dtype = p, g, p.dtype
+        self.typenum = cnp.PyArray_TYPE(p)
+        self.plan.n_params = p.shape[0]
+        self.plan.params = cnp.PyArray_DATA(p)
+        self.plan.grads = cnp.PyArray_DATA(g)
+        self.plan.loss = LOSS_KINDS[loss]
+        self.labels = loss == "cross_entropy"
+        self.unit_targets = loss == "bce_with_logits"
+        self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
+        self.backup = np.empty_like(p) if keep_backup else None
+        self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
+        self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
+        if self.plan.stages == NULL:
+            raise MemoryError()
+        self.plan.n_stages = len(stages)
+        self._weights = []
+        cdef int s
+        cdef cnp.ndarray w
+        for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+            for arr in (weight, weight_grad, bias, bias_grad):
+                if arr is not None:
+                    self._check_view(arr)
+            w = weight
+            self.plan.stages[s].out_features = w.shape[0]
+            self.plan.stages[s].in_features = w.shape[1]
+            if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
+                raise ValueError(f"stages[{s}]: expected input width "
+                                 f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")
+            self.plan.stages[s].weight = cnp.PyArray_DATA(w)
+            self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
+            self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
+            self.plan.stages[s].bias_grad = (NULL if bias_grad is None
+                                             else cnp.PyArray_DATA(bias_grad))
+            self.plan.stages[s].activation = activation
+            self.plan.stages[s].slope = slope
+            self._weights.append((weight, bias, weight_grad, bias_grad))
+        self.in_features = self.plan.stages[0].in_features
+        self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
+        self.plan.max_rows = 0
+        self.update.kind = FB_UPDATE_NONE
+        self.reserve(1)
+
+    cdef _check_view(self, cnp.ndarray arr):
+        """Every descriptor must point inside params or grads."""
+        cdef char *lo
+        cdef char *start = <char *>cnp.PyArray_DATA(arr)
+        cdef Py_ssize_t size = arr.nbytes, buf_size
+        if arr.dtype != self.dtype or not arr.flags.c_contiguous:
+            raise ValueError("stages: expected C-contiguous views of params/grads")
+        for buf in (self.params, self.grads):
+            lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
+            buf_size = (<cnp.ndarray>buf).nbytes
+            if lo <= start and start + size <= lo + buf_size:
+                return
+        raise ValueError("stages: expected views into params or grads")
+
+    def reserve(self, Py_ssize_t rows):
+        """Grow the workspaces to hold batches of `rows` samples."""
+        if rows <= self.plan.max_rows:
+            return
+        cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
+        self._outputs = []
+        for s in range(self.plan.n_stages):
+            out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
+            self.plan.stages[s].output = cnp.PyArray_DATA(out)
+            self._outputs.append(out)
+            widest = max(widest, self.plan.stages[s].out_features)
+        self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
+        self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
+        self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
+        self._input = np.empty((rows, self.in_features), dtype=self.dtype)
+        self._target = (np.empty(rows, dtype=np.int64) if self.labels
+                        else np.empty((rows, self.out_features), dtype=self.dtype))
+        self.plan.max_rows = rows
+
+    def output(self, Py_ssize_t rows):
+        """The network output of the last step's first `rows` samples (a view)."""
+        return self._outputs[self.plan.n_stages - 1][:rows]
+
+    def outputs(self, Py_ssize_t rows):
+        """Every stage's output of the last step's first `rows` samples (views)."""
+        return [out[:rows] for out in self._outputs]
+
+    def batch_target(self, Py_ssize_t rows):
+        """The targets gathered by the last `train_gathered` (a view)."""
+        return self._target[:rows]
+
+    cdef int _set_update(self, object optimizer) except -1:
+        """Describe the next update of `optimizer` (a fastbp Optimizer) to C."""
+        cdef fb_update *u = &self.update
+        kind = optimizer.fused_update if optimizer is not None else None
+        if kind is None:
+            u.kind = FB_UPDATE_NONE
+            return 0
+        u.kind = UPDATE_KINDS[kind]
+        u.lr = optimizer.lr
+        u.weight_decay = optimizer.weight_decay
+        if u.kind == FB_UPDATE_ADAM:
+            u.step = optimizer.step_count + 1
+            u.beta1, u.beta2 = optimizer.betas
+            u.eps = optimizer.eps
+            u.decoupled = optimizer.decoupled
+            self._state1, self._state2 = optimizer.m, optimizer.v
+        else:
+            u.momentum = optimizer.momentum
+            u.nesterov = optimizer.nesterov
+            self._state1, self._state2 = optimizer.momentum_buffer, None
+        for state in (self._state1, self._state2):
+            if state is not None and not (_plain(state, self.typenum, 1) and
+                                          (<cnp.ndarray>state).shape[0] == self.plan.n_params):
+                raise ValueError("optimizer: expected its state arrays to match the network's "
+                                 "parameters (dtype and size)")
+        u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)
+        u.state2 = NULL if self._state2 is None else cnp.PyArray_DATA(self._state2)
+        return 0
+
+    cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,
+                     object optimizer) except? -1.0:
+        cdef double loss = 0.0
+        cdef int status
+        self._set_update(optimizer)
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                status = plan_train_step_f32(&self.plan, <const float *>X, target, rows,
+                                             &self.update, &loss)
+            else:
+                status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
+                                             &self.update, &loss)
+        if status != 0:
+            error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")
+            error.loss = loss
+            raise error
+        if self.update.kind != FB_UPDATE_NONE:
+            optimizer.step_count += 1
+        return loss
+
+    def train_step(self, X, y, optimizer):
+        """One step on a batch: returns the mean loss, or None when X or y must first be
+        converted (other dtype, layout or shape: the caller converts and validates them).
+
+        X (rows, in_features) and y (int64 labels (rows,) for cross-entropy, else an array of
+        the output's shape) of the plan's dtype; non-finite values and out-of-range labels
+        raise ValueError. `optimizer` is a fastbp Optimizer, or None for gradients only.
+        """
+        if not _plain(X, self.typenum, 2):
+            return None
+        cdef cnp.ndarray x = X, t
+        cdef Py_ssize_t rows = x.shape[0], bad
+        if x.shape[1] != self.in_features or rows == 0:
+            return None
+        if self.labels:
+            if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:
+                return None
+            t = y
+            bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
+            if bad >= 0:
+                raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "
+                                 f"{t[bad]} at position {bad}")
+        else:
+            if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
+                    (<cnp.ndarray>y).shape[1] != self.out_features:
+                return None
+            t = y
+            if self.unit_targets and not self._in_range(t, 0.0, 1.0):
+                raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
+            if not self._finite(t):
+                raise ValueError("y: expected finite values, got NaN or Inf")
+        if not self._finite(x):
+            raise ValueError("X: expected finite values, got NaN or Inf")
+        self.reserve(rows)
+        return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)
+
+    cdef bint _finite(self, cnp.ndarray a):
+        cdef bint ok
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                ok = all_finite_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
+            else:
+                ok = all_finite_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
+        return ok
+
+    cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):
+        cdef bint ok
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                ok = all_in_range_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo, hi)
+            else:
+                ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,
+                                      hi)
+        return ok
+
+    def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):
+        """One step on the rows order[start:stop] of the whole, already validated data (X, y):
+        they are gathered in C into the plan's own buffers. Returns the mean loss."""
+        cdef cnp.ndarray x = X, t = y, idx = order
+        if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and
+                _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
+            raise ValueError("train_gathered: expected validated data and a batch of order")
+        if self.labels:
+            if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
+                raise ValueError("y: expected int64 labels, one per row of X")
+        elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
+                  t.shape[1] == self.out_features):
+            raise ValueError("y: expected targets of the output's shape, one row per row of X")
+        cdef Py_ssize_t rows = stop - start, n = x.shape[0], i
+        cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
+        for i in range(rows):
+            if rows_idx[i] < 0 or rows_idx[i] >= n:
+                raise ValueError(f"order: expected row indices in [0, {n}), got "
+                                 f"{rows_idx[i]}")
+        self.reserve(rows)
+        cdef cnp.ndarray xb = self._input, tb = self._target
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                gather_rows_f32(<float *>cnp.PyArray_DATA(x), self.in_features, rows_idx, rows,
+                                <float *>cnp.PyArray_DATA(xb))
+            else:
+                gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
+                                rows, <double *>cnp.PyArray_DATA(xb))
+            if self.labels:
+                gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,
+                                  <int64_t *>cnp.PyArray_DATA(tb))
+            elif self.typenum == cnp.NPY_FLOAT:
+                gather_rows_f32(<float *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
+                                rows, <float *>cnp.PyArray_DATA(tb))
+            else:
+                gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
+                                rows, <double *>cnp.PyArray_DATA(tb))
+        return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
+
+    def set_clip_norm(self, clip_norm):
+        """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
+        self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)

@@ -1,0 +1,174 @@
+"""Training steps: one batch of forward, loss, backward and update per call.
+
+A network made only of Dense layers and built-in activations, trained with a built-in loss,
+runs on the compiled plan (`fastbp._engine.TrainingPlan`): one C call per step, the GIL released,
+no allocation. Any other network (custom layers) runs layer by layer through the same C kernels.
+`make_step` picks the path; both have the same interface.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastbp import _engine, _kernels
+from fastbp.layers import Dense, Workspace
+from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
+
+
+def _plan_stages(net) -> list | None:
+    """C descriptors of the network's stages, or None when one has no compiled form."""
+    from fastbp.network import _FusedDense
+    stages = []
+    for stage in net._stages:
+        if isinstance(stage, _FusedDense):
+            dense, activation = stage.dense, stage.activation
+        elif type(stage) is Dense:
+            dense, activation = stage, None
+        else:
+            return None
+        code = _kernels.ACTIVATIONS[activation.kernel_name if activation else "identity"]
+        slope = activation.slope if activation else 0.0
+        stages.append((dense.params["weight"], dense.params.get("bias"), dense.grads["weight"],
+                       dense.grads.get("bias"), code, slope))
+    return stages
+
+
+def _plan_loss(loss: Loss, labels: bool) -> str | None:
+    """The plan's name for a built-in loss, or None for a loss it does not compile."""
+    kind = type(loss)
+    if kind is SoftmaxCrossEntropy:
+        return "cross_entropy" if labels else "cross_entropy_probs"
+    if kind is MSE:
+        return "mse_half" if loss.half else "mse"
+    if kind is BCEWithLogits:
+        return "bce_with_logits"
+    return None
+
+
+def _fused(optimizer) -> bool:
+    """True when the optimizer's update can run inside the compiled step."""
+    from fastbp.optim import OPTIMIZERS
+    kind = optimizer.fused_update
+    return kind is not None and type(optimizer).step is OPTIMIZERS[kind].step
+
+
+class _Step:
+    """Common part: the network, loss, optimizer, and the parameters kept before each update."""
+
+    def __init__(self, net, loss: Loss, optimizer, keep_backup: bool, clip_norm) -> None:
+        self.net, self.loss, self.optimizer = net, loss, optimizer
+        self.params = net.params
+        self.clip_norm = clip_norm
+
+    def restore(self) -> None:
+        """Put back the parameters from before the last update (needs keep_backup)."""
+        self.net.params[...] = self.backup
+
+    def _check_targets(self, X: np.ndarray, y) -> np.ndarray:
+        return self.loss.prepare_targets(y, X.shape[0], self.net.out_features, self.net.dtype)
+
+
+class CompiledStep(_Step):
+    """The compiled path: one C call per step."""
+
+    def __init__(self, net, loss: Loss, optimizer, stages: list, labels: bool,
+                 keep_backup: bool = False, clip_norm: float | None = None) -> None:
+        super().__init__(net, loss, optimizer, keep_backup, clip_norm)
+        self.labels = labels
+        self.plan = _engine.TrainingPlan(net.params, net.grads, stages,
+                                         _plan_loss(loss, labels), keep_backup, clip_norm)
+        self.backup = self.plan.backup
+        self._fused = optimizer if _fused(optimizer) else None
+
+    def step(self, X, y) -> float:
+        """One step on a user batch (checked; converted when needed). Returns the mean loss."""
+        value = self.plan.train_step(X, y, self._fused)
+        if value is None:
+            X = self.net.check_input(X)
+            value = self.plan.train_step(X, self._check_targets(X, y), self._fused)
+        self._python_update()
+        return value
+
+    def gathered(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, start: int,
+                 stop: int) -> float:
+        """One step on rows order[start:stop] of validated data. Returns the mean loss."""
+        value = self.plan.train_gathered(X, y, order, start, stop, self._fused)
+        self._python_update()
+        return value
+
+    def _python_update(self) -> None:
+        if self._fused is None:
+            if self.backup is not None:
+                self.backup[...] = self.net.params
+            self.optimizer.step()
+
+    def output(self, rows: int) -> np.ndarray:
+        return self.plan.output(rows)
+
+    def batch_target(self, rows: int) -> np.ndarray:
+        return self.plan.batch_target(rows)
+
+
+class LayerStep(_Step):
+    """The layer-by-layer path, for networks with layers the plan does not compile."""
+
+    def __init__(self, net, loss: Loss, optimizer, keep_backup: bool = False,
+                 clip_norm: float | None = None) -> None:
+        super().__init__(net, loss, optimizer, keep_backup, clip_norm)
+        self.backup = net.params.copy() if keep_backup else None
+        self._x, self._y, self._dout = Workspace(), None, Workspace()
+        self._out = self._target = None
+
+    def step(self, X, y) -> float:
+        X = self.net.check_input(X)
+        return self._step(X, self._check_targets(X, y))
+
+    def gathered(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, start: int,
+                 stop: int) -> float:
+        idx = order[start:stop]
+        xb = self._x.get(idx.shape[0], X.shape[1], X.dtype)
+        if self._y is None or self._y.shape[0] < idx.shape[0]:
+            self._y = np.empty((idx.shape[0],) + y.shape[1:], dtype=y.dtype)
+        yb = self._y[:idx.shape[0]]
+        _kernels.gather_rows(X, idx, xb)
+        if y.ndim == 1:
+            _kernels.gather_labels(y, idx, yb)
+        else:
+            _kernels.gather_rows(y, idx, yb)
+        return self._step(xb, yb)
+
+    def _step(self, X: np.ndarray, y: np.ndarray) -> float:
+        net = self.net
+        out = net._forward(X, True)
+        dout = self._dout.get(out.shape[0], out.shape[1], out.dtype)
+        value = self.loss.compute(out, y, dout)
+        if not np.isfinite(value):
+            error = FloatingPointError(f"train_step: the loss is {value}; no update was made")
+            error.loss = value
+            raise error
+        net._backward(dout, False, False)
+        if self.clip_norm is not None:
+            _kernels.clip_grad_norm(net.grads, self.clip_norm)
+        if self.backup is not None:
+            self.backup[...] = net.params
+        self.optimizer.step()
+        self._out, self._target = out, y
+        return value
+
+    def output(self, rows: int) -> np.ndarray:
+        return self._out[:rows]
+
+    def batch_target(self, rows: int) -> np.ndarray:
+        return self._target[:rows]
+
+
+def make_step(net, loss: Loss, optimizer, labels: bool, keep_backup: bool = False,
+              clip_norm: float | None = None) -> CompiledStep | LayerStep:
+    """The training step of `net` with `loss` and `optimizer`: compiled when it can be.
+
+    `labels`: the targets are class labels (n,) rather than arrays of the output's shape.
+    `keep_backup`: keep the parameters from before each update (`restore()` puts them back).
+    """
+    stages = _plan_stages(net)
+    if stages is not None and _plan_loss(loss, labels) is not None:
+        return CompiledStep(net, loss, optimizer, stages, labels, keep_backup, clip_norm)
+    return LayerStep(net, loss, optimizer, keep_backup, clip_norm)

@@ -1,0 +1,16 @@
+/* Plan functions, declared once per element type by fb_plan.h (no include guard). */
+
+/* Forward of `rows` samples X (rows, in) through every stage; outputs stay in the workspaces. */
+void FB(plan_forward)(const fb_plan *plan, const real *X, ptrdiff_t rows);
+
+/* One training step on (X, target) of `rows` <= max_rows samples: forward, loss (written to
+ * *loss), backward into plan->grads, optional clipping, then `update`. Returns 0, or 1 when the
+ * loss is not finite, in which case gradients and parameters are left untouched. */
+int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, ptrdiff_t rows,
+                        const fb_update *update, double *loss);
+
+/* 1 when every x[i] is finite. */
+int FB(all_finite)(const real *x, ptrdiff_t n);
+
+/* 1 when lo <= x[i] <= hi for every i (NaN fails). */
+int FB(all_in_range)(const real *x, ptrdiff_t n, real lo, real hi);

@@ -1,0 +1,8 @@
+/* The compiled training step: forward, loss, backward and update of a Dense network in one call. */
+#include <math.h>
+
+#include "fastbp_core.h"
+#include "fb_plan.h"
+
+#define FB_TEMPLATE "plan_tpl.h"
+#include "fb_instantiate.h"

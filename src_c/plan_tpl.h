@@ -1,0 +1,108 @@
+/* The compiled training step over a plan of Dense + activation stages (see fb_plan.h). */
+
+void FB(plan_forward)(const fb_plan *plan, const real *X, ptrdiff_t rows)
+{
+    const real *input = X;
+    for (int s = 0; s < plan->n_stages; ++s) {
+        const fb_dense_stage *st = &plan->stages[s];
+        real *A = st->output;
+        /* A = f(input W^T + b): one gemm (beta = 0 writes A without reading it), one fused pass */
+        FB(gemm_rowmajor)(0, 1, (int)rows, st->out_features, st->in_features, 1, input,
+                          st->in_features, st->weight, st->in_features, 0, A, st->out_features);
+        FB(bias_activation_forward)(A, st->bias, rows, st->out_features, st->activation,
+                                    (real)st->slope);
+        input = A;
+    }
+}
+
+/* Mean loss of the last stage's output against `target`; its gradient goes to dout. */
+static double FB(plan_loss)(const fb_plan *plan, const void *target, ptrdiff_t rows, real *dout)
+{
+    const fb_dense_stage *last = &plan->stages[plan->n_stages - 1];
+    const real *out = last->output;
+    const ptrdiff_t k = last->out_features;
+    switch (plan->loss) {
+    case FB_LOSS_CROSS_ENTROPY:
+        return FB(softmax_cross_entropy)(out, target, rows, k, dout);
+    case FB_LOSS_CROSS_ENTROPY_PROBS:
+        return FB(softmax_cross_entropy_probs)(out, target, rows, k, dout);
+    case FB_LOSS_MSE:
+    case FB_LOSS_MSE_HALF:
+        return FB(mse)(out, target, rows * k, plan->loss == FB_LOSS_MSE_HALF, dout);
+    case FB_LOSS_BCE_WITH_LOGITS:
+        return FB(bce_with_logits)(out, target, rows * k, dout);
+    }
+    return NAN;
+}
+
+/* Backward from dout = d(loss)/d(output) (overwritten): per stage dZ = dA * f' in place,
+ * dW = dZ^T input, db = colsum dZ, and dX = dZ W except for the first stage. */
+static void FB(plan_backward)(const fb_plan *plan, const real *X, ptrdiff_t rows, real *dout)
+{
+    real *dA = dout;
+    for (int s = plan->n_stages - 1; s >= 0; --s) {
+        const fb_dense_stage *st = &plan->stages[s];
+        const int in = st->in_features, out = st->out_features;
+        const real *input = s > 0 ? (const real *)plan->stages[s - 1].output : X;
+        FB(activation_backward)(dA, st->output, dA, rows * out, st->activation, (real)st->slope);
+        FB(gemm_rowmajor)(1, 0, out, in, (int)rows, 1, dA, out, input, in, 0, st->weight_grad,
+                          in);
+        if (st->bias_grad)
+            FB(bias_grad)(dA, rows, out, st->bias_grad, 0);
+        if (s > 0) {
+            real *dX = dA == (real *)plan->delta[0] ? plan->delta[1] : plan->delta[0];
+            FB(gemm_rowmajor)(0, 0, (int)rows, in, out, 1, dA, out, st->weight, in, 0, dX, in);
+            dA = dX;
+        }
+    }
+}
+
+static void FB(plan_update)(const fb_plan *plan, const fb_update *u)
+{
+    real *p = plan->params, *backup = plan->backup;
+    const real *g = plan->grads;
+    switch (u->kind) {
+    case FB_UPDATE_NONE:
+        break;
+    case FB_UPDATE_SGD:
+        FB(sgd_step)(p, g, u->state1, plan->n_params, u->lr, u->momentum, u->nesterov,
+                     u->weight_decay, backup);
+        break;
+    case FB_UPDATE_ADAM:
+        FB(adam_step)(p, g, u->state1, u->state2, plan->n_params, u->step, u->lr, u->beta1,
+                      u->beta2, u->eps, u->weight_decay, u->decoupled, backup);
+        break;
+    }
+}
+
+int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, ptrdiff_t rows,
+                        const fb_update *update, double *loss)
+{
+    real *dout = plan->delta[0];
+    FB(plan_forward)(plan, X, rows);
+    *loss = FB(plan_loss)(plan, target, rows, dout);
+    if (!isfinite(*loss))
+        return 1;
+    FB(plan_backward)(plan, X, rows, dout);
+    if (plan->clip_norm > 0)
+        FB(clip_grad_norm)(plan->grads, plan->n_params, plan->clip_norm);
+    FB(plan_update)(plan, update);
+    return 0;
+}
+
+int FB(all_finite)(const real *x, ptrdiff_t n)
+{
+    /* x - x is 0 for finite x and NaN otherwise; NaN survives the sum */
+    real acc = 0;
+    for (ptrdiff_t i = 0; i < n; ++i)
+        acc += x[i] - x[i];
+    return acc == 0;
+}
+
+int FB(all_in_range)(const real *x, ptrdiff_t n, real lo, real hi)
+{
+    ptrdiff_t outside = 0;
+    for (ptrdiff_t i = 0; i < n; ++i)
+        outside += !(x[i] >= lo && x[i] <= hi);
+    return outside == 0;
+}

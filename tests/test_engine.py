@@ -1,0 +1,213 @@
+"""The compiled training step (fastbp.engine / fastbp._engine) against the layer-by-layer path."""
+import numpy as np
+import pytest
+
+import fastbp as fb
+from fastbp.engine import CompiledStep, LayerStep, make_step
+from fastbp.losses import get_loss
+
+
+class Doubler(fb.Layer):
+    """A custom layer (y = 2x) the plan cannot compile."""
+
+    def forward(self, X, training=True):
+        return 2 * X
+
+    def backward(self, dout, input_grad=True, accumulate=False):
+        return 2 * dout if input_grad else None
+
+
+def _net(dtype, activation="Tanh", seed=3):
+    return fb.Sequential(fb.Dense(5, 7), getattr(fb, activation)(), fb.Dense(7, 6, bias=False),
+                         fb.ReLU(), fb.Dense(6, 3), dtype=dtype, seed=seed)
+
+
+def _data(dtype, loss, n=9, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 5)).astype(dtype)
+    if loss == "cross_entropy":
+        return X, rng.integers(0, 3, n)
+    if loss == "cross_entropy_probs":
+        p = rng.random((n, 3))
+        return X, (p / p.sum(axis=1, keepdims=True)).astype(dtype)
+    if loss == "bce":
+        return X, rng.integers(0, 2, (n, 3)).astype(dtype)
+    return X, rng.standard_normal((n, 3)).astype(dtype)
+
+
+def _layer_path(net, loss, opt, labels):
+    return LayerStep(net, get_loss(loss), opt)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "cross_entropy_probs", "mse", "bce"])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd_momentum"])
+@pytest.mark.parametrize("activation", ["Tanh", "Sigmoid", "LeakyReLU"])
+def test_compiled_step_equals_layer_path_bit_for_bit(dtype, loss, optimizer, activation):
+    loss_name = "cross_entropy" if loss == "cross_entropy_probs" else loss
+    nets = [_net(dtype, activation), _net(dtype, activation)]
+    opts = {"adam": lambda n: fb.Adam(n, lr=1e-2, weight_decay=0.1),
+            "adamw": lambda n: fb.AdamW(n, lr=1e-2),
+            "sgd_momentum": lambda n: fb.SGD(n, lr=1e-2, momentum=0.9, nesterov=True)}
+    steps = []
+    for net in nets:
+        opt = opts[optimizer](net)
+        labels = loss == "cross_entropy"
+        steps.append(make_step(net, get_loss(loss_name), opt, labels))
+    steps[1] = _layer_path(nets[1], loss_name, steps[1].optimizer, loss == "cross_entropy")
+    assert isinstance(steps[0], CompiledStep)
+    for k in range(4):
+        X, y = _data(dtype, loss, seed=k)
+        values = [step.step(X, y) for step in steps]
+        assert values[0] == values[1]
+        np.testing.assert_array_equal(nets[0].params, nets[1].params)
+        np.testing.assert_array_equal(nets[0].grads, nets[1].grads)
+    assert steps[0].optimizer.step_count == 4
+
+
+class PassThrough(fb.Layer):
+    """A custom identity layer: it sends a network down the layer-by-layer path."""
+
+    def forward(self, X, training=True):
+        return X
+
+    def backward(self, dout, input_grad=True, accumulate=False):
+        return dout
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_gathers_batches_like_the_layer_path(dtype):
+    X, y = _data(dtype, "cross_entropy", n=50)
+    net = _net(dtype)
+    twin = fb.Sequential(PassThrough(), *_net(dtype).layers, dtype=dtype, seed=3)
+    assert isinstance(make_step(twin, get_loss("cross_entropy"), fb.Adam(twin), True), LayerStep)
+    hist = net.fit(X, y, epochs=3, batch_size=16, verbose=0, clip_norm=0.5)
+    hist_twin = twin.fit(X, y, epochs=3, batch_size=16, verbose=0, clip_norm=0.5)
+    np.testing.assert_array_equal(net.params, twin.params)
+    assert hist["loss"] == hist_twin["loss"]
+    assert hist["accuracy"] == hist_twin["accuracy"]
+
+
+def test_custom_layer_runs_on_the_layer_path():
+    net = fb.Sequential(fb.Dense(5, 4), Doubler(), fb.Dense(4, 3))
+    X, y = _data("float32", "cross_entropy")
+    assert isinstance(make_step(net, get_loss("cross_entropy"), fb.Adam(net), True), LayerStep)
+    before = net.params.copy()
+    assert np.isfinite(net.train_step(X, y))
+    assert not np.array_equal(before, net.params)
+
+
+def test_custom_optimizer_updates_after_the_compiled_gradients():
+    class HalfSGD(fb.SGD):
+        def step(self):
+            self.step_count += 1
+            self.net.params -= 0.5 * self.lr * self.net.grads
+
+    net, twin = _net("float64"), _net("float64")
+    X, y = _data("float64", "cross_entropy")
+    net.train_step(X, y, "cross_entropy", HalfSGD(net, lr=0.1))
+    twin.train_step(X, y, "cross_entropy", fb.SGD(twin, lr=0.05))
+    np.testing.assert_allclose(net.params, twin.params, rtol=1e-12, atol=1e-15)
+
+
+def test_train_step_reuses_and_recompiles():
+    net = _net("float32")
+    X, y = _data("float32", "cross_entropy")
+    net.train_step(X, y)
+    first = net._train_step
+    net.train_step(X, y)
+    assert net._train_step is first and net.optimizer.step_count == 2
+    Xp, p = _data("float32", "cross_entropy_probs")
+    net.train_step(Xp, p)  # probability targets: another plan, the same optimizer
+    assert net._train_step is not first and net.optimizer.step_count == 3
+    net.train_step(X, y, optimizer=fb.SGD(net, lr=0.1))
+    assert isinstance(net.optimizer, fb.SGD)
+
+
+def test_workspaces_grow_with_the_batch():
+    net, twin = _net("float64"), _net("float64")
+    for n in (3, 40, 7):
+        X, y = _data("float64", "mse", n=n, seed=n)
+        a = net.train_step(X, y, "mse")
+        b = _layer_path(twin, "mse", twin.optimizer or fb.Adam(twin), False)
+        twin.optimizer = b.optimizer
+        assert a == b.step(X, y)
+        np.testing.assert_array_equal(net.params, twin.params)
+
+
+def test_inputs_of_other_types_are_converted():
+    net, twin = _net("float32"), _net("float32")
+    X, y = _data("float64", "cross_entropy")
+    a = net.train_step(np.asfortranarray(X), y.astype(np.int32).tolist())
+    b = twin.train_step(X.astype(np.float32), y)
+    assert a == b
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda X, y: (np.where(X > 1, np.nan, X), y), "X: expected finite"),
+    (lambda X, y: (X, np.where(y == 1, 3, y)), r"y: expected class labels in \[0, 3\)"),
+    (lambda X, y: (X, -y - 1), r"y: expected class labels in \[0, 3\)"),
+    (lambda X, y: (X[:, :4], y), "X"),
+    (lambda X, y: (X, y[:-1]), "y"),
+])
+def test_bad_batches_get_clear_errors(bad, match):
+    net = _net("float32")
+    X, y = _data("float32", "cross_entropy")
+    before = net.params.copy()
+    with pytest.raises(ValueError, match=match):
+        net.train_step(*bad(X, y))
+    np.testing.assert_array_equal(before, net.params)
+
+
+@pytest.mark.parametrize("loss, target, match", [
+    ("bce", 1.5, r"\[0, 1\]"), ("bce", np.nan, r"\[0, 1\]|finite"), ("mse", np.inf, "finite")])
+def test_bad_float_targets_get_clear_errors(loss, target, match):
+    net = _net("float64")
+    X, y = _data("float64", loss)
+    y[2, 1] = target
+    with pytest.raises(ValueError, match=match):
+        net.train_step(X, y, loss)
+
+
+def test_non_finite_loss_raises_before_any_update():
+    net = _net("float32")
+    X, y = _data("float32", "mse")
+    net.train_step(X, y, "mse")
+    net.params[...] = np.float32(1e30)  # the last layer's output overflows to inf
+    before, step_count = net.params.copy(), net.optimizer.step_count
+    with pytest.raises(FloatingPointError, match="no update"):
+        net.train_step(X, y, "mse")
+    np.testing.assert_array_equal(before, net.params)
+    assert net.optimizer.step_count == step_count
+
+
+def test_astype_gets_its_own_plan():
+    net = _net("float32")
+    X, y = _data("float32", "cross_entropy")
+    net.train_step(X, y)
+    twin = net.astype("float64")
+    before = net.params.copy()
+    twin.train_step(X.astype(np.float64), y)
+    np.testing.assert_array_equal(before, net.params)
+    assert twin._train_step.params is twin.params
+
+
+def test_plan_refuses_foreign_views():
+    from fastbp import _engine
+    net = _net("float32")
+    W = np.zeros((7, 5), np.float32)
+    stages = [(W, None, net.layers[0].grads["weight"], None, 0, 0.0)]
+    with pytest.raises(ValueError, match="views into params or grads"):
+        _engine.TrainingPlan(net.params, net.grads, stages, "mse")
+
+
+def test_train_gathered_checks_the_batch_bounds():
+    net = _net("float32")
+    X, y = _data("float32", "cross_entropy", n=10)
+    step = make_step(net, get_loss("cross_entropy"), fb.Adam(net), True)
+    order = np.arange(10, dtype=np.int64)
+    with pytest.raises(ValueError):
+        step.gathered(X, y, order, 5, 11)
+    order[3] = 10
+    with pytest.raises(ValueError, match="order"):
+        step.gathered(X, y, order, 0, 5)
