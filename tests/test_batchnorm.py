@@ -281,6 +281,20 @@ def test_accumulate_adds_this_batch_gradients(dtype):
     np.testing.assert_allclose(net.grads, 2 * once, **tol(dtype))
 
 
+def test_a_diverging_step_leaves_the_running_statistics():
+    """A non-finite loss makes no update: neither to the parameters nor to the buffers."""
+    net = bn_net("float64")
+    X = rnd((16, 4), 0)
+    net.forward(X, training=True)
+    buffers = net.buffers.copy()
+    with pytest.raises(FloatingPointError, match="no update was made"):
+        net.train_step(X, np.full((16, 3), 1e200), loss="mse")      # (1e200)^2 overflows
+    np.testing.assert_array_equal(net.buffers, buffers)
+    with pytest.raises(FloatingPointError, match="training stopped"):
+        net.fit(X, np.full((16, 3), 1e200), loss="mse", batch_size=8, verbose=0)
+    np.testing.assert_array_equal(net.buffers, buffers)
+
+
 # -------------------------------------------------------------------------------- gradcheck
 def test_gradcheck_alone_and_in_a_deep_network():
     alone = fb.Sequential(fb.BatchNorm(5, eps=1e-3), dtype="float64", seed=1)
