@@ -10,10 +10,21 @@ from fastbp.batchnorm import BatchNorm
 from fastbp.dropout import Dropout
 from fastbp.gradcheck import GradcheckError, GradcheckReport, gradcheck
 from fastbp.io import load
-from fastbp.layers import Dense, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
+from fastbp.layers import (
+    ELU,
+    GELU,
+    Dense,
+    Identity,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softplus,
+    Tanh,
+)
 from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
 from fastbp.network import Sequential, mlp
-from fastbp.optim import SGD, Adam, AdamW, Optimizer
+from fastbp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from fastbp.residual import Residual
 from fastbp.threads import _init_threads, get_num_threads, set_num_threads
 from fastbp.training import History
@@ -24,7 +35,7 @@ __all__ = [
     "Sequential", "mlp", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
     "Loss", "SoftmaxCrossEntropy", "MSE", "BCEWithLogits", "Optimizer", "SGD", "Adam", "AdamW",
     "History", "gradcheck", "GradcheckError", "GradcheckReport", "load", "set_num_threads",
-    "get_num_threads", "BatchNorm", "Dropout", "Residual",
+    "get_num_threads", "GELU", "Softplus", "ELU", "RMSprop", "BatchNorm", "Dropout", "Residual",
 ]
 
 _init_threads()

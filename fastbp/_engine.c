@@ -1956,7 +1956,7 @@ static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_fro
 /*--- Type declarations ---*/
 struct __pyx_obj_6fastbp_7_engine_TrainingPlan;
 
-/* "fastbp/_engine.pyx":97
+/* "fastbp/_engine.pyx":100
  * 
  * 
  * cdef class TrainingPlan:             # <<<<<<<<<<<<<<
@@ -1979,11 +1979,11 @@ struct __pyx_obj_6fastbp_7_engine_TrainingPlan {
   int unit_targets;
   PyObject *_weights;
   PyObject *_outputs;
+  PyObject *_preacts;
   PyObject *_deltas;
   PyObject *_input;
   PyObject *_target;
-  PyObject *_state1;
-  PyObject *_state2;
+  PyObject *_states;
 };
 
 
@@ -1991,6 +1991,7 @@ struct __pyx_obj_6fastbp_7_engine_TrainingPlan {
 struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan {
   PyObject *(*_check_view)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *);
   int (*_set_update)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyObject *);
+  void *(*_state_data)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, int);
   double (*_run)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, void const *, void const *, Py_ssize_t, PyObject *);
   int (*_finite)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *);
   int (*_in_range)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *, double, double);
@@ -3541,6 +3542,7 @@ static CYTHON_INLINE npy_intp __pyx_f_5numpy_7ndarray_4size___get__(PyArrayObjec
 static CYTHON_INLINE char *__pyx_f_5numpy_7ndarray_4data___get__(PyArrayObject *__pyx_v_self); /* proto*/
 static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyArrayObject *__pyx_v_arr); /* proto*/
 static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyObject *__pyx_v_optimizer); /* proto*/
+static void *__pyx_f_6fastbp_7_engine_12TrainingPlan__state_data(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, int __pyx_v_i); /* proto*/
 static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, void const *__pyx_v_X, void const *__pyx_v_target, Py_ssize_t __pyx_v_rows, PyObject *__pyx_v_optimizer); /* proto*/
 static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyArrayObject *__pyx_v_a); /* proto*/
 static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, PyArrayObject *__pyx_v_a, double __pyx_v_lo, double __pyx_v_hi); /* proto*/
@@ -3682,10 +3684,10 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_items;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
-    PyObject *__pyx_tuple[1];
+    PyObject *__pyx_tuple[5];
     PyObject *__pyx_codeobj_tab[9];
-    PyObject *__pyx_string_tab[144];
-    PyObject *__pyx_number_tab[1];
+    PyObject *__pyx_string_tab[154];
+    PyObject *__pyx_number_tab[4];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
 #if CYTHON_COMPILING_IN_LIMITED_API
@@ -3800,85 +3802,98 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_test __pyx_string_tab[63]
 #define __pyx_n_u_is_coroutine __pyx_string_tab[64]
 #define __pyx_n_u_adam __pyx_string_tab[65]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[66]
-#define __pyx_n_u_bad __pyx_string_tab[67]
-#define __pyx_n_u_batch_target __pyx_string_tab[68]
-#define __pyx_n_u_bce_with_logits __pyx_string_tab[69]
-#define __pyx_n_u_betas __pyx_string_tab[70]
-#define __pyx_n_u_c_contiguous __pyx_string_tab[71]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[72]
-#define __pyx_n_u_clip_norm __pyx_string_tab[73]
-#define __pyx_n_u_cross_entropy __pyx_string_tab[74]
-#define __pyx_n_u_cross_entropy_probs __pyx_string_tab[75]
-#define __pyx_n_u_decoupled __pyx_string_tab[76]
-#define __pyx_n_u_dtype __pyx_string_tab[77]
-#define __pyx_n_u_empty __pyx_string_tab[78]
-#define __pyx_n_u_empty_like __pyx_string_tab[79]
-#define __pyx_n_u_enumerate __pyx_string_tab[80]
-#define __pyx_n_u_eps __pyx_string_tab[81]
-#define __pyx_n_u_fastbp__engine __pyx_string_tab[82]
-#define __pyx_n_u_flags __pyx_string_tab[83]
-#define __pyx_n_u_float32 __pyx_string_tab[84]
-#define __pyx_n_u_float64 __pyx_string_tab[85]
-#define __pyx_n_u_fused_update __pyx_string_tab[86]
-#define __pyx_n_u_grads __pyx_string_tab[87]
-#define __pyx_n_u_i __pyx_string_tab[88]
-#define __pyx_n_u_idx __pyx_string_tab[89]
-#define __pyx_n_u_int64 __pyx_string_tab[90]
-#define __pyx_n_u_items __pyx_string_tab[91]
-#define __pyx_n_u_keep_backup __pyx_string_tab[92]
-#define __pyx_n_u_loss __pyx_string_tab[93]
-#define __pyx_n_u_lr __pyx_string_tab[94]
-#define __pyx_n_u_m __pyx_string_tab[95]
-#define __pyx_n_u_momentum __pyx_string_tab[96]
-#define __pyx_n_u_momentum_buffer __pyx_string_tab[97]
-#define __pyx_n_u_mse __pyx_string_tab[98]
-#define __pyx_n_u_mse_half __pyx_string_tab[99]
-#define __pyx_n_u_n __pyx_string_tab[100]
-#define __pyx_n_u_nbytes __pyx_string_tab[101]
-#define __pyx_n_u_nesterov __pyx_string_tab[102]
-#define __pyx_n_u_np __pyx_string_tab[103]
-#define __pyx_n_u_numpy __pyx_string_tab[104]
-#define __pyx_n_u_optimizer __pyx_string_tab[105]
-#define __pyx_n_u_order __pyx_string_tab[106]
-#define __pyx_n_u_out __pyx_string_tab[107]
-#define __pyx_n_u_output __pyx_string_tab[108]
-#define __pyx_n_u_outputs __pyx_string_tab[109]
-#define __pyx_n_u_params __pyx_string_tab[110]
-#define __pyx_n_u_pop __pyx_string_tab[111]
-#define __pyx_n_u_reserve __pyx_string_tab[112]
-#define __pyx_n_u_rows __pyx_string_tab[113]
-#define __pyx_n_u_rows_idx __pyx_string_tab[114]
-#define __pyx_n_u_s __pyx_string_tab[115]
-#define __pyx_n_u_self __pyx_string_tab[116]
-#define __pyx_n_u_set_clip_norm __pyx_string_tab[117]
-#define __pyx_n_u_setdefault __pyx_string_tab[118]
-#define __pyx_n_u_sgd __pyx_string_tab[119]
-#define __pyx_n_u_stages __pyx_string_tab[120]
-#define __pyx_n_u_start __pyx_string_tab[121]
-#define __pyx_n_u_step_count __pyx_string_tab[122]
-#define __pyx_n_u_stop __pyx_string_tab[123]
-#define __pyx_n_u_t __pyx_string_tab[124]
-#define __pyx_n_u_tb __pyx_string_tab[125]
-#define __pyx_n_u_train_gathered __pyx_string_tab[126]
-#define __pyx_n_u_train_step __pyx_string_tab[127]
-#define __pyx_n_u_v __pyx_string_tab[128]
-#define __pyx_n_u_values __pyx_string_tab[129]
-#define __pyx_n_u_weight_decay __pyx_string_tab[130]
-#define __pyx_n_u_widest __pyx_string_tab[131]
-#define __pyx_n_u_x __pyx_string_tab[132]
-#define __pyx_n_u_xb __pyx_string_tab[133]
-#define __pyx_n_u_y __pyx_string_tab[134]
-#define __pyx_kp_b_void_char_char_int_int_int___pyx __pyx_string_tab[135]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[136]
-#define __pyx_kp_b_iso88591_A_5_4uA_Q_L_E_at5_F_F_e7_25EV4q __pyx_string_tab[137]
-#define __pyx_kp_b_iso88591_A_E_gZs_E __pyx_string_tab[138]
-#define __pyx_kp_b_iso88591_A_q_2V4wd __pyx_string_tab[139]
-#define __pyx_kp_b_iso88591_A_t82Q __pyx_string_tab[140]
-#define __pyx_kp_b_iso88591_A_t9AT_j_Ba __pyx_string_tab[141]
-#define __pyx_kp_b_iso88591_A_WIQ_5_as_j_4q_as_T_a_az_S_Bc_F __pyx_string_tab[142]
-#define __pyx_kp_b_iso88591_A_4vQc_Zq_1_Q_q_aq_1F_3c_U_Q_1_4 __pyx_string_tab[143]
-#define __pyx_int_1 __pyx_number_tab[0]
+#define __pyx_n_u_alpha __pyx_string_tab[66]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[67]
+#define __pyx_n_u_bad __pyx_string_tab[68]
+#define __pyx_n_u_batch_target __pyx_string_tab[69]
+#define __pyx_n_u_bce_with_logits __pyx_string_tab[70]
+#define __pyx_n_u_beta __pyx_string_tab[71]
+#define __pyx_n_u_betas __pyx_string_tab[72]
+#define __pyx_n_u_c_contiguous __pyx_string_tab[73]
+#define __pyx_n_u_centered __pyx_string_tab[74]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[75]
+#define __pyx_n_u_clip_norm __pyx_string_tab[76]
+#define __pyx_n_u_cross_entropy __pyx_string_tab[77]
+#define __pyx_n_u_cross_entropy_probs __pyx_string_tab[78]
+#define __pyx_n_u_decoupled __pyx_string_tab[79]
+#define __pyx_n_u_dtype __pyx_string_tab[80]
+#define __pyx_n_u_empty __pyx_string_tab[81]
+#define __pyx_n_u_empty_like __pyx_string_tab[82]
+#define __pyx_n_u_enumerate __pyx_string_tab[83]
+#define __pyx_n_u_eps __pyx_string_tab[84]
+#define __pyx_n_u_fastbp__engine __pyx_string_tab[85]
+#define __pyx_n_u_flags __pyx_string_tab[86]
+#define __pyx_n_u_float32 __pyx_string_tab[87]
+#define __pyx_n_u_float64 __pyx_string_tab[88]
+#define __pyx_n_u_fused_update __pyx_string_tab[89]
+#define __pyx_n_u_get __pyx_string_tab[90]
+#define __pyx_n_u_grad_avg __pyx_string_tab[91]
+#define __pyx_n_u_grads __pyx_string_tab[92]
+#define __pyx_n_u_i __pyx_string_tab[93]
+#define __pyx_n_u_idx __pyx_string_tab[94]
+#define __pyx_n_u_int64 __pyx_string_tab[95]
+#define __pyx_n_u_items __pyx_string_tab[96]
+#define __pyx_n_u_keep_backup __pyx_string_tab[97]
+#define __pyx_n_u_loss __pyx_string_tab[98]
+#define __pyx_n_u_lr __pyx_string_tab[99]
+#define __pyx_n_u_m __pyx_string_tab[100]
+#define __pyx_n_u_momentum __pyx_string_tab[101]
+#define __pyx_n_u_momentum_buffer __pyx_string_tab[102]
+#define __pyx_n_u_mse __pyx_string_tab[103]
+#define __pyx_n_u_mse_half __pyx_string_tab[104]
+#define __pyx_n_u_n __pyx_string_tab[105]
+#define __pyx_n_u_nbytes __pyx_string_tab[106]
+#define __pyx_n_u_nesterov __pyx_string_tab[107]
+#define __pyx_n_u_np __pyx_string_tab[108]
+#define __pyx_n_u_numpy __pyx_string_tab[109]
+#define __pyx_n_u_optimizer __pyx_string_tab[110]
+#define __pyx_n_u_order __pyx_string_tab[111]
+#define __pyx_n_u_out __pyx_string_tab[112]
+#define __pyx_n_u_output __pyx_string_tab[113]
+#define __pyx_n_u_outputs __pyx_string_tab[114]
+#define __pyx_n_u_params __pyx_string_tab[115]
+#define __pyx_n_u_pop __pyx_string_tab[116]
+#define __pyx_n_u_preact __pyx_string_tab[117]
+#define __pyx_n_u_reserve __pyx_string_tab[118]
+#define __pyx_n_u_rmsprop __pyx_string_tab[119]
+#define __pyx_n_u_rows __pyx_string_tab[120]
+#define __pyx_n_u_rows_idx __pyx_string_tab[121]
+#define __pyx_n_u_s __pyx_string_tab[122]
+#define __pyx_n_u_self __pyx_string_tab[123]
+#define __pyx_n_u_set_clip_norm __pyx_string_tab[124]
+#define __pyx_n_u_setdefault __pyx_string_tab[125]
+#define __pyx_n_u_sgd __pyx_string_tab[126]
+#define __pyx_n_u_slope __pyx_string_tab[127]
+#define __pyx_n_u_square_avg __pyx_string_tab[128]
+#define __pyx_n_u_stages __pyx_string_tab[129]
+#define __pyx_n_u_start __pyx_string_tab[130]
+#define __pyx_n_u_step_count __pyx_string_tab[131]
+#define __pyx_n_u_stop __pyx_string_tab[132]
+#define __pyx_n_u_t __pyx_string_tab[133]
+#define __pyx_n_u_tb __pyx_string_tab[134]
+#define __pyx_n_u_threshold __pyx_string_tab[135]
+#define __pyx_n_u_train_gathered __pyx_string_tab[136]
+#define __pyx_n_u_train_step __pyx_string_tab[137]
+#define __pyx_n_u_v __pyx_string_tab[138]
+#define __pyx_n_u_values __pyx_string_tab[139]
+#define __pyx_n_u_weight_decay __pyx_string_tab[140]
+#define __pyx_n_u_widest __pyx_string_tab[141]
+#define __pyx_n_u_x __pyx_string_tab[142]
+#define __pyx_n_u_xb __pyx_string_tab[143]
+#define __pyx_n_u_y __pyx_string_tab[144]
+#define __pyx_kp_b_void_char_char_int_int_int___pyx __pyx_string_tab[145]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[146]
+#define __pyx_kp_b_iso88591_A_5_4uA_Q_Kt_t1_E_at5_F_F_e7_25E __pyx_string_tab[147]
+#define __pyx_kp_b_iso88591_A_E_gZs_E __pyx_string_tab[148]
+#define __pyx_kp_b_iso88591_A_q_2V4wd __pyx_string_tab[149]
+#define __pyx_kp_b_iso88591_A_t82Q __pyx_string_tab[150]
+#define __pyx_kp_b_iso88591_A_t9AT_j_Ba __pyx_string_tab[151]
+#define __pyx_kp_b_iso88591_A_WIQ_5_as_j_4q_as_T_a_az_S_Bc_F __pyx_string_tab[152]
+#define __pyx_kp_b_iso88591_A_4vQc_Zq_1_Q_q_aq_1F_3c_U_Q_1_4 __pyx_string_tab[153]
+#define __pyx_float_0_0 __pyx_number_tab[0]
+#define __pyx_float_1_0 __pyx_number_tab[1]
+#define __pyx_float_20_0 __pyx_number_tab[2]
+#define __pyx_int_1 __pyx_number_tab[3]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -3914,10 +3929,10 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
-  for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<9; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<144; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<154; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
 Py_CLEAR(clear_module_state->__pyx_CommonTypesMetaclassType);
@@ -3961,10 +3976,10 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
-  for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<9; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<144; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<154; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
 Py_VISIT(traverse_module_state->__pyx_CommonTypesMetaclassType);
@@ -5856,7 +5871,7 @@ static CYTHON_INLINE NPY_DATETIMEUNIT __pyx_f_5numpy_get_datetime64_unit(PyObjec
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":82
+/* "fastbp/_engine.pyx":85
  * 
  * 
  * cdef inline bint _plain(object a, int typenum, int ndim):             # <<<<<<<<<<<<<<
@@ -5869,7 +5884,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "fastbp/_engine.pyx":84
+  /* "fastbp/_engine.pyx":87
  * cdef inline bint _plain(object a, int typenum, int ndim):
  *     """True when `a` is a C-contiguous ndarray of `typenum` with `ndim` dimensions."""
  *     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum             # <<<<<<<<<<<<<<
@@ -5887,7 +5902,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
     goto __pyx_L3_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":85
+  /* "fastbp/_engine.pyx":88
  *     """True when `a` is a C-contiguous ndarray of `typenum` with `ndim` dimensions."""
  *     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
  *             and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim             # <<<<<<<<<<<<<<
@@ -5905,7 +5920,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
     goto __pyx_L3_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":86
+  /* "fastbp/_engine.pyx":89
  *     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
  *             and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
  *             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))             # <<<<<<<<<<<<<<
@@ -5933,7 +5948,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":82
+  /* "fastbp/_engine.pyx":85
  * 
  * 
  * cdef inline bint _plain(object a, int typenum, int ndim):             # <<<<<<<<<<<<<<
@@ -5947,7 +5962,7 @@ static CYTHON_INLINE int __pyx_f_6fastbp_7_engine__plain(PyObject *__pyx_v_a, in
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":89
+/* "fastbp/_engine.pyx":92
  * 
  * 
  * cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:             # <<<<<<<<<<<<<<
@@ -5964,7 +5979,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "fastbp/_engine.pyx":91
+  /* "fastbp/_engine.pyx":94
  * cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:
  *     cdef Py_ssize_t i
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -5978,7 +5993,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "fastbp/_engine.pyx":92
+    /* "fastbp/_engine.pyx":95
  *     cdef Py_ssize_t i
  *     for i in range(n):
  *         if labels[i] < 0 or labels[i] >= k:             # <<<<<<<<<<<<<<
@@ -6004,7 +6019,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
     if (__pyx_t_4) {
 
 
-      /* "fastbp/_engine.pyx":93
+      /* "fastbp/_engine.pyx":96
  *     for i in range(n):
  *         if labels[i] < 0 or labels[i] >= k:
  *             return i             # <<<<<<<<<<<<<<
@@ -6017,7 +6032,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
       }
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":92
+      /* "fastbp/_engine.pyx":95
  *     cdef Py_ssize_t i
  *     for i in range(n):
  *         if labels[i] < 0 or labels[i] >= k:             # <<<<<<<<<<<<<<
@@ -6028,7 +6043,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   }
 
 
-  /* "fastbp/_engine.pyx":94
+  /* "fastbp/_engine.pyx":97
  *         if labels[i] < 0 or labels[i] >= k:
  *             return i
  *     return -1             # <<<<<<<<<<<<<<
@@ -6041,7 +6056,7 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":89
+  /* "fastbp/_engine.pyx":92
  * 
  * 
  * cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k) nogil:             # <<<<<<<<<<<<<<
@@ -6055,8 +6070,8 @@ static Py_ssize_t __pyx_f_6fastbp_7_engine__first_bad_label(int64_t const *__pyx
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":120
- *     cdef object _state1, _state2
+/* "fastbp/_engine.pyx":124
+ *     cdef tuple _states
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
  *         self.plan.stages = NULL
@@ -6107,7 +6122,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self) {
   int __pyx_r;
 
-  /* "fastbp/_engine.pyx":121
+  /* "fastbp/_engine.pyx":125
  * 
  *     def __cinit__(self):
  *         self.plan.stages = NULL             # <<<<<<<<<<<<<<
@@ -6116,8 +6131,8 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.stages = NULL;
 
-  /* "fastbp/_engine.pyx":120
- *     cdef object _state1, _state2
+  /* "fastbp/_engine.pyx":124
+ *     cdef tuple _states
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
  *         self.plan.stages = NULL
@@ -6130,7 +6145,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan___cinit__(struct __pyx_obj_6
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":123
+/* "fastbp/_engine.pyx":127
  *         self.plan.stages = NULL
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -6153,7 +6168,7 @@ static void __pyx_pw_6fastbp_7_engine_12TrainingPlan_3__dealloc__(PyObject *__py
 
 static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self) {
 
-  /* "fastbp/_engine.pyx":124
+  /* "fastbp/_engine.pyx":128
  * 
  *     def __dealloc__(self):
  *         PyMem_Free(self.plan.stages)             # <<<<<<<<<<<<<<
@@ -6162,7 +6177,7 @@ static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_o
 */
   PyMem_Free(__pyx_v_self->plan.stages);
 
-  /* "fastbp/_engine.pyx":123
+  /* "fastbp/_engine.pyx":127
  *         self.plan.stages = NULL
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -6174,7 +6189,7 @@ static void __pyx_pf_6fastbp_7_engine_12TrainingPlan_2__dealloc__(struct __pyx_o
 
 }
 
-/* "fastbp/_engine.pyx":126
+/* "fastbp/_engine.pyx":130
  *         PyMem_Free(self.plan.stages)
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,             # <<<<<<<<<<<<<<
@@ -6225,40 +6240,40 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_params,&__pyx_mstate_global->__pyx_n_u_grads,&__pyx_mstate_global->__pyx_n_u_stages,&__pyx_mstate_global->__pyx_n_u_loss,&__pyx_mstate_global->__pyx_n_u_keep_backup,&__pyx_mstate_global->__pyx_n_u_clip_norm,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 126, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 130, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 130, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 130, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 130, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 130, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 130, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 130, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 126, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 130, __pyx_L3_error)
 
-      /* "fastbp/_engine.pyx":127
+      /* "fastbp/_engine.pyx":131
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
  *                  clip_norm=None):             # <<<<<<<<<<<<<<
@@ -6267,27 +6282,27 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 */
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, i); __PYX_ERR(0, 126, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, i); __PYX_ERR(0, 130, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 130, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 130, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 130, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 130, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 130, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 126, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 130, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -6298,10 +6313,10 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
     __pyx_v_stages = ((PyObject*)values[2]);
     __pyx_v_loss = ((PyObject*)values[3]);
     if (values[4]) {
-      __pyx_v_keep_backup = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_keep_backup == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 126, __pyx_L3_error)
+      __pyx_v_keep_backup = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_keep_backup == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 130, __pyx_L3_error)
     } else {
 
-      /* "fastbp/_engine.pyx":126
+      /* "fastbp/_engine.pyx":130
  *         PyMem_Free(self.plan.stages)
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,             # <<<<<<<<<<<<<<
@@ -6314,7 +6329,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, __pyx_nargs); __PYX_ERR(0, 126, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 4, 6, __pyx_nargs); __PYX_ERR(0, 130, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -6325,8 +6340,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_stages), (&PyList_Type), 1, "stages", 1))) __PYX_ERR(0, 126, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_loss), (&PyUnicode_Type), 1, "loss", 1))) __PYX_ERR(0, 126, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_stages), (&PyList_Type), 1, "stages", 1))) __PYX_ERR(0, 130, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_loss), (&PyUnicode_Type), 1, "loss", 1))) __PYX_ERR(0, 130, __pyx_L1_error)
   __pyx_r = __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(((struct __pyx_obj_6fastbp_7_engine_TrainingPlan *)__pyx_v_self), __pyx_v_params, __pyx_v_grads, __pyx_v_stages, __pyx_v_loss, __pyx_v_keep_backup, __pyx_v_clip_norm);
 
   /* function exit code */
@@ -6357,7 +6372,6 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   PyObject *__pyx_v_weight_grad = NULL;
   PyObject *__pyx_v_bias_grad = NULL;
   PyObject *__pyx_v_activation = NULL;
-  PyObject *__pyx_v_slope = NULL;
   PyObject *__pyx_v_arr = NULL;
   int __pyx_r;
   __Pyx_RefNannyDeclarations
@@ -6390,8 +6404,9 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
+  __Pyx_INCREF(__pyx_v_params);
 
-  /* "fastbp/_engine.pyx":128
+  /* "fastbp/_engine.pyx":132
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
  *                  clip_norm=None):
  *         cdef cnp.ndarray p = params, g = grads             # <<<<<<<<<<<<<<
@@ -6400,30 +6415,30 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_t_1 = __pyx_v_params;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 128, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 132, __pyx_L1_error)
   __pyx_v_p = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_grads;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 128, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 132, __pyx_L1_error)
   __pyx_v_g = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":129
+  /* "fastbp/_engine.pyx":133
  *                  clip_norm=None):
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \             # <<<<<<<<<<<<<<
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
  *                 not p.flags.c_contiguous or not g.flags.c_contiguous:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_5, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_5, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_6) {
 
@@ -6433,12 +6448,12 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     goto __pyx_L6_bool_binop_done;
   }
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   __pyx_t_3 = __pyx_t_6;
@@ -6456,11 +6471,11 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (!__pyx_t_6) {
@@ -6472,7 +6487,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":130
+  /* "fastbp/_engine.pyx":134
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \             # <<<<<<<<<<<<<<
@@ -6500,19 +6515,19 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":131
+  /* "fastbp/_engine.pyx":135
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
  *                 not p.flags.c_contiguous or not g.flags.c_contiguous:             # <<<<<<<<<<<<<<
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
  *                              "dtype and size")
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_3 = (!__pyx_t_6);
 
@@ -6525,12 +6540,12 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6 = (!__pyx_t_3);
 
@@ -6540,7 +6555,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastbp/_engine.pyx":129
+  /* "fastbp/_engine.pyx":133
  *                  clip_norm=None):
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \             # <<<<<<<<<<<<<<
@@ -6550,7 +6565,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastbp/_engine.pyx":132
+    /* "fastbp/_engine.pyx":136
  *                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
  *                 not p.flags.c_contiguous or not g.flags.c_contiguous:
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "             # <<<<<<<<<<<<<<
@@ -6563,14 +6578,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_params_grads_expected_two_C_cont};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 132, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 136, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 132, __pyx_L1_error)
+    __PYX_ERR(0, 136, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":129
+    /* "fastbp/_engine.pyx":133
  *                  clip_norm=None):
  *         cdef cnp.ndarray p = params, g = grads
  *         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \             # <<<<<<<<<<<<<<
@@ -6579,7 +6594,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   }
 
-  /* "fastbp/_engine.pyx":134
+  /* "fastbp/_engine.pyx":138
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
  *                              "dtype and size")
  *         if not stages:             # <<<<<<<<<<<<<<
@@ -6590,7 +6605,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_v_stages);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 134, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 138, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -6600,7 +6615,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "fastbp/_engine.pyx":135
+    /* "fastbp/_engine.pyx":139
  *                              "dtype and size")
  *         if not stages:
  *             raise ValueError("stages: expected at least one stage")             # <<<<<<<<<<<<<<
@@ -6613,14 +6628,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_stages_expected_at_least_one_sta};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 139, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 135, __pyx_L1_error)
+    __PYX_ERR(0, 139, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":134
+    /* "fastbp/_engine.pyx":138
  *             raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
  *                              "dtype and size")
  *         if not stages:             # <<<<<<<<<<<<<<
@@ -6629,7 +6644,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   }
 
-  /* "fastbp/_engine.pyx":136
+  /* "fastbp/_engine.pyx":140
  *         if not stages:
  *             raise ValueError("stages: expected at least one stage")
  *         self.params, self.grads, self.dtype = p, g, p.dtype             # <<<<<<<<<<<<<<
@@ -6640,7 +6655,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_INCREF(__pyx_t_4);
   __pyx_t_1 = ((PyObject *)__pyx_v_g);
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 140, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_4);
   __Pyx_GOTREF(__pyx_v_self->params);
@@ -6655,7 +6670,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_DECREF_SET(__pyx_v_self->dtype, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "fastbp/_engine.pyx":137
+  /* "fastbp/_engine.pyx":141
  *             raise ValueError("stages: expected at least one stage")
  *         self.params, self.grads, self.dtype = p, g, p.dtype
  *         self.typenum = cnp.PyArray_TYPE(p)             # <<<<<<<<<<<<<<
@@ -6664,7 +6679,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->typenum = PyArray_TYPE(__pyx_v_p);
 
-  /* "fastbp/_engine.pyx":138
+  /* "fastbp/_engine.pyx":142
  *         self.params, self.grads, self.dtype = p, g, p.dtype
  *         self.typenum = cnp.PyArray_TYPE(p)
  *         self.plan.n_params = p.shape[0]             # <<<<<<<<<<<<<<
@@ -6673,7 +6688,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.n_params = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_p)[0]);
 
-  /* "fastbp/_engine.pyx":139
+  /* "fastbp/_engine.pyx":143
  *         self.typenum = cnp.PyArray_TYPE(p)
  *         self.plan.n_params = p.shape[0]
  *         self.plan.params = cnp.PyArray_DATA(p)             # <<<<<<<<<<<<<<
@@ -6682,7 +6697,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.params = PyArray_DATA(__pyx_v_p);
 
-  /* "fastbp/_engine.pyx":140
+  /* "fastbp/_engine.pyx":144
  *         self.plan.n_params = p.shape[0]
  *         self.plan.params = cnp.PyArray_DATA(p)
  *         self.plan.grads = cnp.PyArray_DATA(g)             # <<<<<<<<<<<<<<
@@ -6691,47 +6706,47 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.grads = PyArray_DATA(__pyx_v_g);
 
-  /* "fastbp/_engine.pyx":141
+  /* "fastbp/_engine.pyx":145
  *         self.plan.params = cnp.PyArray_DATA(p)
  *         self.plan.grads = cnp.PyArray_DATA(g)
  *         self.plan.loss = LOSS_KINDS[loss]             # <<<<<<<<<<<<<<
  *         self.labels = loss == "cross_entropy"
  *         self.unit_targets = loss == "bce_with_logits"
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 141, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 145, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_1 = __Pyx_PyObject_Dict_GetItem(__pyx_t_5, __pyx_v_loss); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 141, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Dict_GetItem(__pyx_t_5, __pyx_v_loss); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 145, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_8 = ((fb_loss_kind)__Pyx_PyLong_As_fb_loss_kind(__pyx_t_1)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 141, __pyx_L1_error)
+  __pyx_t_8 = ((fb_loss_kind)__Pyx_PyLong_As_fb_loss_kind(__pyx_t_1)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 145, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->plan.loss = __pyx_t_8;
 
-  /* "fastbp/_engine.pyx":142
+  /* "fastbp/_engine.pyx":146
  *         self.plan.grads = cnp.PyArray_DATA(g)
  *         self.plan.loss = LOSS_KINDS[loss]
  *         self.labels = loss == "cross_entropy"             # <<<<<<<<<<<<<<
  *         self.unit_targets = loss == "bce_with_logits"
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
 */
-  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_cross_entropy, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 142, __pyx_L1_error)
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 142, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_cross_entropy, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 146, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 146, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->labels = __pyx_t_6;
 
-  /* "fastbp/_engine.pyx":143
+  /* "fastbp/_engine.pyx":147
  *         self.plan.loss = LOSS_KINDS[loss]
  *         self.labels = loss == "cross_entropy"
  *         self.unit_targets = loss == "bce_with_logits"             # <<<<<<<<<<<<<<
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
  *         self.backup = np.empty_like(p) if keep_backup else None
 */
-  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_bce_with_logits, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 143, __pyx_L1_error)
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 143, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_CompareEq_str_str(__pyx_v_loss, __pyx_mstate_global->__pyx_n_u_bce_with_logits, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 147, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->unit_targets = __pyx_t_6;
 
-  /* "fastbp/_engine.pyx":144
+  /* "fastbp/_engine.pyx":148
  *         self.labels = loss == "cross_entropy"
  *         self.unit_targets = loss == "bce_with_logits"
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)             # <<<<<<<<<<<<<<
@@ -6743,13 +6758,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
     __pyx_t_9 = 0.0;
   } else {
-    __pyx_t_10 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_10, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 144, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_10, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 148, __pyx_L1_error)
     __pyx_t_9 = __pyx_t_10;
   }
 
   __pyx_v_self->plan.clip_norm = __pyx_t_9;
 
-  /* "fastbp/_engine.pyx":145
+  /* "fastbp/_engine.pyx":149
  *         self.unit_targets = loss == "bce_with_logits"
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
  *         self.backup = np.empty_like(p) if keep_backup else None             # <<<<<<<<<<<<<<
@@ -6758,9 +6773,9 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   if (__pyx_v_keep_backup) {
     __pyx_t_4 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 145, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 149, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 145, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 149, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
     __pyx_t_7 = 1;
@@ -6780,7 +6795,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 145, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 149, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __pyx_t_1 = __pyx_t_5;
@@ -6794,7 +6809,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_DECREF_SET(__pyx_v_self->backup, __pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":146
+  /* "fastbp/_engine.pyx":150
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
  *         self.backup = np.empty_like(p) if keep_backup else None
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL             # <<<<<<<<<<<<<<
@@ -6804,7 +6819,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (__pyx_v_keep_backup) {
     __pyx_t_1 = __pyx_v_self->backup;
     __Pyx_INCREF(__pyx_t_1);
-    if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 146, __pyx_L1_error)
+    if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 150, __pyx_L1_error)
 
     __pyx_t_13 = PyArray_DATA(((PyArrayObject *)__pyx_t_1));
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -6814,7 +6829,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   }
   __pyx_v_self->plan.backup = __pyx_t_13;
 
-  /* "fastbp/_engine.pyx":147
+  /* "fastbp/_engine.pyx":151
  *         self.backup = np.empty_like(p) if keep_backup else None
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))             # <<<<<<<<<<<<<<
@@ -6823,13 +6838,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   if (unlikely(__pyx_v_stages == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 147, __pyx_L1_error)
+    __PYX_ERR(0, 151, __pyx_L1_error)
   }
-  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 151, __pyx_L1_error)
   __pyx_v_self->plan.stages = ((fb_dense_stage *)PyMem_Malloc((__pyx_t_14 * (sizeof(fb_dense_stage)))));
 
 
-  /* "fastbp/_engine.pyx":148
+  /* "fastbp/_engine.pyx":152
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
  *         if self.plan.stages == NULL:             # <<<<<<<<<<<<<<
@@ -6841,16 +6856,16 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "fastbp/_engine.pyx":149
+    /* "fastbp/_engine.pyx":153
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
  *         if self.plan.stages == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         self.plan.n_stages = len(stages)
  *         self._weights = []
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 149, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 153, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":148
+    /* "fastbp/_engine.pyx":152
  *         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
  *         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
  *         if self.plan.stages == NULL:             # <<<<<<<<<<<<<<
@@ -6859,7 +6874,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   }
 
-  /* "fastbp/_engine.pyx":150
+  /* "fastbp/_engine.pyx":154
  *         if self.plan.stages == NULL:
  *             raise MemoryError()
  *         self.plan.n_stages = len(stages)             # <<<<<<<<<<<<<<
@@ -6868,29 +6883,29 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   if (unlikely(__pyx_v_stages == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 150, __pyx_L1_error)
+    __PYX_ERR(0, 154, __pyx_L1_error)
   }
-  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 150, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyList_GET_SIZE(__pyx_v_stages); if (unlikely(__pyx_t_14 == ((Py_ssize_t)-1))) __PYX_ERR(0, 154, __pyx_L1_error)
   __pyx_v_self->plan.n_stages = __pyx_t_14;
 
-  /* "fastbp/_engine.pyx":151
+  /* "fastbp/_engine.pyx":155
  *             raise MemoryError()
  *         self.plan.n_stages = len(stages)
  *         self._weights = []             # <<<<<<<<<<<<<<
  *         cdef int s
  *         cdef cnp.ndarray w
 */
-  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 151, __pyx_L1_error)
+  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 155, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __Pyx_GOTREF(__pyx_v_self->_weights);
   __Pyx_DECREF_SET(__pyx_v_self->_weights, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":154
+  /* "fastbp/_engine.pyx":158
  *         cdef int s
  *         cdef cnp.ndarray w
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):             # <<<<<<<<<<<<<<
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):             # <<<<<<<<<<<<<<
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:
 */
@@ -6902,13 +6917,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 154, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 158, __pyx_L1_error)
       #endif
       if (__pyx_t_14 >= __pyx_temp) break;
     }
     __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_14, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_14;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 154, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 158, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     if ((likely(PyTuple_CheckExact(__pyx_t_5))) || (PyList_CheckExact(__pyx_t_5))) {
       PyObject* sequence = __pyx_t_5;
@@ -6916,7 +6931,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       if (unlikely(size != 6)) {
         if (size > 6) __Pyx_RaiseTooManyValuesError(6);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 154, __pyx_L1_error)
+        __PYX_ERR(0, 158, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -6934,22 +6949,22 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         __Pyx_INCREF(__pyx_t_18);
       } else {
         __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_12);
         __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_4);
         __pyx_t_11 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_11);
         __pyx_t_16 = __Pyx_PyList_GET_ITEM_REF(sequence, 3, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_16);
         __pyx_t_17 = __Pyx_PyList_GET_ITEM_REF(sequence, 4, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_17);
         __pyx_t_18 = __Pyx_PyList_GET_ITEM_REF(sequence, 5, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_18);
       }
       #else
@@ -6957,7 +6972,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         Py_ssize_t i;
         PyObject** temps[6] = {&__pyx_t_12,&__pyx_t_4,&__pyx_t_11,&__pyx_t_16,&__pyx_t_17,&__pyx_t_18};
         for (i=0; i < 6; i++) {
-          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 154, __pyx_L1_error)
+          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 158, __pyx_L1_error)
           __Pyx_GOTREF(item);
           *(temps[i]) = item;
         }
@@ -6967,7 +6982,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     } else {
       Py_ssize_t index = -1;
       PyObject** temps[6] = {&__pyx_t_12,&__pyx_t_4,&__pyx_t_11,&__pyx_t_16,&__pyx_t_17,&__pyx_t_18};
-      __pyx_t_19 = PyObject_GetIter(__pyx_t_5); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 154, __pyx_L1_error)
+      __pyx_t_19 = PyObject_GetIter(__pyx_t_5); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 158, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_19);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __pyx_t_20 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_19);
@@ -6976,7 +6991,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         __Pyx_GOTREF(item);
         *(temps[index]) = item;
       }
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_19), 6) < (0)) __PYX_ERR(0, 154, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_20(__pyx_t_19), 6) < (0)) __PYX_ERR(0, 158, __pyx_L1_error)
       __pyx_t_20 = NULL;
       __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
       goto __pyx_L17_unpacking_done;
@@ -6984,7 +6999,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
       __pyx_t_20 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 154, __pyx_L1_error)
+      __PYX_ERR(0, 158, __pyx_L1_error)
       __pyx_L17_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_weight, __pyx_t_12);
@@ -6997,32 +7012,32 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     __pyx_t_16 = 0;
     __Pyx_XDECREF_SET(__pyx_v_activation, __pyx_t_17);
     __pyx_t_17 = 0;
-    __Pyx_XDECREF_SET(__pyx_v_slope, __pyx_t_18);
+    __Pyx_DECREF_SET(__pyx_v_params, __pyx_t_18);
     __pyx_t_18 = 0;
     __pyx_v_s = __pyx_t_15;
     __pyx_t_15 = (__pyx_t_15 + 1);
 
-    /* "fastbp/_engine.pyx":155
+    /* "fastbp/_engine.pyx":159
  *         cdef cnp.ndarray w
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):             # <<<<<<<<<<<<<<
  *                 if arr is not None:
  *                     self._check_view(arr)
 */
-    __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 155, __pyx_L1_error)
+    __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 159, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_INCREF(__pyx_v_weight);
     __Pyx_GIVEREF(__pyx_v_weight);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 155, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 159, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_weight_grad);
     __Pyx_GIVEREF(__pyx_v_weight_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 155, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 159, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias);
     __Pyx_GIVEREF(__pyx_v_bias);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_v_bias) != (0)) __PYX_ERR(0, 155, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_v_bias) != (0)) __PYX_ERR(0, 159, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias_grad);
     __Pyx_GIVEREF(__pyx_v_bias_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 155, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 159, __pyx_L1_error);
     __pyx_t_18 = __pyx_t_5; __Pyx_INCREF(__pyx_t_18);
     __pyx_t_21 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -7034,13 +7049,13 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_5 = __Pyx_PySequence_ITEM(__pyx_t_18, __pyx_t_21);
       #endif
       ++__pyx_t_21;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 155, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 159, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_XDECREF_SET(__pyx_v_arr, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "fastbp/_engine.pyx":156
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+      /* "fastbp/_engine.pyx":160
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:             # <<<<<<<<<<<<<<
  *                     self._check_view(arr)
@@ -7050,20 +7065,20 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       if (__pyx_t_6) {
 
 
-        /* "fastbp/_engine.pyx":157
+        /* "fastbp/_engine.pyx":161
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:
  *                     self._check_view(arr)             # <<<<<<<<<<<<<<
  *             w = weight
  *             self.plan.stages[s].out_features = w.shape[0]
 */
-        if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 157, __pyx_L1_error)
-        __pyx_t_5 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_check_view(__pyx_v_self, ((PyArrayObject *)__pyx_v_arr)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 157, __pyx_L1_error)
+        if (!(likely(((__pyx_v_arr) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_arr, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 161, __pyx_L1_error)
+        __pyx_t_5 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_check_view(__pyx_v_self, ((PyArrayObject *)__pyx_v_arr)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 161, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-        /* "fastbp/_engine.pyx":156
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+        /* "fastbp/_engine.pyx":160
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:             # <<<<<<<<<<<<<<
  *                     self._check_view(arr)
@@ -7071,9 +7086,9 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
       }
 
-      /* "fastbp/_engine.pyx":155
+      /* "fastbp/_engine.pyx":159
  *         cdef cnp.ndarray w
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
  *             for arr in (weight, weight_grad, bias, bias_grad):             # <<<<<<<<<<<<<<
  *                 if arr is not None:
  *                     self._check_view(arr)
@@ -7081,7 +7096,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     }
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
 
-    /* "fastbp/_engine.pyx":158
+    /* "fastbp/_engine.pyx":162
  *                 if arr is not None:
  *                     self._check_view(arr)
  *             w = weight             # <<<<<<<<<<<<<<
@@ -7090,11 +7105,11 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     __pyx_t_18 = __pyx_v_weight;
     __Pyx_INCREF(__pyx_t_18);
-    if (!(likely(((__pyx_t_18) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_18, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 158, __pyx_L1_error)
+    if (!(likely(((__pyx_t_18) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_18, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 162, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_w, ((PyArrayObject *)__pyx_t_18));
     __pyx_t_18 = 0;
 
-    /* "fastbp/_engine.pyx":159
+    /* "fastbp/_engine.pyx":163
  *                     self._check_view(arr)
  *             w = weight
  *             self.plan.stages[s].out_features = w.shape[0]             # <<<<<<<<<<<<<<
@@ -7103,7 +7118,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).out_features = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[0]);
 
-    /* "fastbp/_engine.pyx":160
+    /* "fastbp/_engine.pyx":164
  *             w = weight
  *             self.plan.stages[s].out_features = w.shape[0]
  *             self.plan.stages[s].in_features = w.shape[1]             # <<<<<<<<<<<<<<
@@ -7112,7 +7127,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).in_features = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[1]);
 
-    /* "fastbp/_engine.pyx":161
+    /* "fastbp/_engine.pyx":165
  *             self.plan.stages[s].out_features = w.shape[0]
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:             # <<<<<<<<<<<<<<
@@ -7138,7 +7153,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "fastbp/_engine.pyx":162
+      /* "fastbp/_engine.pyx":166
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
  *                 raise ValueError(f"stages[{s}]: expected input width "             # <<<<<<<<<<<<<<
@@ -7146,19 +7161,19 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
 */
       __pyx_t_5 = NULL;
-      __pyx_t_17 = __Pyx_PyUnicode_From_int(__pyx_v_s, 0, ' ', 'd'); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 162, __pyx_L1_error)
+      __pyx_t_17 = __Pyx_PyUnicode_From_int(__pyx_v_s, 0, ' ', 'd'); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 166, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
 
-      /* "fastbp/_engine.pyx":163
+      /* "fastbp/_engine.pyx":167
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
  *                 raise ValueError(f"stages[{s}]: expected input width "
  *                                  f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
 */
-      __pyx_t_16 = __Pyx_PyUnicode_From_int((__pyx_v_self->plan.stages[(__pyx_v_s - 1)]).out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 163, __pyx_L1_error)
+      __pyx_t_16 = __Pyx_PyUnicode_From_int((__pyx_v_self->plan.stages[(__pyx_v_s - 1)]).out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 167, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
-      __pyx_t_11 = __Pyx_PyUnicode_From_npy_intp((__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[1]), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 163, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_npy_intp((__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_w)[1]), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 167, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_22[0] = __pyx_mstate_global->__pyx_kp_u_stages_2;
       __pyx_t_22[1] = __pyx_t_17;
@@ -7167,7 +7182,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_22[4] = __pyx_mstate_global->__pyx_kp_u_got;
       __pyx_t_22[5] = __pyx_t_11;
 
-      /* "fastbp/_engine.pyx":162
+      /* "fastbp/_engine.pyx":166
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
  *                 raise ValueError(f"stages[{s}]: expected input width "             # <<<<<<<<<<<<<<
@@ -7180,7 +7195,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       #endif
       __pyx_t_23 = 0;
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_22, 6, __pyx_t_21, __pyx_t_23);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 162, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 166, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
@@ -7191,14 +7206,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
         __pyx_t_18 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 162, __pyx_L1_error)
+        if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 166, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_18);
       }
       __Pyx_Raise(__pyx_t_18, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
-      __PYX_ERR(0, 162, __pyx_L1_error)
+      __PYX_ERR(0, 166, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":161
+      /* "fastbp/_engine.pyx":165
  *             self.plan.stages[s].out_features = w.shape[0]
  *             self.plan.stages[s].in_features = w.shape[1]
  *             if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:             # <<<<<<<<<<<<<<
@@ -7207,7 +7222,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     }
 
-    /* "fastbp/_engine.pyx":164
+    /* "fastbp/_engine.pyx":168
  *                 raise ValueError(f"stages[{s}]: expected input width "
  *                                  f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)             # <<<<<<<<<<<<<<
@@ -7216,17 +7231,17 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).weight = PyArray_DATA(__pyx_v_w);
 
-    /* "fastbp/_engine.pyx":165
+    /* "fastbp/_engine.pyx":169
  *                                  f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
 */
-    if (!(likely(((__pyx_v_weight_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_weight_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 165, __pyx_L1_error)
+    if (!(likely(((__pyx_v_weight_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_weight_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 169, __pyx_L1_error)
     (__pyx_v_self->plan.stages[__pyx_v_s]).weight_grad = PyArray_DATA(((PyArrayObject *)__pyx_v_weight_grad));
 
-    /* "fastbp/_engine.pyx":166
+    /* "fastbp/_engine.pyx":170
  *             self.plan.stages[s].weight = cnp.PyArray_DATA(w)
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)             # <<<<<<<<<<<<<<
@@ -7238,14 +7253,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
       __pyx_t_13 = NULL;
     } else {
-      if (!(likely(((__pyx_v_bias) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 166, __pyx_L1_error)
+      if (!(likely(((__pyx_v_bias) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 170, __pyx_L1_error)
 
       __pyx_t_13 = PyArray_DATA(((PyArrayObject *)__pyx_v_bias));
     }
 
     (__pyx_v_self->plan.stages[__pyx_v_s]).bias = __pyx_t_13;
 
-    /* "fastbp/_engine.pyx":167
+    /* "fastbp/_engine.pyx":171
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None             # <<<<<<<<<<<<<<
@@ -7258,20 +7273,20 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
       __pyx_t_13 = NULL;
     } else {
 
-      /* "fastbp/_engine.pyx":168
+      /* "fastbp/_engine.pyx":172
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
  *                                              else cnp.PyArray_DATA(bias_grad))             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].activation = activation
- *             self.plan.stages[s].slope = slope
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
 */
-      if (!(likely(((__pyx_v_bias_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 168, __pyx_L1_error)
+      if (!(likely(((__pyx_v_bias_grad) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_bias_grad, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 172, __pyx_L1_error)
 
       __pyx_t_13 = PyArray_DATA(((PyArrayObject *)__pyx_v_bias_grad));
     }
 
 
-    /* "fastbp/_engine.pyx":167
+    /* "fastbp/_engine.pyx":171
  *             self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
  *             self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None             # <<<<<<<<<<<<<<
@@ -7280,67 +7295,121 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
     (__pyx_v_self->plan.stages[__pyx_v_s]).bias_grad = __pyx_t_13;
 
-    /* "fastbp/_engine.pyx":169
+    /* "fastbp/_engine.pyx":173
  *             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
  *                                              else cnp.PyArray_DATA(bias_grad))
  *             self.plan.stages[s].activation = activation             # <<<<<<<<<<<<<<
- *             self.plan.stages[s].slope = slope
- *             self._weights.append((weight, bias, weight_grad, bias_grad))
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
 */
-    __pyx_t_24 = ((fb_activation)__Pyx_PyLong_As_fb_activation(__pyx_v_activation)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 169, __pyx_L1_error)
+    __pyx_t_24 = ((fb_activation)__Pyx_PyLong_As_fb_activation(__pyx_v_activation)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 173, __pyx_L1_error)
     (__pyx_v_self->plan.stages[__pyx_v_s]).activation = __pyx_t_24;
 
-    /* "fastbp/_engine.pyx":170
+    /* "fastbp/_engine.pyx":174
  *                                              else cnp.PyArray_DATA(bias_grad))
  *             self.plan.stages[s].activation = activation
- *             self.plan.stages[s].slope = slope             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+*/
+    __pyx_t_18 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 174, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
+    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_18, __pyx_mstate_global->__pyx_tuple[0], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 174, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_4); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 174, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    (__pyx_v_self->plan.stages[__pyx_v_s]).params.slope = __pyx_t_9;
+
+    /* "fastbp/_engine.pyx":175
+ *             self.plan.stages[s].activation = activation
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
+*/
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 175, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_4, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 175, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_18); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 175, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
+    (__pyx_v_self->plan.stages[__pyx_v_s]).params.alpha = __pyx_t_9;
+
+    /* "fastbp/_engine.pyx":176
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
+ *             self._weights.append((weight, bias, weight_grad, bias_grad))
+*/
+    __pyx_t_18 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 176, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
+    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_18, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 176, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_4); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 176, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    (__pyx_v_self->plan.stages[__pyx_v_s]).params.beta = __pyx_t_9;
+
+    /* "fastbp/_engine.pyx":177
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)             # <<<<<<<<<<<<<<
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
  *         self.in_features = self.plan.stages[0].in_features
 */
-    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_v_slope); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 170, __pyx_L1_error)
-    (__pyx_v_self->plan.stages[__pyx_v_s]).slope = __pyx_t_9;
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_params, __pyx_mstate_global->__pyx_n_u_get); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 177, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_4, __pyx_mstate_global->__pyx_tuple[3], NULL); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 177, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_9 = __Pyx_PyFloat_AsDouble(__pyx_t_18); if (unlikely((__pyx_t_9 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 177, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
+    (__pyx_v_self->plan.stages[__pyx_v_s]).params.threshold = __pyx_t_9;
 
-    /* "fastbp/_engine.pyx":171
- *             self.plan.stages[s].activation = activation
- *             self.plan.stages[s].slope = slope
+    /* "fastbp/_engine.pyx":178
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
  *             self._weights.append((weight, bias, weight_grad, bias_grad))             # <<<<<<<<<<<<<<
  *         self.in_features = self.plan.stages[0].in_features
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
 */
     if (unlikely(__pyx_v_self->_weights == Py_None)) {
       PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-      __PYX_ERR(0, 171, __pyx_L1_error)
+      __PYX_ERR(0, 178, __pyx_L1_error)
     }
-    __pyx_t_18 = PyTuple_New(4); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 171, __pyx_L1_error)
+    __pyx_t_18 = PyTuple_New(4); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 178, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_18);
     __Pyx_INCREF(__pyx_v_weight);
     __Pyx_GIVEREF(__pyx_v_weight);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 171, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 0, __pyx_v_weight) != (0)) __PYX_ERR(0, 178, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias);
     __Pyx_GIVEREF(__pyx_v_bias);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 1, __pyx_v_bias) != (0)) __PYX_ERR(0, 171, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 1, __pyx_v_bias) != (0)) __PYX_ERR(0, 178, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_weight_grad);
     __Pyx_GIVEREF(__pyx_v_weight_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 2, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 171, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 2, __pyx_v_weight_grad) != (0)) __PYX_ERR(0, 178, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_bias_grad);
     __Pyx_GIVEREF(__pyx_v_bias_grad);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 171, __pyx_L1_error);
-    __pyx_t_25 = __Pyx_PyList_Append(__pyx_v_self->_weights, __pyx_t_18); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 171, __pyx_L1_error)
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 3, __pyx_v_bias_grad) != (0)) __PYX_ERR(0, 178, __pyx_L1_error);
+    __pyx_t_25 = __Pyx_PyList_Append(__pyx_v_self->_weights, __pyx_t_18); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 178, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
 
 
-    /* "fastbp/_engine.pyx":154
+    /* "fastbp/_engine.pyx":158
  *         cdef int s
  *         cdef cnp.ndarray w
- *         for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):             # <<<<<<<<<<<<<<
+ *         for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):             # <<<<<<<<<<<<<<
  *             for arr in (weight, weight_grad, bias, bias_grad):
  *                 if arr is not None:
 */
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":172
- *             self.plan.stages[s].slope = slope
+  /* "fastbp/_engine.pyx":179
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
  *         self.in_features = self.plan.stages[0].in_features             # <<<<<<<<<<<<<<
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
@@ -7350,7 +7419,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
   __pyx_v_self->in_features = __pyx_t_15;
 
-  /* "fastbp/_engine.pyx":173
+  /* "fastbp/_engine.pyx":180
  *             self._weights.append((weight, bias, weight_grad, bias_grad))
  *         self.in_features = self.plan.stages[0].in_features
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features             # <<<<<<<<<<<<<<
@@ -7361,7 +7430,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 
   __pyx_v_self->out_features = __pyx_t_15;
 
-  /* "fastbp/_engine.pyx":174
+  /* "fastbp/_engine.pyx":181
  *         self.in_features = self.plan.stages[0].in_features
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
  *         self.plan.max_rows = 0             # <<<<<<<<<<<<<<
@@ -7370,7 +7439,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->plan.max_rows = 0;
 
-  /* "fastbp/_engine.pyx":175
+  /* "fastbp/_engine.pyx":182
  *         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
  *         self.plan.max_rows = 0
  *         self.update.kind = FB_UPDATE_NONE             # <<<<<<<<<<<<<<
@@ -7379,7 +7448,7 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
 */
   __pyx_v_self->update.kind = FB_UPDATE_NONE;
 
-  /* "fastbp/_engine.pyx":176
+  /* "fastbp/_engine.pyx":183
  *         self.plan.max_rows = 0
  *         self.update.kind = FB_UPDATE_NONE
  *         self.reserve(1)             # <<<<<<<<<<<<<<
@@ -7393,12 +7462,12 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
     PyObject *__pyx_callargs[2] = {__pyx_t_18, __pyx_mstate_global->__pyx_int_1};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reserve, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_18); __pyx_t_18 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 176, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 183, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":126
+  /* "fastbp/_engine.pyx":130
  *         PyMem_Free(self.plan.stages)
  * 
  *     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,             # <<<<<<<<<<<<<<
@@ -7431,14 +7500,14 @@ static int __pyx_pf_6fastbp_7_engine_12TrainingPlan_4__init__(struct __pyx_obj_6
   __Pyx_XDECREF(__pyx_v_weight_grad);
   __Pyx_XDECREF(__pyx_v_bias_grad);
   __Pyx_XDECREF(__pyx_v_activation);
-  __Pyx_XDECREF(__pyx_v_slope);
   __Pyx_XDECREF(__pyx_v_arr);
+  __Pyx_XDECREF(__pyx_v_params);
 
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":178
+/* "fastbp/_engine.pyx":185
  *         self.reserve(1)
  * 
  *     cdef _check_view(self, cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -7467,7 +7536,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_view", 0);
 
-  /* "fastbp/_engine.pyx":181
+  /* "fastbp/_engine.pyx":188
  *         """Every descriptor must point inside params or grads."""
  *         cdef char *lo
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)             # <<<<<<<<<<<<<<
@@ -7476,29 +7545,29 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
   __pyx_v_start = ((char *)PyArray_DATA(__pyx_v_arr));
 
-  /* "fastbp/_engine.pyx":182
+  /* "fastbp/_engine.pyx":189
  *         cdef char *lo
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)
  *         cdef Py_ssize_t size = arr.nbytes, buf_size             # <<<<<<<<<<<<<<
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 182, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 189, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 182, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 189, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_size = __pyx_t_2;
 
-  /* "fastbp/_engine.pyx":183
+  /* "fastbp/_engine.pyx":190
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)
  *         cdef Py_ssize_t size = arr.nbytes, buf_size
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:             # <<<<<<<<<<<<<<
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 190, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 190, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (!__pyx_t_4) {
 
@@ -7508,12 +7577,12 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_arr), __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 190, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 190, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 190, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_6 = (!__pyx_t_4);
 
@@ -7525,7 +7594,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastbp/_engine.pyx":184
+    /* "fastbp/_engine.pyx":191
  *         cdef Py_ssize_t size = arr.nbytes, buf_size
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")             # <<<<<<<<<<<<<<
@@ -7538,14 +7607,14 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_stages_expected_C_contiguous_vie};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 184, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 191, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 184, __pyx_L1_error)
+    __PYX_ERR(0, 191, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":183
+    /* "fastbp/_engine.pyx":190
  *         cdef char *start = <char *>cnp.PyArray_DATA(arr)
  *         cdef Py_ssize_t size = arr.nbytes, buf_size
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:             # <<<<<<<<<<<<<<
@@ -7554,21 +7623,21 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
   }
 
-  /* "fastbp/_engine.pyx":185
+  /* "fastbp/_engine.pyx":192
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):             # <<<<<<<<<<<<<<
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes
 */
-  __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 185, __pyx_L1_error)
+  __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 192, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_INCREF(__pyx_v_self->params);
   __Pyx_GIVEREF(__pyx_v_self->params);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_self->params) != (0)) __PYX_ERR(0, 185, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_self->params) != (0)) __PYX_ERR(0, 192, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_self->grads);
   __Pyx_GIVEREF(__pyx_v_self->grads);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_self->grads) != (0)) __PYX_ERR(0, 185, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_self->grads) != (0)) __PYX_ERR(0, 192, __pyx_L1_error);
   __pyx_t_1 = __pyx_t_5; __Pyx_INCREF(__pyx_t_1);
   __pyx_t_2 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -7580,12 +7649,12 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
     __pyx_t_5 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_2);
     #endif
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 185, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 192, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_XDECREF_SET(__pyx_v_buf, __pyx_t_5);
     __pyx_t_5 = 0;
 
-    /* "fastbp/_engine.pyx":186
+    /* "fastbp/_engine.pyx":193
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)             # <<<<<<<<<<<<<<
@@ -7594,20 +7663,20 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
     __pyx_v_lo = ((char *)PyArray_DATA(((PyArrayObject *)__pyx_v_buf)));
 
-    /* "fastbp/_engine.pyx":187
+    /* "fastbp/_engine.pyx":194
  *         for buf in (self.params, self.grads):
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes             # <<<<<<<<<<<<<<
  *             if lo <= start and start + size <= lo + buf_size:
  *                 return
 */
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 187, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_buf, __pyx_mstate_global->__pyx_n_u_nbytes); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 194, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_5); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 187, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_5); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 194, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_v_buf_size = __pyx_t_8;
 
-    /* "fastbp/_engine.pyx":188
+    /* "fastbp/_engine.pyx":195
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes
  *             if lo <= start and start + size <= lo + buf_size:             # <<<<<<<<<<<<<<
@@ -7633,7 +7702,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
     if (__pyx_t_3) {
 
 
-      /* "fastbp/_engine.pyx":189
+      /* "fastbp/_engine.pyx":196
  *             buf_size = (<cnp.ndarray>buf).nbytes
  *             if lo <= start and start + size <= lo + buf_size:
  *                 return             # <<<<<<<<<<<<<<
@@ -7651,7 +7720,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":188
+      /* "fastbp/_engine.pyx":195
  *             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
  *             buf_size = (<cnp.ndarray>buf).nbytes
  *             if lo <= start and start + size <= lo + buf_size:             # <<<<<<<<<<<<<<
@@ -7660,7 +7729,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
 */
     }
 
-    /* "fastbp/_engine.pyx":185
+    /* "fastbp/_engine.pyx":192
  *         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
  *             raise ValueError("stages: expected C-contiguous views of params/grads")
  *         for buf in (self.params, self.grads):             # <<<<<<<<<<<<<<
@@ -7670,7 +7739,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":190
+  /* "fastbp/_engine.pyx":197
  *             if lo <= start and start + size <= lo + buf_size:
  *                 return
  *         raise ValueError("stages: expected views into params or grads")             # <<<<<<<<<<<<<<
@@ -7683,14 +7752,14 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_stages_expected_views_into_param};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 190, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 197, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 190, __pyx_L1_error)
+  __PYX_ERR(0, 197, __pyx_L1_error)
 
-  /* "fastbp/_engine.pyx":178
+  /* "fastbp/_engine.pyx":185
  *         self.reserve(1)
  * 
  *     cdef _check_view(self, cnp.ndarray arr):             # <<<<<<<<<<<<<<
@@ -7715,7 +7784,7 @@ static PyObject *__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view(struct __py
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":192
+/* "fastbp/_engine.pyx":199
  *         raise ValueError("stages: expected views into params or grads")
  * 
  *     def reserve(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -7763,32 +7832,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 192, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 199, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 192, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 199, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "reserve", 0) < (0)) __PYX_ERR(0, 192, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "reserve", 0) < (0)) __PYX_ERR(0, 199, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, i); __PYX_ERR(0, 192, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, i); __PYX_ERR(0, 199, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 192, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 199, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 192, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 199, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 192, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("reserve", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 199, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -7814,15 +7883,16 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   int __pyx_v_s;
   int __pyx_v_widest;
   PyObject *__pyx_v_out = NULL;
+  PyObject *__pyx_v_preact = NULL;
   CYTHON_UNUSED long __pyx_7genexpr__pyx_v__;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
   PyObject *__pyx_t_2 = NULL;
-  int __pyx_t_3;
+  PyObject *__pyx_t_3 = NULL;
   int __pyx_t_4;
   int __pyx_t_5;
-  PyObject *__pyx_t_6 = NULL;
+  int __pyx_t_6;
   PyObject *__pyx_t_7 = NULL;
   PyObject *__pyx_t_8 = NULL;
   PyObject *__pyx_t_9 = NULL;
@@ -7839,7 +7909,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("reserve", 0);
 
-  /* "fastbp/_engine.pyx":194
+  /* "fastbp/_engine.pyx":201
  *     def reserve(self, Py_ssize_t rows):
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:             # <<<<<<<<<<<<<<
@@ -7851,12 +7921,12 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "fastbp/_engine.pyx":195
+    /* "fastbp/_engine.pyx":202
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:
  *             return             # <<<<<<<<<<<<<<
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
- *         self._outputs = []
+ *         self._outputs, self._preacts = [], []
 */
     {
       PyObject *__pyx_temp;
@@ -7868,7 +7938,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":194
+    /* "fastbp/_engine.pyx":201
  *     def reserve(self, Py_ssize_t rows):
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:             # <<<<<<<<<<<<<<
@@ -7877,66 +7947,72 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   }
 
-  /* "fastbp/_engine.pyx":196
+  /* "fastbp/_engine.pyx":203
  *         if rows <= self.plan.max_rows:
  *             return
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count             # <<<<<<<<<<<<<<
- *         self._outputs = []
+ *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):
 */
   __pyx_v_widest = 0;
 
-  /* "fastbp/_engine.pyx":197
+  /* "fastbp/_engine.pyx":204
  *             return
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
- *         self._outputs = []             # <<<<<<<<<<<<<<
+ *         self._outputs, self._preacts = [], []             # <<<<<<<<<<<<<<
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
 */
-  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 197, __pyx_L1_error)
+  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 204, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 204, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_2);
   __Pyx_GOTREF(__pyx_v_self->_outputs);
   __Pyx_DECREF_SET(__pyx_v_self->_outputs, ((PyObject*)__pyx_t_2));
   __pyx_t_2 = 0;
+  __Pyx_GIVEREF(__pyx_t_3);
+  __Pyx_GOTREF(__pyx_v_self->_preacts);
+  __Pyx_DECREF_SET(__pyx_v_self->_preacts, ((PyObject*)__pyx_t_3));
+  __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":198
+  /* "fastbp/_engine.pyx":205
  *         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
- *         self._outputs = []
+ *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):             # <<<<<<<<<<<<<<
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
 */
 
-  __pyx_t_3 = __pyx_v_self->plan.n_stages;
-  __pyx_t_4 = __pyx_t_3;
+  __pyx_t_4 = __pyx_v_self->plan.n_stages;
+  __pyx_t_5 = __pyx_t_4;
 
-  for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
-    __pyx_v_s = __pyx_t_5;
+  for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+    __pyx_v_s = __pyx_t_6;
 
-    /* "fastbp/_engine.pyx":199
- *         self._outputs = []
+    /* "fastbp/_engine.pyx":206
+ *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
  *             self._outputs.append(out)
 */
-    __pyx_t_6 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_2 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 206, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_7 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->plan.stages[__pyx_v_s]).out_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyLong_From_int((__pyx_v_self->plan.stages[__pyx_v_s]).out_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 206, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
-    __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 199, __pyx_L1_error)
+    __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 206, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_GIVEREF(__pyx_t_7);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 199, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 206, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_9);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 199, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 206, __pyx_L1_error);
     __pyx_t_7 = 0;
     __pyx_t_9 = 0;
     #if CYTHON_VECTORCALL
@@ -7944,69 +8020,159 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
     __pyx_t_11 = 1;
     #if CYTHON_UNPACK_METHODS
     if (unlikely(PyMethod_Check(__pyx_t_8))) {
-      __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_8);
-      assert(__pyx_t_6);
+      __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_8);
+      assert(__pyx_t_2);
       PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_8);
-      __Pyx_INCREF(__pyx_t_6);
+      __Pyx_INCREF(__pyx_t_2);
       __Pyx_INCREF(__pyx__function);
       __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
       __pyx_t_11 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[3] = {__pyx_t_6, __pyx_t_10, __pyx_v_self->dtype};
+      PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_t_10, __pyx_v_self->dtype};
       #if CYTHON_VECTORCALL
-      __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[0];
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 199, __pyx_L1_error)
+      __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[4];
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 206, __pyx_L1_error)
       __Pyx_INCREF(__pyx_t_9);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
         __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 199, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 206, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       #endif
-      __pyx_t_2 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
-      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __pyx_t_3 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
+      __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       #if CYTHON_VECTORCALL
       #endif
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 199, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 206, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
     }
-    __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_2);
-    __pyx_t_2 = 0;
+    __Pyx_XDECREF_SET(__pyx_v_out, __pyx_t_3);
+    __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":200
+    /* "fastbp/_engine.pyx":207
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)             # <<<<<<<<<<<<<<
  *             self._outputs.append(out)
- *             widest = max(widest, self.plan.stages[s].out_features)
+ *             self.plan.stages[s].preact = NULL
 */
-    if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 200, __pyx_L1_error)
+    if (!(likely(((__pyx_v_out) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_out, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 207, __pyx_L1_error)
     (__pyx_v_self->plan.stages[__pyx_v_s]).output = PyArray_DATA(((PyArrayObject *)__pyx_v_out));
 
-    /* "fastbp/_engine.pyx":201
+    /* "fastbp/_engine.pyx":208
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
  *             self._outputs.append(out)             # <<<<<<<<<<<<<<
- *             widest = max(widest, self.plan.stages[s].out_features)
- *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
+ *             self.plan.stages[s].preact = NULL
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):
 */
     if (unlikely(__pyx_v_self->_outputs == Py_None)) {
       PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-      __PYX_ERR(0, 201, __pyx_L1_error)
+      __PYX_ERR(0, 208, __pyx_L1_error)
     }
-    __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_outputs, __pyx_v_out); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 201, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_outputs, __pyx_v_out); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 208, __pyx_L1_error)
 
 
-    /* "fastbp/_engine.pyx":202
+    /* "fastbp/_engine.pyx":209
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
  *             self._outputs.append(out)
+ *             self.plan.stages[s].preact = NULL             # <<<<<<<<<<<<<<
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):
+ *                 preact = np.empty_like(out)
+*/
+    (__pyx_v_self->plan.stages[__pyx_v_s]).preact = NULL;
+
+    /* "fastbp/_engine.pyx":210
+ *             self._outputs.append(out)
+ *             self.plan.stages[s].preact = NULL
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):             # <<<<<<<<<<<<<<
+ *                 preact = np.empty_like(out)
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+*/
+    __pyx_t_1 = (fb_activation_needs_input((__pyx_v_self->plan.stages[__pyx_v_s]).activation) != 0);
+
+    if (__pyx_t_1) {
+
+
+      /* "fastbp/_engine.pyx":211
+ *             self.plan.stages[s].preact = NULL
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):
+ *                 preact = np.empty_like(out)             # <<<<<<<<<<<<<<
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+ *                 self._preacts.append(preact)
+*/
+      __pyx_t_8 = NULL;
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 211, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
+      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 211, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_10);
+      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __pyx_t_11 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (unlikely(PyMethod_Check(__pyx_t_10))) {
+        __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_10);
+        assert(__pyx_t_8);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_10);
+        __Pyx_INCREF(__pyx_t_8);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_10, __pyx__function);
+        __pyx_t_11 = 0;
+      }
+      #endif
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_v_out};
+        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 211, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_3);
+      }
+      __Pyx_XDECREF_SET(__pyx_v_preact, __pyx_t_3);
+      __pyx_t_3 = 0;
+
+      /* "fastbp/_engine.pyx":212
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):
+ *                 preact = np.empty_like(out)
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)             # <<<<<<<<<<<<<<
+ *                 self._preacts.append(preact)
+ *             widest = max(widest, self.plan.stages[s].out_features)
+*/
+      if (!(likely(((__pyx_v_preact) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_preact, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 212, __pyx_L1_error)
+      (__pyx_v_self->plan.stages[__pyx_v_s]).preact = PyArray_DATA(((PyArrayObject *)__pyx_v_preact));
+
+      /* "fastbp/_engine.pyx":213
+ *                 preact = np.empty_like(out)
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+ *                 self._preacts.append(preact)             # <<<<<<<<<<<<<<
+ *             widest = max(widest, self.plan.stages[s].out_features)
+ *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
+*/
+      if (unlikely(__pyx_v_self->_preacts == Py_None)) {
+        PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
+        __PYX_ERR(0, 213, __pyx_L1_error)
+      }
+      __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_self->_preacts, __pyx_v_preact); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 213, __pyx_L1_error)
+
+
+      /* "fastbp/_engine.pyx":210
+ *             self._outputs.append(out)
+ *             self.plan.stages[s].preact = NULL
+ *             if fb_activation_needs_input(self.plan.stages[s].activation):             # <<<<<<<<<<<<<<
+ *                 preact = np.empty_like(out)
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+*/
+    }
+
+    /* "fastbp/_engine.pyx":214
+ *                 self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+ *                 self._preacts.append(preact)
  *             widest = max(widest, self.plan.stages[s].out_features)             # <<<<<<<<<<<<<<
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
@@ -8030,75 +8196,75 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   }
 
 
-  /* "fastbp/_engine.pyx":203
- *             self._outputs.append(out)
+  /* "fastbp/_engine.pyx":215
+ *                 self._preacts.append(preact)
  *             widest = max(widest, self.plan.stages[s].out_features)
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]             # <<<<<<<<<<<<<<
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
 */
   { /* enter inner scope */
-    __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 203, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 215, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
     for (__pyx_t_16 = 0; __pyx_t_16 < 2; __pyx_t_16+=1) {
       __pyx_7genexpr__pyx_v__ = __pyx_t_16;
-      __pyx_t_9 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 203, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 203, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_6);
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __pyx_t_10 = PyLong_FromSsize_t((__pyx_v_rows * __pyx_v_widest)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 203, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
+      __pyx_t_8 = NULL;
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 215, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 215, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __pyx_t_9 = PyLong_FromSsize_t((__pyx_v_rows * __pyx_v_widest)); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 215, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
       #if CYTHON_VECTORCALL
       #endif
       __pyx_t_11 = 1;
       #if CYTHON_UNPACK_METHODS
-      if (unlikely(PyMethod_Check(__pyx_t_6))) {
-        __pyx_t_9 = PyMethod_GET_SELF(__pyx_t_6);
-        assert(__pyx_t_9);
-        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
-        __Pyx_INCREF(__pyx_t_9);
+      if (unlikely(PyMethod_Check(__pyx_t_2))) {
+        __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_2);
+        assert(__pyx_t_8);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_2);
+        __Pyx_INCREF(__pyx_t_8);
         __Pyx_INCREF(__pyx__function);
-        __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_2, __pyx__function);
         __pyx_t_11 = 0;
       }
       #endif
       {
-        PyObject *__pyx_callargs[3] = {__pyx_t_9, __pyx_t_10, __pyx_v_self->dtype};
+        PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_9, __pyx_v_self->dtype};
         #if CYTHON_VECTORCALL
-        __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[0];
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 203, __pyx_L1_error)
+        __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[4];
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 215, __pyx_L1_error)
         __Pyx_INCREF(__pyx_t_7);
         #else
         {
           PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
           __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 203, __pyx_L1_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 215, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         #endif
-        __pyx_t_8 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_7);
-        __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-        __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+        __pyx_t_10 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_7);
+        __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
         #if CYTHON_VECTORCALL
         #endif
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 203, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_8);
+        __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 215, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_10);
       }
-      __Pyx_GIVEREF(__pyx_t_8);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_2, __pyx_t_8))) __PYX_ERR(0, 203, __pyx_L1_error)
-      __pyx_t_8 = 0;
+      __Pyx_GIVEREF(__pyx_t_10);
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_10))) __PYX_ERR(0, 215, __pyx_L1_error)
+      __pyx_t_10 = 0;
     }
   } /* exit inner scope */
-  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->_deltas);
-  __Pyx_DECREF_SET(__pyx_v_self->_deltas, ((PyObject*)__pyx_t_2));
-  __pyx_t_2 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_deltas, ((PyObject*)__pyx_t_3));
+  __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":204
+  /* "fastbp/_engine.pyx":216
  *             widest = max(widest, self.plan.stages[s].out_features)
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])             # <<<<<<<<<<<<<<
@@ -8107,15 +8273,15 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   if (unlikely(__pyx_v_self->_deltas == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 204, __pyx_L1_error)
+    __PYX_ERR(0, 216, __pyx_L1_error)
   }
-  __pyx_t_2 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 0);
-  __Pyx_INCREF(__pyx_t_2);
-  if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 204, __pyx_L1_error)
-  (__pyx_v_self->plan.delta[0]) = PyArray_DATA(((PyArrayObject *)__pyx_t_2));
-  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 0);
+  __Pyx_INCREF(__pyx_t_3);
+  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 216, __pyx_L1_error)
+  (__pyx_v_self->plan.delta[0]) = PyArray_DATA(((PyArrayObject *)__pyx_t_3));
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":205
+  /* "fastbp/_engine.pyx":217
  *         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])             # <<<<<<<<<<<<<<
@@ -8124,83 +8290,83 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   if (unlikely(__pyx_v_self->_deltas == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 205, __pyx_L1_error)
+    __PYX_ERR(0, 217, __pyx_L1_error)
   }
-  __pyx_t_2 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 1);
-  __Pyx_INCREF(__pyx_t_2);
-  if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 205, __pyx_L1_error)
-  (__pyx_v_self->plan.delta[1]) = PyArray_DATA(((PyArrayObject *)__pyx_t_2));
-  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_self->_deltas, 1);
+  __Pyx_INCREF(__pyx_t_3);
+  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 217, __pyx_L1_error)
+  (__pyx_v_self->plan.delta[1]) = PyArray_DATA(((PyArrayObject *)__pyx_t_3));
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":206
+  /* "fastbp/_engine.pyx":218
  *         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)             # <<<<<<<<<<<<<<
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))
 */
-  __pyx_t_8 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 206, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
+  __pyx_t_10 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 218, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 206, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 206, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 206, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 218, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 218, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
-  __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_6) != (0)) __PYX_ERR(0, 206, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_10) != (0)) __PYX_ERR(0, 206, __pyx_L1_error);
-  __pyx_t_6 = 0;
-  __pyx_t_10 = 0;
+  __pyx_t_8 = PyTuple_New(2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 218, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
+  __Pyx_GIVEREF(__pyx_t_2);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 218, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_9);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 218, __pyx_L1_error);
+  __pyx_t_2 = 0;
+  __pyx_t_9 = 0;
   #if CYTHON_VECTORCALL
   #endif
   __pyx_t_11 = 1;
   #if CYTHON_UNPACK_METHODS
   if (unlikely(PyMethod_Check(__pyx_t_7))) {
-    __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_7);
-    assert(__pyx_t_8);
+    __pyx_t_10 = PyMethod_GET_SELF(__pyx_t_7);
+    assert(__pyx_t_10);
     PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
-    __Pyx_INCREF(__pyx_t_8);
+    __Pyx_INCREF(__pyx_t_10);
     __Pyx_INCREF(__pyx__function);
     __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
     __pyx_t_11 = 0;
   }
   #endif
   {
-    PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_9, __pyx_v_self->dtype};
+    PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_8, __pyx_v_self->dtype};
     #if CYTHON_VECTORCALL
-    __pyx_t_10 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 206, __pyx_L1_error)
-    __Pyx_INCREF(__pyx_t_10);
+    __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[4];
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 218, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_9);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-      __pyx_t_10 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 206, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
+      __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 218, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
     }
     #endif
-    __pyx_t_2 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_10);
-    __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+    __pyx_t_3 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
+    __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     #if CYTHON_VECTORCALL
     #endif
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 206, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 218, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
   }
-  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->_input);
-  __Pyx_DECREF_SET(__pyx_v_self->_input, __pyx_t_2);
-  __pyx_t_2 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_input, __pyx_t_3);
+  __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":207
+  /* "fastbp/_engine.pyx":219
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels             # <<<<<<<<<<<<<<
@@ -8208,142 +8374,142 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
  *         self.plan.max_rows = rows
 */
   if (__pyx_v_self->labels) {
-    __pyx_t_10 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 207, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 207, __pyx_L1_error)
+    __pyx_t_9 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 219, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 207, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 207, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 207, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 219, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_10);
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __pyx_t_8 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 219, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 219, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 219, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_17);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     #if CYTHON_VECTORCALL
     #endif
     __pyx_t_11 = 1;
     #if CYTHON_UNPACK_METHODS
-    if (unlikely(PyMethod_Check(__pyx_t_8))) {
-      __pyx_t_10 = PyMethod_GET_SELF(__pyx_t_8);
-      assert(__pyx_t_10);
-      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_8);
-      __Pyx_INCREF(__pyx_t_10);
+    if (unlikely(PyMethod_Check(__pyx_t_10))) {
+      __pyx_t_9 = PyMethod_GET_SELF(__pyx_t_10);
+      assert(__pyx_t_9);
+      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_10);
+      __Pyx_INCREF(__pyx_t_9);
       __Pyx_INCREF(__pyx__function);
-      __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
+      __Pyx_DECREF_SET(__pyx_t_10, __pyx__function);
       __pyx_t_11 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_9, __pyx_t_17};
+      PyObject *__pyx_callargs[3] = {__pyx_t_9, __pyx_t_8, __pyx_t_17};
       #if CYTHON_VECTORCALL
-      __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[0];
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 207, __pyx_L1_error)
-      __Pyx_INCREF(__pyx_t_6);
+      __pyx_t_2 = __pyx_mstate_global->__pyx_tuple[4];
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 219, __pyx_L1_error)
+      __Pyx_INCREF(__pyx_t_2);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-        __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 207, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_6);
+        __pyx_t_2 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 219, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_2);
       }
       #endif
-      __pyx_t_7 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_6);
-      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __pyx_t_7 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_2);
+      __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       #if CYTHON_VECTORCALL
       #endif
       __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 207, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 219, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
-    __pyx_t_2 = __pyx_t_7;
+    __pyx_t_3 = __pyx_t_7;
     __pyx_t_7 = 0;
   } else {
 
-    /* "fastbp/_engine.pyx":208
+    /* "fastbp/_engine.pyx":220
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))             # <<<<<<<<<<<<<<
  *         self.plan.max_rows = rows
  * 
 */
-    __pyx_t_8 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 208, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 208, __pyx_L1_error)
+    __pyx_t_10 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 220, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 220, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_17);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 208, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 208, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 220, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 220, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 220, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
-    __pyx_t_10 = PyTuple_New(2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 208, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_10);
-    __Pyx_GIVEREF(__pyx_t_6);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 0, __pyx_t_6) != (0)) __PYX_ERR(0, 208, __pyx_L1_error);
-    __Pyx_GIVEREF(__pyx_t_9);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_10, 1, __pyx_t_9) != (0)) __PYX_ERR(0, 208, __pyx_L1_error);
-    __pyx_t_6 = 0;
-    __pyx_t_9 = 0;
+    __Pyx_GIVEREF(__pyx_t_2);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 220, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_8);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_8) != (0)) __PYX_ERR(0, 220, __pyx_L1_error);
+    __pyx_t_2 = 0;
+    __pyx_t_8 = 0;
     #if CYTHON_VECTORCALL
     #endif
     __pyx_t_11 = 1;
     #if CYTHON_UNPACK_METHODS
     if (unlikely(PyMethod_Check(__pyx_t_17))) {
-      __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_17);
-      assert(__pyx_t_8);
+      __pyx_t_10 = PyMethod_GET_SELF(__pyx_t_17);
+      assert(__pyx_t_10);
       PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_17);
-      __Pyx_INCREF(__pyx_t_8);
+      __Pyx_INCREF(__pyx_t_10);
       __Pyx_INCREF(__pyx__function);
       __Pyx_DECREF_SET(__pyx_t_17, __pyx__function);
       __pyx_t_11 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_10, __pyx_v_self->dtype};
+      PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_9, __pyx_v_self->dtype};
       #if CYTHON_VECTORCALL
-      __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[0];
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 208, __pyx_L1_error)
-      __Pyx_INCREF(__pyx_t_9);
+      __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[4];
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 220, __pyx_L1_error)
+      __Pyx_INCREF(__pyx_t_8);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-        __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 208, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_9);
+        __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 220, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_8);
       }
       #endif
-      __pyx_t_7 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_17, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_9);
-      __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __pyx_t_7 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_17, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_8);
+      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       #if CYTHON_VECTORCALL
       #endif
-      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 208, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 220, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
-    __pyx_t_2 = __pyx_t_7;
+    __pyx_t_3 = __pyx_t_7;
     __pyx_t_7 = 0;
   }
 
-  /* "fastbp/_engine.pyx":207
+  /* "fastbp/_engine.pyx":219
  *         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
  *         self._input = np.empty((rows, self.in_features), dtype=self.dtype)
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels             # <<<<<<<<<<<<<<
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))
  *         self.plan.max_rows = rows
 */
-  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->_target);
-  __Pyx_DECREF_SET(__pyx_v_self->_target, __pyx_t_2);
-  __pyx_t_2 = 0;
+  __Pyx_DECREF_SET(__pyx_v_self->_target, __pyx_t_3);
+  __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":209
+  /* "fastbp/_engine.pyx":221
  *         self._target = (np.empty(rows, dtype=np.int64) if self.labels
  *                         else np.empty((rows, self.out_features), dtype=self.dtype))
  *         self.plan.max_rows = rows             # <<<<<<<<<<<<<<
@@ -8352,7 +8518,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 */
   __pyx_v_self->plan.max_rows = __pyx_v_rows;
 
-  /* "fastbp/_engine.pyx":192
+  /* "fastbp/_engine.pyx":199
  *         raise ValueError("stages: expected views into params or grads")
  * 
  *     def reserve(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8365,7 +8531,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
   goto __pyx_L0;
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_3);
   __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_9);
@@ -8377,13 +8543,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6reserve(struct __pyx_
 
 
   __Pyx_XDECREF(__pyx_v_out);
+  __Pyx_XDECREF(__pyx_v_preact);
 
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":211
+/* "fastbp/_engine.pyx":223
  *         self.plan.max_rows = rows
  * 
  *     def output(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8431,32 +8598,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 211, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 223, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 211, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "output", 0) < (0)) __PYX_ERR(0, 211, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "output", 0) < (0)) __PYX_ERR(0, 223, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, i); __PYX_ERR(0, 211, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, i); __PYX_ERR(0, 223, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 211, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 223, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 211, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 223, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 211, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("output", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 223, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8488,7 +8655,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("output", 0);
 
-  /* "fastbp/_engine.pyx":213
+  /* "fastbp/_engine.pyx":225
  *     def output(self, Py_ssize_t rows):
  *         """The network output of the last step's first `rows` samples (a view)."""
  *         return self._outputs[self.plan.n_stages - 1][:rows]             # <<<<<<<<<<<<<<
@@ -8497,11 +8664,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
 */
   if (unlikely(__pyx_v_self->_outputs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 213, __pyx_L1_error)
+    __PYX_ERR(0, 225, __pyx_L1_error)
   }
   __pyx_t_1 = (__pyx_v_self->plan.n_stages - 1);
 
-  __pyx_t_2 = __Pyx_PyObject_GetSlice(__Pyx_PyList_GET_ITEM(__pyx_v_self->_outputs, __pyx_t_1), 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 213, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetSlice(__Pyx_PyList_GET_ITEM(__pyx_v_self->_outputs, __pyx_t_1), 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 225, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -8515,7 +8682,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":211
+  /* "fastbp/_engine.pyx":223
  *         self.plan.max_rows = rows
  * 
  *     def output(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8534,7 +8701,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_8output(struct __pyx_o
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":215
+/* "fastbp/_engine.pyx":227
  *         return self._outputs[self.plan.n_stages - 1][:rows]
  * 
  *     def outputs(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8582,32 +8749,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 215, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 227, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 215, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 227, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "outputs", 0) < (0)) __PYX_ERR(0, 215, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "outputs", 0) < (0)) __PYX_ERR(0, 227, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, i); __PYX_ERR(0, 215, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, i); __PYX_ERR(0, 227, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 215, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 227, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 215, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 227, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 215, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("outputs", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 227, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8642,7 +8809,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("outputs", 0);
 
-  /* "fastbp/_engine.pyx":217
+  /* "fastbp/_engine.pyx":229
  *     def outputs(self, Py_ssize_t rows):
  *         """Every stage's output of the last step's first `rows` samples (views)."""
  *         return [out[:rows] for out in self._outputs]             # <<<<<<<<<<<<<<
@@ -8650,11 +8817,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
  *     def batch_target(self, Py_ssize_t rows):
 */
   { /* enter inner scope */
-    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 217, __pyx_L5_error)
+    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 229, __pyx_L5_error)
     __Pyx_GOTREF(__pyx_t_1);
     if (unlikely(__pyx_v_self->_outputs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 217, __pyx_L5_error)
+      __PYX_ERR(0, 229, __pyx_L5_error)
     }
     __pyx_t_2 = __pyx_v_self->_outputs; __Pyx_INCREF(__pyx_t_2);
     __pyx_t_3 = 0;
@@ -8662,20 +8829,20 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
       {
         Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_2);
         #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 217, __pyx_L5_error)
+        if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 229, __pyx_L5_error)
         #endif
         if (__pyx_t_3 >= __pyx_temp) break;
       }
       __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_2, __pyx_t_3, __Pyx_ReferenceSharing_OwnStrongReference);
       ++__pyx_t_3;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 217, __pyx_L5_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 229, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_XDECREF_SET(__pyx_8genexpr1__pyx_v_out, __pyx_t_4);
       __pyx_t_4 = 0;
-      __pyx_t_4 = __Pyx_PyObject_GetSlice(__pyx_8genexpr1__pyx_v_out, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 217, __pyx_L5_error)
+      __pyx_t_4 = __Pyx_PyObject_GetSlice(__pyx_8genexpr1__pyx_v_out, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 229, __pyx_L5_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_GIVEREF(__pyx_t_4);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_4))) __PYX_ERR(0, 217, __pyx_L5_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_4))) __PYX_ERR(0, 229, __pyx_L5_error)
       __pyx_t_4 = 0;
     }
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -8697,7 +8864,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":215
+  /* "fastbp/_engine.pyx":227
  *         return self._outputs[self.plan.n_stages - 1][:rows]
  * 
  *     def outputs(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8719,7 +8886,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_10outputs(struct __pyx
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":219
+/* "fastbp/_engine.pyx":231
  *         return [out[:rows] for out in self._outputs]
  * 
  *     def batch_target(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8767,32 +8934,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 219, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 231, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 231, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "batch_target", 0) < (0)) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "batch_target", 0) < (0)) __PYX_ERR(0, 231, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, i); __PYX_ERR(0, 219, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, i); __PYX_ERR(0, 231, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 231, __pyx_L3_error)
     }
-    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 219, __pyx_L3_error)
+    __pyx_v_rows = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_rows == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 231, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 219, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("batch_target", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 231, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8823,14 +8990,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("batch_target", 0);
 
-  /* "fastbp/_engine.pyx":221
+  /* "fastbp/_engine.pyx":233
  *     def batch_target(self, Py_ssize_t rows):
  *         """The targets gathered by the last `train_gathered` (a view)."""
  *         return self._target[:rows]             # <<<<<<<<<<<<<<
  * 
  *     cdef int _set_update(self, object optimizer) except -1:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_self->_target, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 221, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_self->_target, 0, __pyx_v_rows, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 233, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -8843,7 +9010,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct 
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":219
+  /* "fastbp/_engine.pyx":231
  *         return [out[:rows] for out in self._outputs]
  * 
  *     def batch_target(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
@@ -8862,7 +9029,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12batch_target(struct 
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":223
+/* "fastbp/_engine.pyx":235
  *         return self._target[:rows]
  * 
  *     cdef int _set_update(self, object optimizer) except -1:             # <<<<<<<<<<<<<<
@@ -8897,7 +9064,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_set_update", 0);
 
-  /* "fastbp/_engine.pyx":225
+  /* "fastbp/_engine.pyx":237
  *     cdef int _set_update(self, object optimizer) except -1:
  *         """Describe the next update of `optimizer` (a fastbp Optimizer) to C."""
  *         cdef fb_update *u = &self.update             # <<<<<<<<<<<<<<
@@ -8906,7 +9073,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   __pyx_v_u = (&__pyx_v_self->update);
 
-  /* "fastbp/_engine.pyx":226
+  /* "fastbp/_engine.pyx":238
  *         """Describe the next update of `optimizer` (a fastbp Optimizer) to C."""
  *         cdef fb_update *u = &self.update
  *         kind = optimizer.fused_update if optimizer is not None else None             # <<<<<<<<<<<<<<
@@ -8915,7 +9082,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   __pyx_t_2 = (__pyx_v_optimizer != Py_None);
   if (__pyx_t_2) {
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_fused_update); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 226, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_fused_update); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 238, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_1 = __pyx_t_3;
     __pyx_t_3 = 0;
@@ -8927,7 +9094,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   __pyx_v_kind = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":227
+  /* "fastbp/_engine.pyx":239
  *         cdef fb_update *u = &self.update
  *         kind = optimizer.fused_update if optimizer is not None else None
  *         if kind is None:             # <<<<<<<<<<<<<<
@@ -8938,7 +9105,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":228
+    /* "fastbp/_engine.pyx":240
  *         kind = optimizer.fused_update if optimizer is not None else None
  *         if kind is None:
  *             u.kind = FB_UPDATE_NONE             # <<<<<<<<<<<<<<
@@ -8947,7 +9114,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
     __pyx_v_u->kind = FB_UPDATE_NONE;
 
-    /* "fastbp/_engine.pyx":229
+    /* "fastbp/_engine.pyx":241
  *         if kind is None:
  *             u.kind = FB_UPDATE_NONE
  *             return 0             # <<<<<<<<<<<<<<
@@ -8960,7 +9127,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":227
+    /* "fastbp/_engine.pyx":239
  *         cdef fb_update *u = &self.update
  *         kind = optimizer.fused_update if optimizer is not None else None
  *         if kind is None:             # <<<<<<<<<<<<<<
@@ -8969,84 +9136,82 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 */
   }
 
-  /* "fastbp/_engine.pyx":230
+  /* "fastbp/_engine.pyx":242
  *             u.kind = FB_UPDATE_NONE
  *             return 0
  *         u.kind = UPDATE_KINDS[kind]             # <<<<<<<<<<<<<<
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 230, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 242, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetItem(__pyx_t_1, __pyx_v_kind); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 230, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetItem(__pyx_t_1, __pyx_v_kind); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 242, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = ((fb_update_kind)__Pyx_PyLong_As_fb_update_kind(__pyx_t_3)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 230, __pyx_L1_error)
+  __pyx_t_4 = ((fb_update_kind)__Pyx_PyLong_As_fb_update_kind(__pyx_t_3)); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 242, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_u->kind = __pyx_t_4;
 
-  /* "fastbp/_engine.pyx":231
+  /* "fastbp/_engine.pyx":243
  *             return 0
  *         u.kind = UPDATE_KINDS[kind]
  *         u.lr = optimizer.lr             # <<<<<<<<<<<<<<
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_lr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 231, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_lr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 243, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 231, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 243, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_u->lr = __pyx_t_5;
 
-  /* "fastbp/_engine.pyx":232
+  /* "fastbp/_engine.pyx":244
  *         u.kind = UPDATE_KINDS[kind]
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay             # <<<<<<<<<<<<<<
  *         if u.kind == FB_UPDATE_ADAM:
  *             u.step = optimizer.step_count + 1
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_weight_decay); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 232, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_weight_decay); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 244, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 232, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 244, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_u->weight_decay = __pyx_t_5;
 
-  /* "fastbp/_engine.pyx":233
+  /* "fastbp/_engine.pyx":245
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:             # <<<<<<<<<<<<<<
  *             u.step = optimizer.step_count + 1
  *             u.beta1, u.beta2 = optimizer.betas
 */
-  __pyx_t_2 = (__pyx_v_u->kind == FB_UPDATE_ADAM);
+  switch (__pyx_v_u->kind) {
+    case FB_UPDATE_ADAM:
 
-  if (__pyx_t_2) {
-
-
-    /* "fastbp/_engine.pyx":234
+    /* "fastbp/_engine.pyx":246
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:
  *             u.step = optimizer.step_count + 1             # <<<<<<<<<<<<<<
  *             u.beta1, u.beta2 = optimizer.betas
  *             u.eps = optimizer.eps
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 234, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 246, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 234, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 246, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_6 = __Pyx_PyLong_As_long(__pyx_t_1); if (unlikely((__pyx_t_6 == (long)-1) && PyErr_Occurred())) __PYX_ERR(0, 234, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyLong_As_long(__pyx_t_1); if (unlikely((__pyx_t_6 == (long)-1) && PyErr_Occurred())) __PYX_ERR(0, 246, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_v_u->step = __pyx_t_6;
 
-    /* "fastbp/_engine.pyx":235
+    /* "fastbp/_engine.pyx":247
  *         if u.kind == FB_UPDATE_ADAM:
  *             u.step = optimizer.step_count + 1
  *             u.beta1, u.beta2 = optimizer.betas             # <<<<<<<<<<<<<<
  *             u.eps = optimizer.eps
  *             u.decoupled = optimizer.decoupled
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_betas); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 235, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_betas); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 247, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
       PyObject* sequence = __pyx_t_1;
@@ -9054,7 +9219,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 235, __pyx_L1_error)
+        __PYX_ERR(0, 247, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -9064,186 +9229,289 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
         __Pyx_INCREF(__pyx_t_7);
       } else {
         __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 235, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 247, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_3);
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 235, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 247, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
       }
       #else
-      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 235, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 247, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 235, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 247, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       #endif
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_8 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 235, __pyx_L1_error)
+      __pyx_t_8 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 247, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
-      index = 0; __pyx_t_3 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_3)) goto __pyx_L5_unpacking_failed;
+      index = 0; __pyx_t_3 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_3)) goto __pyx_L4_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_3);
-      index = 1; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L5_unpacking_failed;
+      index = 1; __pyx_t_7 = __pyx_t_9(__pyx_t_8); if (unlikely(!__pyx_t_7)) goto __pyx_L4_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_7);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 235, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 247, __pyx_L1_error)
       __pyx_t_9 = NULL;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      goto __pyx_L6_unpacking_done;
-      __pyx_L5_unpacking_failed:;
+      goto __pyx_L5_unpacking_done;
+      __pyx_L4_unpacking_failed:;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 235, __pyx_L1_error)
-      __pyx_L6_unpacking_done:;
+      __PYX_ERR(0, 247, __pyx_L1_error)
+      __pyx_L5_unpacking_done:;
     }
-    __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 235, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_5 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 247, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 235, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 247, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->beta1 = __pyx_t_5;
     __pyx_v_u->beta2 = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":236
+    /* "fastbp/_engine.pyx":248
  *             u.step = optimizer.step_count + 1
  *             u.beta1, u.beta2 = optimizer.betas
  *             u.eps = optimizer.eps             # <<<<<<<<<<<<<<
  *             u.decoupled = optimizer.decoupled
- *             self._state1, self._state2 = optimizer.m, optimizer.v
+ *             self._states = (optimizer.m, optimizer.v, None)
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 236, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 248, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_1); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 236, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_1); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 248, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_v_u->eps = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":237
+    /* "fastbp/_engine.pyx":249
  *             u.beta1, u.beta2 = optimizer.betas
  *             u.eps = optimizer.eps
  *             u.decoupled = optimizer.decoupled             # <<<<<<<<<<<<<<
- *             self._state1, self._state2 = optimizer.m, optimizer.v
- *         else:
+ *             self._states = (optimizer.m, optimizer.v, None)
+ *         elif u.kind == FB_UPDATE_SGD:
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_decoupled); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 237, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_decoupled); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 249, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_1); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 237, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_1); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 249, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_v_u->decoupled = __pyx_t_11;
 
-    /* "fastbp/_engine.pyx":238
+    /* "fastbp/_engine.pyx":250
  *             u.eps = optimizer.eps
  *             u.decoupled = optimizer.decoupled
- *             self._state1, self._state2 = optimizer.m, optimizer.v             # <<<<<<<<<<<<<<
- *         else:
+ *             self._states = (optimizer.m, optimizer.v, None)             # <<<<<<<<<<<<<<
+ *         elif u.kind == FB_UPDATE_SGD:
  *             u.momentum = optimizer.momentum
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_m); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 238, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_m); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_v); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 238, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_v); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_3 = PyTuple_New(3); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 250, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
     __Pyx_GIVEREF(__pyx_t_1);
-    __Pyx_GOTREF(__pyx_v_self->_state1);
-    __Pyx_DECREF_SET(__pyx_v_self->_state1, __pyx_t_1);
-    __pyx_t_1 = 0;
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 250, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_7);
-    __Pyx_GOTREF(__pyx_v_self->_state2);
-    __Pyx_DECREF_SET(__pyx_v_self->_state2, __pyx_t_7);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_t_7) != (0)) __PYX_ERR(0, 250, __pyx_L1_error);
+    __Pyx_INCREF(Py_None);
+    __Pyx_GIVEREF(Py_None);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 2, Py_None) != (0)) __PYX_ERR(0, 250, __pyx_L1_error);
+    __pyx_t_1 = 0;
     __pyx_t_7 = 0;
+    __Pyx_GIVEREF(__pyx_t_3);
+    __Pyx_GOTREF(__pyx_v_self->_states);
+    __Pyx_DECREF_SET(__pyx_v_self->_states, ((PyObject*)__pyx_t_3));
+    __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":233
+    /* "fastbp/_engine.pyx":245
  *         u.lr = optimizer.lr
  *         u.weight_decay = optimizer.weight_decay
  *         if u.kind == FB_UPDATE_ADAM:             # <<<<<<<<<<<<<<
  *             u.step = optimizer.step_count + 1
  *             u.beta1, u.beta2 = optimizer.betas
 */
-    goto __pyx_L4;
-  }
+    break;
+    case FB_UPDATE_SGD:
 
-  /* "fastbp/_engine.pyx":240
- *             self._state1, self._state2 = optimizer.m, optimizer.v
- *         else:
+    /* "fastbp/_engine.pyx":252
+ *             self._states = (optimizer.m, optimizer.v, None)
+ *         elif u.kind == FB_UPDATE_SGD:
  *             u.momentum = optimizer.momentum             # <<<<<<<<<<<<<<
  *             u.nesterov = optimizer.nesterov
- *             self._state1, self._state2 = optimizer.momentum_buffer, None
+ *             self._states = (optimizer.momentum_buffer, None, None)
 */
-  /*else*/ {
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 240, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 252, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_3); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 252, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __pyx_v_u->momentum = __pyx_t_10;
+
+    /* "fastbp/_engine.pyx":253
+ *         elif u.kind == FB_UPDATE_SGD:
+ *             u.momentum = optimizer.momentum
+ *             u.nesterov = optimizer.nesterov             # <<<<<<<<<<<<<<
+ *             self._states = (optimizer.momentum_buffer, None, None)
+ *         else:
+*/
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_nesterov); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 253, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_3); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 253, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __pyx_v_u->nesterov = __pyx_t_11;
+
+    /* "fastbp/_engine.pyx":254
+ *             u.momentum = optimizer.momentum
+ *             u.nesterov = optimizer.nesterov
+ *             self._states = (optimizer.momentum_buffer, None, None)             # <<<<<<<<<<<<<<
+ *         else:
+ *             u.alpha = optimizer.alpha
+*/
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum_buffer); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 254, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_7 = PyTuple_New(3); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 254, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 240, __pyx_L1_error)
+    __Pyx_GIVEREF(__pyx_t_3);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 254, __pyx_L1_error);
+    __Pyx_INCREF(Py_None);
+    __Pyx_GIVEREF(Py_None);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 1, Py_None) != (0)) __PYX_ERR(0, 254, __pyx_L1_error);
+    __Pyx_INCREF(Py_None);
+    __Pyx_GIVEREF(Py_None);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 2, Py_None) != (0)) __PYX_ERR(0, 254, __pyx_L1_error);
+    __pyx_t_3 = 0;
+    __Pyx_GIVEREF(__pyx_t_7);
+    __Pyx_GOTREF(__pyx_v_self->_states);
+    __Pyx_DECREF_SET(__pyx_v_self->_states, ((PyObject*)__pyx_t_7));
+    __pyx_t_7 = 0;
+
+    /* "fastbp/_engine.pyx":251
+ *             u.decoupled = optimizer.decoupled
+ *             self._states = (optimizer.m, optimizer.v, None)
+ *         elif u.kind == FB_UPDATE_SGD:             # <<<<<<<<<<<<<<
+ *             u.momentum = optimizer.momentum
+ *             u.nesterov = optimizer.nesterov
+*/
+    break;
+    default:
+
+    /* "fastbp/_engine.pyx":256
+ *             self._states = (optimizer.momentum_buffer, None, None)
+ *         else:
+ *             u.alpha = optimizer.alpha             # <<<<<<<<<<<<<<
+ *             u.eps = optimizer.eps
+ *             u.momentum = optimizer.momentum
+*/
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_alpha); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 256, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 256, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __pyx_v_u->alpha = __pyx_t_10;
+
+    /* "fastbp/_engine.pyx":257
+ *         else:
+ *             u.alpha = optimizer.alpha
+ *             u.eps = optimizer.eps             # <<<<<<<<<<<<<<
+ *             u.momentum = optimizer.momentum
+ *             u.centered = optimizer.centered
+*/
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 257, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 257, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __pyx_v_u->eps = __pyx_t_10;
+
+    /* "fastbp/_engine.pyx":258
+ *             u.alpha = optimizer.alpha
+ *             u.eps = optimizer.eps
+ *             u.momentum = optimizer.momentum             # <<<<<<<<<<<<<<
+ *             u.centered = optimizer.centered
+ *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
+*/
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 258, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_10 = __Pyx_PyFloat_AsDouble(__pyx_t_7); if (unlikely((__pyx_t_10 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 258, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_v_u->momentum = __pyx_t_10;
 
-    /* "fastbp/_engine.pyx":241
- *         else:
+    /* "fastbp/_engine.pyx":259
+ *             u.eps = optimizer.eps
  *             u.momentum = optimizer.momentum
- *             u.nesterov = optimizer.nesterov             # <<<<<<<<<<<<<<
- *             self._state1, self._state2 = optimizer.momentum_buffer, None
- *         for state in (self._state1, self._state2):
+ *             u.centered = optimizer.centered             # <<<<<<<<<<<<<<
+ *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
+ *         for state in self._states:
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_nesterov); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 241, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_centered); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 259, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_7); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 241, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_7); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 259, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_v_u->nesterov = __pyx_t_11;
+    __pyx_v_u->centered = __pyx_t_11;
 
-    /* "fastbp/_engine.pyx":242
+    /* "fastbp/_engine.pyx":260
  *             u.momentum = optimizer.momentum
- *             u.nesterov = optimizer.nesterov
- *             self._state1, self._state2 = optimizer.momentum_buffer, None             # <<<<<<<<<<<<<<
- *         for state in (self._state1, self._state2):
+ *             u.centered = optimizer.centered
+ *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)             # <<<<<<<<<<<<<<
+ *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum_buffer); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 242, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_square_avg); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 260, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_1 = Py_None;
-    __Pyx_INCREF(__pyx_t_1);
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_grad_avg); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 260, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_momentum_buffer); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 260, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_8 = PyTuple_New(3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 260, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
     __Pyx_GIVEREF(__pyx_t_7);
-    __Pyx_GOTREF(__pyx_v_self->_state1);
-    __Pyx_DECREF_SET(__pyx_v_self->_state1, __pyx_t_7);
-    __pyx_t_7 = 0;
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_7) != (0)) __PYX_ERR(0, 260, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_3);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 260, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_1);
-    __Pyx_GOTREF(__pyx_v_self->_state2);
-    __Pyx_DECREF_SET(__pyx_v_self->_state2, __pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 2, __pyx_t_1) != (0)) __PYX_ERR(0, 260, __pyx_L1_error);
+    __pyx_t_7 = 0;
+    __pyx_t_3 = 0;
     __pyx_t_1 = 0;
+    __Pyx_GIVEREF(__pyx_t_8);
+    __Pyx_GOTREF(__pyx_v_self->_states);
+    __Pyx_DECREF_SET(__pyx_v_self->_states, ((PyObject*)__pyx_t_8));
+    __pyx_t_8 = 0;
+    break;
   }
-  __pyx_L4:;
 
-  /* "fastbp/_engine.pyx":243
- *             u.nesterov = optimizer.nesterov
- *             self._state1, self._state2 = optimizer.momentum_buffer, None
- *         for state in (self._state1, self._state2):             # <<<<<<<<<<<<<<
+  /* "fastbp/_engine.pyx":261
+ *             u.centered = optimizer.centered
+ *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
+ *         for state in self._states:             # <<<<<<<<<<<<<<
  *             if state is not None and not (_plain(state, self.typenum, 1) and
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
 */
-  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 243, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __Pyx_INCREF(__pyx_v_self->_state1);
-  __Pyx_GIVEREF(__pyx_v_self->_state1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v_self->_state1) != (0)) __PYX_ERR(0, 243, __pyx_L1_error);
-  __Pyx_INCREF(__pyx_v_self->_state2);
-  __Pyx_GIVEREF(__pyx_v_self->_state2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_self->_state2) != (0)) __PYX_ERR(0, 243, __pyx_L1_error);
-  __pyx_t_7 = __pyx_t_1; __Pyx_INCREF(__pyx_t_7);
+  if (unlikely(__pyx_v_self->_states == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
+    __PYX_ERR(0, 261, __pyx_L1_error)
+  }
+  __pyx_t_8 = __pyx_v_self->_states; __Pyx_INCREF(__pyx_t_8);
   __pyx_t_12 = 0;
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   for (;;) {
-    if (__pyx_t_12 >= 2) break;
+    {
+      Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_8);
+      #if !CYTHON_ASSUME_SAFE_SIZE
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 261, __pyx_L1_error)
+      #endif
+      if (__pyx_t_12 >= __pyx_temp) break;
+    }
     #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-    __pyx_t_1 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_7, __pyx_t_12));
+    __pyx_t_1 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_8, __pyx_t_12));
     #else
-    __pyx_t_1 = __Pyx_PySequence_ITEM(__pyx_t_7, __pyx_t_12);
+    __pyx_t_1 = __Pyx_PySequence_ITEM(__pyx_t_8, __pyx_t_12);
     #endif
     ++__pyx_t_12;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 243, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 261, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_XDECREF_SET(__pyx_v_state, __pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "fastbp/_engine.pyx":244
- *             self._state1, self._state2 = optimizer.momentum_buffer, None
- *         for state in (self._state1, self._state2):
+    /* "fastbp/_engine.pyx":262
+ *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
+ *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and             # <<<<<<<<<<<<<<
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "
@@ -9255,20 +9523,20 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 
       __pyx_t_2 = __pyx_t_13;
 
-      goto __pyx_L10_bool_binop_done;
+      goto __pyx_L9_bool_binop_done;
     }
-    __pyx_t_14 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_state, __pyx_v_self->typenum, 1); if (unlikely(__pyx_t_14 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 244, __pyx_L1_error)
+    __pyx_t_14 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_state, __pyx_v_self->typenum, 1); if (unlikely(__pyx_t_14 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 262, __pyx_L1_error)
     if (__pyx_t_14) {
 
     } else {
 
       __pyx_t_13 = __pyx_t_14;
 
-      goto __pyx_L12_bool_binop_done;
+      goto __pyx_L11_bool_binop_done;
     }
 
-    /* "fastbp/_engine.pyx":245
- *         for state in (self._state1, self._state2):
+    /* "fastbp/_engine.pyx":263
+ *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):             # <<<<<<<<<<<<<<
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "
@@ -9279,11 +9547,11 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 
     __pyx_t_13 = __pyx_t_14;
 
-    __pyx_L12_bool_binop_done:;
+    __pyx_L11_bool_binop_done:;
 
-    /* "fastbp/_engine.pyx":244
- *             self._state1, self._state2 = optimizer.momentum_buffer, None
- *         for state in (self._state1, self._state2):
+    /* "fastbp/_engine.pyx":262
+ *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
+ *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and             # <<<<<<<<<<<<<<
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "
@@ -9294,16 +9562,16 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
 
     __pyx_t_2 = __pyx_t_14;
 
-    __pyx_L10_bool_binop_done:;
+    __pyx_L9_bool_binop_done:;
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":246
+      /* "fastbp/_engine.pyx":264
  *             if state is not None and not (_plain(state, self.typenum, 1) and
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "             # <<<<<<<<<<<<<<
  *                                  "parameters (dtype and size)")
- *         u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)
+ *         u.state1 = self._state_data(0)
 */
       __pyx_t_3 = NULL;
       __pyx_t_15 = 1;
@@ -9311,82 +9579,68 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
         PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_optimizer_expected_its_state_arr};
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_15, (2-__pyx_t_15) | (__pyx_t_15*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 246, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 264, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 246, __pyx_L1_error)
+      __PYX_ERR(0, 264, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":244
- *             self._state1, self._state2 = optimizer.momentum_buffer, None
- *         for state in (self._state1, self._state2):
+      /* "fastbp/_engine.pyx":262
+ *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
+ *         for state in self._states:
  *             if state is not None and not (_plain(state, self.typenum, 1) and             # <<<<<<<<<<<<<<
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "
 */
     }
 
-    /* "fastbp/_engine.pyx":243
- *             u.nesterov = optimizer.nesterov
- *             self._state1, self._state2 = optimizer.momentum_buffer, None
- *         for state in (self._state1, self._state2):             # <<<<<<<<<<<<<<
+    /* "fastbp/_engine.pyx":261
+ *             u.centered = optimizer.centered
+ *             self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
+ *         for state in self._states:             # <<<<<<<<<<<<<<
  *             if state is not None and not (_plain(state, self.typenum, 1) and
  *                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
 */
   }
-  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "fastbp/_engine.pyx":248
+  /* "fastbp/_engine.pyx":266
  *                 raise ValueError("optimizer: expected its state arrays to match the network's "
  *                                  "parameters (dtype and size)")
- *         u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)             # <<<<<<<<<<<<<<
- *         u.state2 = NULL if self._state2 is None else cnp.PyArray_DATA(self._state2)
- *         return 0
+ *         u.state1 = self._state_data(0)             # <<<<<<<<<<<<<<
+ *         u.state2 = self._state_data(1)
+ *         u.state3 = self._state_data(2)
 */
-  __pyx_t_2 = (__pyx_v_self->_state1 == Py_None);
-  if (__pyx_t_2) {
-
-    __pyx_t_16 = NULL;
-  } else {
-    __pyx_t_7 = __pyx_v_self->_state1;
-    __Pyx_INCREF(__pyx_t_7);
-    if (!(likely(((__pyx_t_7) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_7, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 248, __pyx_L1_error)
-
-    __pyx_t_16 = PyArray_DATA(((PyArrayObject *)__pyx_t_7));
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  }
-
+  __pyx_t_16 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_state_data(__pyx_v_self, 0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 266, __pyx_L1_error)
   __pyx_v_u->state1 = __pyx_t_16;
 
-  /* "fastbp/_engine.pyx":249
+  /* "fastbp/_engine.pyx":267
  *                                  "parameters (dtype and size)")
- *         u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)
- *         u.state2 = NULL if self._state2 is None else cnp.PyArray_DATA(self._state2)             # <<<<<<<<<<<<<<
+ *         u.state1 = self._state_data(0)
+ *         u.state2 = self._state_data(1)             # <<<<<<<<<<<<<<
+ *         u.state3 = self._state_data(2)
+ *         return 0
+*/
+  __pyx_t_16 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_state_data(__pyx_v_self, 1); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 267, __pyx_L1_error)
+  __pyx_v_u->state2 = __pyx_t_16;
+
+  /* "fastbp/_engine.pyx":268
+ *         u.state1 = self._state_data(0)
+ *         u.state2 = self._state_data(1)
+ *         u.state3 = self._state_data(2)             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-  __pyx_t_2 = (__pyx_v_self->_state2 == Py_None);
-  if (__pyx_t_2) {
+  __pyx_t_16 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_state_data(__pyx_v_self, 2); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 268, __pyx_L1_error)
+  __pyx_v_u->state3 = __pyx_t_16;
 
-    __pyx_t_16 = NULL;
-  } else {
-    __pyx_t_7 = __pyx_v_self->_state2;
-    __Pyx_INCREF(__pyx_t_7);
-    if (!(likely(((__pyx_t_7) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_7, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 249, __pyx_L1_error)
-
-    __pyx_t_16 = PyArray_DATA(((PyArrayObject *)__pyx_t_7));
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  }
-
-  __pyx_v_u->state2 = __pyx_t_16;
-
-  /* "fastbp/_engine.pyx":250
- *         u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)
- *         u.state2 = NULL if self._state2 is None else cnp.PyArray_DATA(self._state2)
+  /* "fastbp/_engine.pyx":269
+ *         u.state2 = self._state_data(1)
+ *         u.state3 = self._state_data(2)
  *         return 0             # <<<<<<<<<<<<<<
  * 
- *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,
+ *     cdef void *_state_data(self, int i):
 */
   {
 
@@ -9394,7 +9648,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":223
+  /* "fastbp/_engine.pyx":235
  *         return self._target[:rows]
  * 
  *     cdef int _set_update(self, object optimizer) except -1:             # <<<<<<<<<<<<<<
@@ -9419,8 +9673,85 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__set_update(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":252
+/* "fastbp/_engine.pyx":271
  *         return 0
+ * 
+ *     cdef void *_state_data(self, int i):             # <<<<<<<<<<<<<<
+ *         state = self._states[i]
+ *         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
+*/
+
+static void *__pyx_f_6fastbp_7_engine_12TrainingPlan__state_data(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *__pyx_v_self, int __pyx_v_i) {
+  PyObject *__pyx_v_state = NULL;
+  void *__pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  void *__pyx_t_2;
+  int __pyx_t_3;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_state_data", 0);
+
+  /* "fastbp/_engine.pyx":272
+ * 
+ *     cdef void *_state_data(self, int i):
+ *         state = self._states[i]             # <<<<<<<<<<<<<<
+ *         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
+ * 
+*/
+  if (unlikely(__pyx_v_self->_states == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(0, 272, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyTuple_GET_ITEM(__pyx_v_self->_states, __pyx_v_i);
+  __Pyx_INCREF(__pyx_t_1);
+  __pyx_v_state = __pyx_t_1;
+  __pyx_t_1 = 0;
+
+  /* "fastbp/_engine.pyx":273
+ *     cdef void *_state_data(self, int i):
+ *         state = self._states[i]
+ *         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)             # <<<<<<<<<<<<<<
+ * 
+ *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,
+*/
+  __pyx_t_3 = (__pyx_v_state == Py_None);
+  if (__pyx_t_3) {
+
+    __pyx_t_2 = NULL;
+  } else {
+
+    __pyx_t_2 = PyArray_DATA(((PyArrayObject *)__pyx_v_state));
+  }
+
+  {
+    __pyx_r = __pyx_t_2;
+  }
+  goto __pyx_L0;
+
+  /* "fastbp/_engine.pyx":271
+ *         return 0
+ * 
+ *     cdef void *_state_data(self, int i):             # <<<<<<<<<<<<<<
+ *         state = self._states[i]
+ *         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("fastbp._engine.TrainingPlan._state_data", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_state);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastbp/_engine.pyx":275
+ *         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
  * 
  *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,             # <<<<<<<<<<<<<<
  *                      object optimizer) except? -1.0:
@@ -9447,7 +9778,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_run", 0);
 
-  /* "fastbp/_engine.pyx":254
+  /* "fastbp/_engine.pyx":277
  *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,
  *                      object optimizer) except? -1.0:
  *         cdef double loss = 0.0             # <<<<<<<<<<<<<<
@@ -9456,17 +9787,17 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
   __pyx_v_loss = 0.0;
 
-  /* "fastbp/_engine.pyx":256
+  /* "fastbp/_engine.pyx":279
  *         cdef double loss = 0.0
  *         cdef int status
  *         self._set_update(optimizer)             # <<<<<<<<<<<<<<
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_set_update(__pyx_v_self, __pyx_v_optimizer); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 256, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_set_update(__pyx_v_self, __pyx_v_optimizer); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 279, __pyx_L1_error)
 
 
-  /* "fastbp/_engine.pyx":257
+  /* "fastbp/_engine.pyx":280
  *         cdef int status
  *         self._set_update(optimizer)
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9479,7 +9810,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":258
+        /* "fastbp/_engine.pyx":281
  *         self._set_update(optimizer)
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -9491,7 +9822,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
         if (__pyx_t_2) {
 
 
-          /* "fastbp/_engine.pyx":259
+          /* "fastbp/_engine.pyx":282
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 status = plan_train_step_f32(&self.plan, <const float *>X, target, rows,             # <<<<<<<<<<<<<<
@@ -9500,7 +9831,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
           __pyx_v_status = plan_train_step_f32((&__pyx_v_self->plan), ((float const *)__pyx_v_X), __pyx_v_target, __pyx_v_rows, (&__pyx_v_self->update), (&__pyx_v_loss));
 
-          /* "fastbp/_engine.pyx":258
+          /* "fastbp/_engine.pyx":281
  *         self._set_update(optimizer)
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -9510,7 +9841,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
           goto __pyx_L6;
         }
 
-        /* "fastbp/_engine.pyx":262
+        /* "fastbp/_engine.pyx":285
  *                                              &self.update, &loss)
  *             else:
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,             # <<<<<<<<<<<<<<
@@ -9519,7 +9850,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":263
+          /* "fastbp/_engine.pyx":286
  *             else:
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
  *                                              &self.update, &loss)             # <<<<<<<<<<<<<<
@@ -9531,7 +9862,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
         __pyx_L6:;
       }
 
-      /* "fastbp/_engine.pyx":257
+      /* "fastbp/_engine.pyx":280
  *         cdef int status
  *         self._set_update(optimizer)
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9548,7 +9879,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
       }
   }
 
-  /* "fastbp/_engine.pyx":264
+  /* "fastbp/_engine.pyx":287
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
  *                                              &self.update, &loss)
  *         if status != 0:             # <<<<<<<<<<<<<<
@@ -9560,7 +9891,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastbp/_engine.pyx":265
+    /* "fastbp/_engine.pyx":288
  *                                              &self.update, &loss)
  *         if status != 0:
  *             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")             # <<<<<<<<<<<<<<
@@ -9568,7 +9899,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
  *             raise error
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_FromDouble(__pyx_v_loss, 'r', 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 265, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_FromDouble(__pyx_v_loss, 'r', 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 288, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_train_step_the_loss_is;
     __pyx_t_6[1] = __pyx_t_5;
@@ -9579,7 +9910,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
     #endif
     __pyx_t_1 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_6, 3, __pyx_t_7, __pyx_t_1);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 265, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 288, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_9 = 1;
@@ -9588,25 +9919,25 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_FloatingPointError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 265, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 288, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_error = ((PyObject*)__pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":266
+    /* "fastbp/_engine.pyx":289
  *         if status != 0:
  *             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")
  *             error.loss = loss             # <<<<<<<<<<<<<<
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:
 */
-    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_loss); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 266, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_loss); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 289, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    if (__Pyx_PyObject_SetAttrStr(__pyx_v_error, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_3) < (0)) __PYX_ERR(0, 266, __pyx_L1_error)
+    if (__Pyx_PyObject_SetAttrStr(__pyx_v_error, __pyx_mstate_global->__pyx_n_u_loss, __pyx_t_3) < (0)) __PYX_ERR(0, 289, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":267
+    /* "fastbp/_engine.pyx":290
  *             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")
  *             error.loss = loss
  *             raise error             # <<<<<<<<<<<<<<
@@ -9614,9 +9945,9 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
  *             optimizer.step_count += 1
 */
     __Pyx_Raise(__pyx_v_error, 0, 0, 0);
-    __PYX_ERR(0, 267, __pyx_L1_error)
+    __PYX_ERR(0, 290, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":264
+    /* "fastbp/_engine.pyx":287
  *                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
  *                                              &self.update, &loss)
  *         if status != 0:             # <<<<<<<<<<<<<<
@@ -9625,7 +9956,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
   }
 
-  /* "fastbp/_engine.pyx":268
+  /* "fastbp/_engine.pyx":291
  *             error.loss = loss
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:             # <<<<<<<<<<<<<<
@@ -9637,22 +9968,22 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":269
+    /* "fastbp/_engine.pyx":292
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:
  *             optimizer.step_count += 1             # <<<<<<<<<<<<<<
  *         return loss
  * 
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 292, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_8 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 269, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_AddObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 292, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (__Pyx_PyObject_SetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count, __pyx_t_8) < (0)) __PYX_ERR(0, 269, __pyx_L1_error)
+    if (__Pyx_PyObject_SetAttrStr(__pyx_v_optimizer, __pyx_mstate_global->__pyx_n_u_step_count, __pyx_t_8) < (0)) __PYX_ERR(0, 292, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-    /* "fastbp/_engine.pyx":268
+    /* "fastbp/_engine.pyx":291
  *             error.loss = loss
  *             raise error
  *         if self.update.kind != FB_UPDATE_NONE:             # <<<<<<<<<<<<<<
@@ -9661,7 +9992,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
 */
   }
 
-  /* "fastbp/_engine.pyx":270
+  /* "fastbp/_engine.pyx":293
  *         if self.update.kind != FB_UPDATE_NONE:
  *             optimizer.step_count += 1
  *         return loss             # <<<<<<<<<<<<<<
@@ -9674,8 +10005,8 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":252
- *         return 0
+  /* "fastbp/_engine.pyx":275
+ *         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
  * 
  *     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,             # <<<<<<<<<<<<<<
  *                      object optimizer) except? -1.0:
@@ -9699,7 +10030,7 @@ static double __pyx_f_6fastbp_7_engine_12TrainingPlan__run(struct __pyx_obj_6fas
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":272
+/* "fastbp/_engine.pyx":295
  *         return loss
  * 
  *     def train_step(self, X, y, optimizer):             # <<<<<<<<<<<<<<
@@ -9749,38 +10080,38 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_y,&__pyx_mstate_global->__pyx_n_u_optimizer,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 272, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 295, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 272, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 295, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 272, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 295, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 272, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 295, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_step", 0) < (0)) __PYX_ERR(0, 272, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_step", 0) < (0)) __PYX_ERR(0, 295, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, i); __PYX_ERR(0, 272, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, i); __PYX_ERR(0, 295, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 272, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 295, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 272, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 295, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 272, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 295, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_y = values[1];
@@ -9788,7 +10119,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 272, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("train_step", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 295, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9835,21 +10166,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("train_step", 0);
 
-  /* "fastbp/_engine.pyx":280
+  /* "fastbp/_engine.pyx":303
  *         raise ValueError. `optimizer` is a fastbp Optimizer, or None for gradients only.
  *         """
  *         if not _plain(X, self.typenum, 2):             # <<<<<<<<<<<<<<
  *             return None
  *         cdef cnp.ndarray x = X, t
 */
-  __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 280, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 303, __pyx_L1_error)
   __pyx_t_2 = (!__pyx_t_1);
 
 
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":281
+    /* "fastbp/_engine.pyx":304
  *         """
  *         if not _plain(X, self.typenum, 2):
  *             return None             # <<<<<<<<<<<<<<
@@ -9866,7 +10197,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":280
+    /* "fastbp/_engine.pyx":303
  *         raise ValueError. `optimizer` is a fastbp Optimizer, or None for gradients only.
  *         """
  *         if not _plain(X, self.typenum, 2):             # <<<<<<<<<<<<<<
@@ -9875,7 +10206,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   }
 
-  /* "fastbp/_engine.pyx":282
+  /* "fastbp/_engine.pyx":305
  *         if not _plain(X, self.typenum, 2):
  *             return None
  *         cdef cnp.ndarray x = X, t             # <<<<<<<<<<<<<<
@@ -9884,11 +10215,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   __pyx_t_3 = __pyx_v_X;
   __Pyx_INCREF(__pyx_t_3);
-  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 282, __pyx_L1_error)
+  if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 305, __pyx_L1_error)
   __pyx_v_x = ((PyArrayObject *)__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":283
+  /* "fastbp/_engine.pyx":306
  *             return None
  *         cdef cnp.ndarray x = X, t
  *         cdef Py_ssize_t rows = x.shape[0], bad             # <<<<<<<<<<<<<<
@@ -9897,7 +10228,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   __pyx_v_rows = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_x)[0]);
 
-  /* "fastbp/_engine.pyx":284
+  /* "fastbp/_engine.pyx":307
  *         cdef cnp.ndarray x = X, t
  *         cdef Py_ssize_t rows = x.shape[0], bad
  *         if x.shape[1] != self.in_features or rows == 0:             # <<<<<<<<<<<<<<
@@ -9923,7 +10254,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   if (__pyx_t_2) {
 
 
-    /* "fastbp/_engine.pyx":285
+    /* "fastbp/_engine.pyx":308
  *         cdef Py_ssize_t rows = x.shape[0], bad
  *         if x.shape[1] != self.in_features or rows == 0:
  *             return None             # <<<<<<<<<<<<<<
@@ -9940,7 +10271,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     }
     goto __pyx_L0;
 
-    /* "fastbp/_engine.pyx":284
+    /* "fastbp/_engine.pyx":307
  *         cdef cnp.ndarray x = X, t
  *         cdef Py_ssize_t rows = x.shape[0], bad
  *         if x.shape[1] != self.in_features or rows == 0:             # <<<<<<<<<<<<<<
@@ -9949,7 +10280,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   }
 
-  /* "fastbp/_engine.pyx":286
+  /* "fastbp/_engine.pyx":309
  *         if x.shape[1] != self.in_features or rows == 0:
  *             return None
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -9958,14 +10289,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   if (__pyx_v_self->labels) {
 
-    /* "fastbp/_engine.pyx":287
+    /* "fastbp/_engine.pyx":310
  *             return None
  *         if self.labels:
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:             # <<<<<<<<<<<<<<
  *                 return None
  *             t = y
 */
-    __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 287, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_1 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 310, __pyx_L1_error)
     __pyx_t_4 = (!__pyx_t_1);
 
 
@@ -9986,7 +10317,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (__pyx_t_2) {
 
 
-      /* "fastbp/_engine.pyx":288
+      /* "fastbp/_engine.pyx":311
  *         if self.labels:
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:
  *                 return None             # <<<<<<<<<<<<<<
@@ -10003,7 +10334,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       }
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":287
+      /* "fastbp/_engine.pyx":310
  *             return None
  *         if self.labels:
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:             # <<<<<<<<<<<<<<
@@ -10012,7 +10343,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":289
+    /* "fastbp/_engine.pyx":312
  *             if not _plain(y, cnp.NPY_INT64, 1) or (<cnp.ndarray>y).shape[0] != rows:
  *                 return None
  *             t = y             # <<<<<<<<<<<<<<
@@ -10021,21 +10352,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     __pyx_t_3 = __pyx_v_y;
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 289, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 312, __pyx_L1_error)
     __pyx_v_t = ((PyArrayObject *)__pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":290
+    /* "fastbp/_engine.pyx":313
  *                 return None
  *             t = y
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)             # <<<<<<<<<<<<<<
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "
 */
-    __pyx_t_5 = __pyx_f_6fastbp_7_engine__first_bad_label(((int64_t *)PyArray_DATA(__pyx_v_t)), __pyx_v_rows, __pyx_v_self->out_features); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1L) && PyErr_Occurred())) __PYX_ERR(0, 290, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_6fastbp_7_engine__first_bad_label(((int64_t *)PyArray_DATA(__pyx_v_t)), __pyx_v_rows, __pyx_v_self->out_features); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1L) && PyErr_Occurred())) __PYX_ERR(0, 313, __pyx_L1_error)
     __pyx_v_bad = __pyx_t_5;
 
-    /* "fastbp/_engine.pyx":291
+    /* "fastbp/_engine.pyx":314
  *             t = y
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:             # <<<<<<<<<<<<<<
@@ -10047,7 +10378,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":292
+      /* "fastbp/_engine.pyx":315
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "             # <<<<<<<<<<<<<<
@@ -10055,22 +10386,22 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
  *         else:
 */
       __pyx_t_6 = NULL;
-      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 292, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->out_features, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 315, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
 
-      /* "fastbp/_engine.pyx":293
+      /* "fastbp/_engine.pyx":316
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "
  *                                  f"{t[bad]} at position {bad}")             # <<<<<<<<<<<<<<
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
 */
-      __pyx_t_8 = __Pyx_GetItemInt(((PyObject *)__pyx_v_t), __pyx_v_bad, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 293, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_GetItemInt(((PyObject *)__pyx_v_t), __pyx_v_bad, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 316, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 293, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 316, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_bad, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 293, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_bad, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 316, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_y_expected_class_labels_in_0;
       __pyx_t_10[1] = __pyx_t_7;
@@ -10079,7 +10410,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       __pyx_t_10[4] = __pyx_mstate_global->__pyx_kp_u_at_position;
       __pyx_t_10[5] = __pyx_t_8;
 
-      /* "fastbp/_engine.pyx":292
+      /* "fastbp/_engine.pyx":315
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:
  *                 raise ValueError(f"y: expected class labels in [0, {self.out_features}), got "             # <<<<<<<<<<<<<<
@@ -10095,7 +10426,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[3]);
       #endif
       __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 6, __pyx_t_5, __pyx_t_11);
-      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 292, __pyx_L1_error)
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 315, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_12);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -10106,14 +10437,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 292, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 315, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 292, __pyx_L1_error)
+      __PYX_ERR(0, 315, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":291
+      /* "fastbp/_engine.pyx":314
  *             t = y
  *             bad = _first_bad_label(<int64_t *>cnp.PyArray_DATA(t), rows, self.out_features)
  *             if bad >= 0:             # <<<<<<<<<<<<<<
@@ -10122,7 +10453,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":286
+    /* "fastbp/_engine.pyx":309
  *         if x.shape[1] != self.in_features or rows == 0:
  *             return None
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -10132,7 +10463,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     goto __pyx_L7;
   }
 
-  /* "fastbp/_engine.pyx":295
+  /* "fastbp/_engine.pyx":318
  *                                  f"{t[bad]} at position {bad}")
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \             # <<<<<<<<<<<<<<
@@ -10140,7 +10471,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
  *                 return None
 */
   /*else*/ {
-    __pyx_t_4 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 295, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 318, __pyx_L1_error)
     __pyx_t_1 = (!__pyx_t_4);
 
 
@@ -10163,7 +10494,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "fastbp/_engine.pyx":296
+    /* "fastbp/_engine.pyx":319
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
  *                     (<cnp.ndarray>y).shape[1] != self.out_features:             # <<<<<<<<<<<<<<
@@ -10177,7 +10508,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 
     __pyx_L13_bool_binop_done:;
 
-    /* "fastbp/_engine.pyx":295
+    /* "fastbp/_engine.pyx":318
  *                                  f"{t[bad]} at position {bad}")
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \             # <<<<<<<<<<<<<<
@@ -10187,7 +10518,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (__pyx_t_2) {
 
 
-      /* "fastbp/_engine.pyx":297
+      /* "fastbp/_engine.pyx":320
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \
  *                     (<cnp.ndarray>y).shape[1] != self.out_features:
  *                 return None             # <<<<<<<<<<<<<<
@@ -10204,7 +10535,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       }
       goto __pyx_L0;
 
-      /* "fastbp/_engine.pyx":295
+      /* "fastbp/_engine.pyx":318
  *                                  f"{t[bad]} at position {bad}")
  *         else:
  *             if not _plain(y, self.typenum, 2) or (<cnp.ndarray>y).shape[0] != rows or \             # <<<<<<<<<<<<<<
@@ -10213,7 +10544,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":298
+    /* "fastbp/_engine.pyx":321
  *                     (<cnp.ndarray>y).shape[1] != self.out_features:
  *                 return None
  *             t = y             # <<<<<<<<<<<<<<
@@ -10222,11 +10553,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     __pyx_t_3 = __pyx_v_y;
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 298, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 321, __pyx_L1_error)
     __pyx_v_t = ((PyArrayObject *)__pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "fastbp/_engine.pyx":299
+    /* "fastbp/_engine.pyx":322
  *                 return None
  *             t = y
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):             # <<<<<<<<<<<<<<
@@ -10239,7 +10570,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       __pyx_t_2 = __pyx_v_self->unit_targets;
       goto __pyx_L17_bool_binop_done;
     }
-    __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_in_range(__pyx_v_self, __pyx_v_t, 0.0, 1.0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 299, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_in_range(__pyx_v_self, __pyx_v_t, 0.0, 1.0); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 322, __pyx_L1_error)
     __pyx_t_4 = (!__pyx_t_1);
 
 
@@ -10250,7 +10581,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":300
+      /* "fastbp/_engine.pyx":323
  *             t = y
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")             # <<<<<<<<<<<<<<
@@ -10263,14 +10594,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
         PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_y_expected_targets_in_0_1_for_bi};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 300, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 323, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 300, __pyx_L1_error)
+      __PYX_ERR(0, 323, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":299
+      /* "fastbp/_engine.pyx":322
  *                 return None
  *             t = y
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):             # <<<<<<<<<<<<<<
@@ -10279,21 +10610,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
     }
 
-    /* "fastbp/_engine.pyx":301
+    /* "fastbp/_engine.pyx":324
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
  *             if not self._finite(t):             # <<<<<<<<<<<<<<
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_t); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 301, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_t); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 324, __pyx_L1_error)
     __pyx_t_4 = (!__pyx_t_2);
 
 
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "fastbp/_engine.pyx":302
+      /* "fastbp/_engine.pyx":325
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
  *             if not self._finite(t):
  *                 raise ValueError("y: expected finite values, got NaN or Inf")             # <<<<<<<<<<<<<<
@@ -10306,14 +10637,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
         PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_y_expected_finite_values_got_NaN};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 302, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 325, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 302, __pyx_L1_error)
+      __PYX_ERR(0, 325, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":301
+      /* "fastbp/_engine.pyx":324
  *             if self.unit_targets and not self._in_range(t, 0.0, 1.0):
  *                 raise ValueError("y: expected targets in [0, 1] for binary cross-entropy")
  *             if not self._finite(t):             # <<<<<<<<<<<<<<
@@ -10324,21 +10655,21 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   }
   __pyx_L7:;
 
-  /* "fastbp/_engine.pyx":303
+  /* "fastbp/_engine.pyx":326
  *             if not self._finite(t):
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):             # <<<<<<<<<<<<<<
  *             raise ValueError("X: expected finite values, got NaN or Inf")
  *         self.reserve(rows)
 */
-  __pyx_t_4 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_x); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 303, __pyx_L1_error)
+  __pyx_t_4 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_finite(__pyx_v_self, __pyx_v_x); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 326, __pyx_L1_error)
   __pyx_t_2 = (!__pyx_t_4);
 
 
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "fastbp/_engine.pyx":304
+    /* "fastbp/_engine.pyx":327
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):
  *             raise ValueError("X: expected finite values, got NaN or Inf")             # <<<<<<<<<<<<<<
@@ -10351,14 +10682,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
       PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_mstate_global->__pyx_kp_u_X_expected_finite_values_got_NaN};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 304, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 327, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 304, __pyx_L1_error)
+    __PYX_ERR(0, 327, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":303
+    /* "fastbp/_engine.pyx":326
  *             if not self._finite(t):
  *                 raise ValueError("y: expected finite values, got NaN or Inf")
  *         if not self._finite(x):             # <<<<<<<<<<<<<<
@@ -10367,7 +10698,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   }
 
-  /* "fastbp/_engine.pyx":305
+  /* "fastbp/_engine.pyx":328
  *         if not self._finite(x):
  *             raise ValueError("X: expected finite values, got NaN or Inf")
  *         self.reserve(rows)             # <<<<<<<<<<<<<<
@@ -10376,7 +10707,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
 */
   __pyx_t_12 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 305, __pyx_L1_error)
+  __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 328, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __pyx_t_13 = 0;
   {
@@ -10384,20 +10715,20 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
     __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reserve, __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 305, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 328, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "fastbp/_engine.pyx":306
+  /* "fastbp/_engine.pyx":329
  *             raise ValueError("X: expected finite values, got NaN or Inf")
  *         self.reserve(rows)
  *         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)             # <<<<<<<<<<<<<<
  * 
  *     cdef bint _finite(self, cnp.ndarray a):
 */
-  __pyx_t_14 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_x), PyArray_DATA(__pyx_v_t), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_14, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 306, __pyx_L1_error)
-  __pyx_t_3 = PyFloat_FromDouble(__pyx_t_14); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 306, __pyx_L1_error)
+  __pyx_t_14 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_x), PyArray_DATA(__pyx_v_t), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_14, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 329, __pyx_L1_error)
+  __pyx_t_3 = PyFloat_FromDouble(__pyx_t_14); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 329, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
   {
@@ -10411,7 +10742,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":272
+  /* "fastbp/_engine.pyx":295
  *         return loss
  * 
  *     def train_step(self, X, y, optimizer):             # <<<<<<<<<<<<<<
@@ -10439,7 +10770,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_14train_step(struct __
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":308
+/* "fastbp/_engine.pyx":331
  *         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)
  * 
  *     cdef bint _finite(self, cnp.ndarray a):             # <<<<<<<<<<<<<<
@@ -10452,7 +10783,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "fastbp/_engine.pyx":310
+  /* "fastbp/_engine.pyx":333
  *     cdef bint _finite(self, cnp.ndarray a):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10465,7 +10796,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":311
+        /* "fastbp/_engine.pyx":334
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10477,7 +10808,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
         if (__pyx_t_1) {
 
 
-          /* "fastbp/_engine.pyx":312
+          /* "fastbp/_engine.pyx":335
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 ok = all_finite_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))             # <<<<<<<<<<<<<<
@@ -10486,7 +10817,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
 */
           __pyx_v_ok = all_finite_f32(((float *)PyArray_DATA(__pyx_v_a)), PyArray_SIZE(__pyx_v_a));
 
-          /* "fastbp/_engine.pyx":311
+          /* "fastbp/_engine.pyx":334
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10496,7 +10827,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
           goto __pyx_L6;
         }
 
-        /* "fastbp/_engine.pyx":314
+        /* "fastbp/_engine.pyx":337
  *                 ok = all_finite_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
  *             else:
  *                 ok = all_finite_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))             # <<<<<<<<<<<<<<
@@ -10509,7 +10840,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
         __pyx_L6:;
       }
 
-      /* "fastbp/_engine.pyx":310
+      /* "fastbp/_engine.pyx":333
  *     cdef bint _finite(self, cnp.ndarray a):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10526,7 +10857,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
       }
   }
 
-  /* "fastbp/_engine.pyx":315
+  /* "fastbp/_engine.pyx":338
  *             else:
  *                 ok = all_finite_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
  *         return ok             # <<<<<<<<<<<<<<
@@ -10539,7 +10870,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":308
+  /* "fastbp/_engine.pyx":331
  *         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)
  * 
  *     cdef bint _finite(self, cnp.ndarray a):             # <<<<<<<<<<<<<<
@@ -10554,7 +10885,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__finite(struct __pyx_obj_6fas
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":317
+/* "fastbp/_engine.pyx":340
  *         return ok
  * 
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):             # <<<<<<<<<<<<<<
@@ -10567,7 +10898,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "fastbp/_engine.pyx":319
+  /* "fastbp/_engine.pyx":342
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10580,7 +10911,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":320
+        /* "fastbp/_engine.pyx":343
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10592,7 +10923,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
         if (__pyx_t_1) {
 
 
-          /* "fastbp/_engine.pyx":321
+          /* "fastbp/_engine.pyx":344
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 ok = all_in_range_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo, hi)             # <<<<<<<<<<<<<<
@@ -10601,7 +10932,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
 */
           __pyx_v_ok = all_in_range_f32(((float *)PyArray_DATA(__pyx_v_a)), PyArray_SIZE(__pyx_v_a), __pyx_v_lo, __pyx_v_hi);
 
-          /* "fastbp/_engine.pyx":320
+          /* "fastbp/_engine.pyx":343
  *         cdef bint ok
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -10611,7 +10942,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
           goto __pyx_L6;
         }
 
-        /* "fastbp/_engine.pyx":323
+        /* "fastbp/_engine.pyx":346
  *                 ok = all_in_range_f32(<float *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo, hi)
  *             else:
  *                 ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,             # <<<<<<<<<<<<<<
@@ -10620,7 +10951,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":324
+          /* "fastbp/_engine.pyx":347
  *             else:
  *                 ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,
  *                                       hi)             # <<<<<<<<<<<<<<
@@ -10632,7 +10963,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
         __pyx_L6:;
       }
 
-      /* "fastbp/_engine.pyx":319
+      /* "fastbp/_engine.pyx":342
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):
  *         cdef bint ok
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10649,7 +10980,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
       }
   }
 
-  /* "fastbp/_engine.pyx":325
+  /* "fastbp/_engine.pyx":348
  *                 ok = all_in_range_f64(<double *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), lo,
  *                                       hi)
  *         return ok             # <<<<<<<<<<<<<<
@@ -10662,7 +10993,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
   }
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":317
+  /* "fastbp/_engine.pyx":340
  *         return ok
  * 
  *     cdef bint _in_range(self, cnp.ndarray a, double lo, double hi):             # <<<<<<<<<<<<<<
@@ -10677,7 +11008,7 @@ static int __pyx_f_6fastbp_7_engine_12TrainingPlan__in_range(struct __pyx_obj_6f
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":327
+/* "fastbp/_engine.pyx":350
  *         return ok
  * 
  *     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):             # <<<<<<<<<<<<<<
@@ -10730,67 +11061,67 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_y,&__pyx_mstate_global->__pyx_n_u_order,&__pyx_mstate_global->__pyx_n_u_start,&__pyx_mstate_global->__pyx_n_u_stop,&__pyx_mstate_global->__pyx_n_u_optimizer,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 327, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 350, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 350, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 350, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 350, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 350, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 350, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 327, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 350, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_gathered", 0) < (0)) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "train_gathered", 0) < (0)) __PYX_ERR(0, 350, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, i); __PYX_ERR(0, 327, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, i); __PYX_ERR(0, 350, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 350, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 350, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 350, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 350, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 350, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 327, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 350, __pyx_L3_error)
     }
     __pyx_v_X = values[0];
     __pyx_v_y = values[1];
     __pyx_v_order = values[2];
-    __pyx_v_start = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_start == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L3_error)
-    __pyx_v_stop = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_stop == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L3_error)
+    __pyx_v_start = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_start == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 350, __pyx_L3_error)
+    __pyx_v_stop = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_stop == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 350, __pyx_L3_error)
     __pyx_v_optimizer = values[5];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 327, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("train_gathered", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 350, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -10845,7 +11176,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("train_gathered", 0);
 
-  /* "fastbp/_engine.pyx":330
+  /* "fastbp/_engine.pyx":353
  *         """One step on the rows order[start:stop] of the whole, already validated data (X, y):
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order             # <<<<<<<<<<<<<<
@@ -10854,28 +11185,28 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_t_1 = __pyx_v_X;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 330, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 353, __pyx_L1_error)
   __pyx_v_x = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_y;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 330, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 353, __pyx_L1_error)
   __pyx_v_t = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_order;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 330, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 353, __pyx_L1_error)
   __pyx_v_idx = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":331
+  /* "fastbp/_engine.pyx":354
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and             # <<<<<<<<<<<<<<
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
 */
-  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_X, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 354, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -10895,14 +11226,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":332
+  /* "fastbp/_engine.pyx":355
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):             # <<<<<<<<<<<<<<
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:
 */
-  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_order, NPY_INT64, 1); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 332, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_order, NPY_INT64, 1); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 355, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -10923,7 +11254,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 
   __pyx_L4_bool_binop_done:;
 
-  /* "fastbp/_engine.pyx":331
+  /* "fastbp/_engine.pyx":354
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and             # <<<<<<<<<<<<<<
@@ -10936,7 +11267,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastbp/_engine.pyx":333
+    /* "fastbp/_engine.pyx":356
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")             # <<<<<<<<<<<<<<
@@ -10949,14 +11280,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_train_gathered_expected_validate};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 333, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 356, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 333, __pyx_L1_error)
+    __PYX_ERR(0, 356, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":331
+    /* "fastbp/_engine.pyx":354
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
  *         cdef cnp.ndarray x = X, t = y, idx = order
  *         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and             # <<<<<<<<<<<<<<
@@ -10965,7 +11296,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   }
 
-  /* "fastbp/_engine.pyx":334
+  /* "fastbp/_engine.pyx":357
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -10974,14 +11305,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   if (__pyx_v_self->labels) {
 
-    /* "fastbp/_engine.pyx":335
+    /* "fastbp/_engine.pyx":358
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):             # <<<<<<<<<<<<<<
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
 */
-    __pyx_t_2 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 335, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, NPY_INT64, 1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 358, __pyx_L1_error)
     if (__pyx_t_2) {
 
     } else {
@@ -11002,7 +11333,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "fastbp/_engine.pyx":336
+      /* "fastbp/_engine.pyx":359
  *         if self.labels:
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")             # <<<<<<<<<<<<<<
@@ -11015,14 +11346,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_y_expected_int64_labels_one_per};
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 336, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 359, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 336, __pyx_L1_error)
+      __PYX_ERR(0, 359, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":335
+      /* "fastbp/_engine.pyx":358
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):             # <<<<<<<<<<<<<<
@@ -11031,7 +11362,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
     }
 
-    /* "fastbp/_engine.pyx":334
+    /* "fastbp/_engine.pyx":357
  *                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
  *             raise ValueError("train_gathered: expected validated data and a batch of order")
  *         if self.labels:             # <<<<<<<<<<<<<<
@@ -11041,14 +11372,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     goto __pyx_L8;
   }
 
-  /* "fastbp/_engine.pyx":337
+  /* "fastbp/_engine.pyx":360
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and             # <<<<<<<<<<<<<<
  *                   t.shape[1] == self.out_features):
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")
 */
-  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 337, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_6fastbp_7_engine__plain(__pyx_v_y, __pyx_v_self->typenum, 2); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 360, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -11068,7 +11399,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     goto __pyx_L12_bool_binop_done;
   }
 
-  /* "fastbp/_engine.pyx":338
+  /* "fastbp/_engine.pyx":361
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
  *                   t.shape[1] == self.out_features):             # <<<<<<<<<<<<<<
@@ -11082,7 +11413,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 
   __pyx_L12_bool_binop_done:;
 
-  /* "fastbp/_engine.pyx":337
+  /* "fastbp/_engine.pyx":360
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and             # <<<<<<<<<<<<<<
@@ -11095,7 +11426,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "fastbp/_engine.pyx":339
+    /* "fastbp/_engine.pyx":362
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and
  *                   t.shape[1] == self.out_features):
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")             # <<<<<<<<<<<<<<
@@ -11108,14 +11439,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_y_expected_targets_of_the_output};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 339, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 362, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 339, __pyx_L1_error)
+    __PYX_ERR(0, 362, __pyx_L1_error)
 
-    /* "fastbp/_engine.pyx":337
+    /* "fastbp/_engine.pyx":360
  *             if not (_plain(y, cnp.NPY_INT64, 1) and t.shape[0] == x.shape[0]):
  *                 raise ValueError("y: expected int64 labels, one per row of X")
  *         elif not (_plain(y, self.typenum, 2) and t.shape[0] == x.shape[0] and             # <<<<<<<<<<<<<<
@@ -11125,7 +11456,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   }
   __pyx_L8:;
 
-  /* "fastbp/_engine.pyx":340
+  /* "fastbp/_engine.pyx":363
  *                   t.shape[1] == self.out_features):
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")
  *         cdef Py_ssize_t rows = stop - start, n = x.shape[0], i             # <<<<<<<<<<<<<<
@@ -11135,7 +11466,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   __pyx_v_rows = (__pyx_v_stop - __pyx_v_start);
   __pyx_v_n = (__pyx_f_5numpy_7ndarray_5shape___get__(__pyx_v_x)[0]);
 
-  /* "fastbp/_engine.pyx":341
+  /* "fastbp/_engine.pyx":364
  *             raise ValueError("y: expected targets of the output's shape, one row per row of X")
  *         cdef Py_ssize_t rows = stop - start, n = x.shape[0], i
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start             # <<<<<<<<<<<<<<
@@ -11144,7 +11475,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_v_rows_idx = (((int64_t const *)PyArray_DATA(__pyx_v_idx)) + __pyx_v_start);
 
-  /* "fastbp/_engine.pyx":342
+  /* "fastbp/_engine.pyx":365
  *         cdef Py_ssize_t rows = stop - start, n = x.shape[0], i
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
  *         for i in range(rows):             # <<<<<<<<<<<<<<
@@ -11158,7 +11489,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
     __pyx_v_i = __pyx_t_8;
 
-    /* "fastbp/_engine.pyx":343
+    /* "fastbp/_engine.pyx":366
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:             # <<<<<<<<<<<<<<
@@ -11184,7 +11515,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     if (unlikely(__pyx_t_3)) {
 
 
-      /* "fastbp/_engine.pyx":344
+      /* "fastbp/_engine.pyx":367
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "             # <<<<<<<<<<<<<<
@@ -11192,19 +11523,19 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
  *         self.reserve(rows)
 */
       __pyx_t_4 = NULL;
-      __pyx_t_9 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 344, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 367, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
 
-      /* "fastbp/_engine.pyx":345
+      /* "fastbp/_engine.pyx":368
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "
  *                                  f"{rows_idx[i]}")             # <<<<<<<<<<<<<<
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target
 */
-      __pyx_t_10 = __Pyx_PyLong_From_int64_t((__pyx_v_rows_idx[__pyx_v_i])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 345, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyLong_From_int64_t((__pyx_v_rows_idx[__pyx_v_i])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 368, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 345, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_10, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 368, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __pyx_t_12[0] = __pyx_mstate_global->__pyx_kp_u_order_expected_row_indices_in_0;
@@ -11212,7 +11543,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       __pyx_t_12[2] = __pyx_mstate_global->__pyx_kp_u_got_2;
       __pyx_t_12[3] = __pyx_t_11;
 
-      /* "fastbp/_engine.pyx":344
+      /* "fastbp/_engine.pyx":367
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "             # <<<<<<<<<<<<<<
@@ -11228,7 +11559,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       __pyx_t_14 |= __Pyx_PyUnicode_KIND_04(__pyx_t_12[3]);
       #endif
       __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_12, 4, __pyx_t_13, __pyx_t_14);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 344, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 367, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -11238,14 +11569,14 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 344, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 367, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 344, __pyx_L1_error)
+      __PYX_ERR(0, 367, __pyx_L1_error)
 
-      /* "fastbp/_engine.pyx":343
+      /* "fastbp/_engine.pyx":366
  *         cdef const int64_t *rows_idx = <const int64_t *>cnp.PyArray_DATA(idx) + start
  *         for i in range(rows):
  *             if rows_idx[i] < 0 or rows_idx[i] >= n:             # <<<<<<<<<<<<<<
@@ -11256,7 +11587,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   }
 
 
-  /* "fastbp/_engine.pyx":346
+  /* "fastbp/_engine.pyx":369
  *                 raise ValueError(f"order: expected row indices in [0, {n}), got "
  *                                  f"{rows_idx[i]}")
  *         self.reserve(rows)             # <<<<<<<<<<<<<<
@@ -11265,7 +11596,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_t_10 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_10);
-  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 346, __pyx_L1_error)
+  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_rows); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 369, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5 = 0;
   {
@@ -11273,12 +11604,12 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reserve, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 346, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 369, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":347
+  /* "fastbp/_engine.pyx":370
  *                                  f"{rows_idx[i]}")
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target             # <<<<<<<<<<<<<<
@@ -11287,16 +11618,16 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
   __pyx_t_1 = __pyx_v_self->_input;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 347, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 370, __pyx_L1_error)
   __pyx_v_xb = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
   __pyx_t_1 = __pyx_v_self->_target;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 347, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 370, __pyx_L1_error)
   __pyx_v_tb = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "fastbp/_engine.pyx":348
+  /* "fastbp/_engine.pyx":371
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -11309,7 +11640,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "fastbp/_engine.pyx":349
+        /* "fastbp/_engine.pyx":372
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11321,7 +11652,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         if (__pyx_t_3) {
 
 
-          /* "fastbp/_engine.pyx":350
+          /* "fastbp/_engine.pyx":373
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:
  *                 gather_rows_f32(<float *>cnp.PyArray_DATA(x), self.in_features, rows_idx, rows,             # <<<<<<<<<<<<<<
@@ -11330,7 +11661,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
           gather_rows_f32(((float *)PyArray_DATA(__pyx_v_x)), __pyx_v_self->in_features, __pyx_v_rows_idx, __pyx_v_rows, ((float *)PyArray_DATA(__pyx_v_xb)));
 
-          /* "fastbp/_engine.pyx":349
+          /* "fastbp/_engine.pyx":372
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:
  *             if self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11340,7 +11671,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
           goto __pyx_L23;
         }
 
-        /* "fastbp/_engine.pyx":353
+        /* "fastbp/_engine.pyx":376
  *                                 <float *>cnp.PyArray_DATA(xb))
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,             # <<<<<<<<<<<<<<
@@ -11349,7 +11680,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":354
+          /* "fastbp/_engine.pyx":377
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(xb))             # <<<<<<<<<<<<<<
@@ -11360,7 +11691,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         }
         __pyx_L23:;
 
-        /* "fastbp/_engine.pyx":355
+        /* "fastbp/_engine.pyx":378
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(xb))
  *             if self.labels:             # <<<<<<<<<<<<<<
@@ -11369,7 +11700,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
         if (__pyx_v_self->labels) {
 
-          /* "fastbp/_engine.pyx":356
+          /* "fastbp/_engine.pyx":379
  *                                 rows, <double *>cnp.PyArray_DATA(xb))
  *             if self.labels:
  *                 gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,             # <<<<<<<<<<<<<<
@@ -11378,7 +11709,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
           gather_labels_i64(((int64_t *)PyArray_DATA(__pyx_v_t)), __pyx_v_rows_idx, __pyx_v_rows, ((int64_t *)PyArray_DATA(__pyx_v_tb)));
 
-          /* "fastbp/_engine.pyx":355
+          /* "fastbp/_engine.pyx":378
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(x), self.in_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(xb))
  *             if self.labels:             # <<<<<<<<<<<<<<
@@ -11388,7 +11719,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
           goto __pyx_L24;
         }
 
-        /* "fastbp/_engine.pyx":358
+        /* "fastbp/_engine.pyx":381
  *                 gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,
  *                                   <int64_t *>cnp.PyArray_DATA(tb))
  *             elif self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11400,7 +11731,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         if (__pyx_t_3) {
 
 
-          /* "fastbp/_engine.pyx":359
+          /* "fastbp/_engine.pyx":382
  *                                   <int64_t *>cnp.PyArray_DATA(tb))
  *             elif self.typenum == cnp.NPY_FLOAT:
  *                 gather_rows_f32(<float *>cnp.PyArray_DATA(t), self.out_features, rows_idx,             # <<<<<<<<<<<<<<
@@ -11409,7 +11740,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
           gather_rows_f32(((float *)PyArray_DATA(__pyx_v_t)), __pyx_v_self->out_features, __pyx_v_rows_idx, __pyx_v_rows, ((float *)PyArray_DATA(__pyx_v_tb)));
 
-          /* "fastbp/_engine.pyx":358
+          /* "fastbp/_engine.pyx":381
  *                 gather_labels_i64(<int64_t *>cnp.PyArray_DATA(t), rows_idx, rows,
  *                                   <int64_t *>cnp.PyArray_DATA(tb))
  *             elif self.typenum == cnp.NPY_FLOAT:             # <<<<<<<<<<<<<<
@@ -11419,7 +11750,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
           goto __pyx_L24;
         }
 
-        /* "fastbp/_engine.pyx":362
+        /* "fastbp/_engine.pyx":385
  *                                 rows, <float *>cnp.PyArray_DATA(tb))
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,             # <<<<<<<<<<<<<<
@@ -11428,7 +11759,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
 */
         /*else*/ {
 
-          /* "fastbp/_engine.pyx":363
+          /* "fastbp/_engine.pyx":386
  *             else:
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(tb))             # <<<<<<<<<<<<<<
@@ -11440,7 +11771,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
         __pyx_L24:;
       }
 
-      /* "fastbp/_engine.pyx":348
+      /* "fastbp/_engine.pyx":371
  *         self.reserve(rows)
  *         cdef cnp.ndarray xb = self._input, tb = self._target
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -11457,15 +11788,15 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
       }
   }
 
-  /* "fastbp/_engine.pyx":364
+  /* "fastbp/_engine.pyx":387
  *                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
  *                                 rows, <double *>cnp.PyArray_DATA(tb))
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)             # <<<<<<<<<<<<<<
  * 
  *     def set_clip_norm(self, clip_norm):
 */
-  __pyx_t_15 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_xb), PyArray_DATA(__pyx_v_tb), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_15, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 364, __pyx_L1_error)
-  __pyx_t_1 = PyFloat_FromDouble(__pyx_t_15); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 364, __pyx_L1_error)
+  __pyx_t_15 = ((struct __pyx_vtabstruct_6fastbp_7_engine_TrainingPlan *)__pyx_v_self->__pyx_vtab)->_run(__pyx_v_self, PyArray_DATA(__pyx_v_xb), PyArray_DATA(__pyx_v_tb), __pyx_v_rows, __pyx_v_optimizer); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_15, ((double)(-1.0))) && PyErr_Occurred())) __PYX_ERR(0, 387, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(__pyx_t_15); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 387, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
   {
@@ -11479,7 +11810,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "fastbp/_engine.pyx":327
+  /* "fastbp/_engine.pyx":350
  *         return ok
  * 
  *     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):             # <<<<<<<<<<<<<<
@@ -11511,7 +11842,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_16train_gathered(struc
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":366
+/* "fastbp/_engine.pyx":389
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
  * 
  *     def set_clip_norm(self, clip_norm):             # <<<<<<<<<<<<<<
@@ -11559,32 +11890,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_clip_norm,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 366, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 389, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 366, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 389, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "set_clip_norm", 0) < (0)) __PYX_ERR(0, 366, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "set_clip_norm", 0) < (0)) __PYX_ERR(0, 389, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, i); __PYX_ERR(0, 366, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, i); __PYX_ERR(0, 389, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 366, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 389, __pyx_L3_error)
     }
     __pyx_v_clip_norm = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 366, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("set_clip_norm", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 389, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11616,7 +11947,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18set_clip_norm(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("set_clip_norm", 0);
 
-  /* "fastbp/_engine.pyx":368
+  /* "fastbp/_engine.pyx":391
  *     def set_clip_norm(self, clip_norm):
  *         """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)             # <<<<<<<<<<<<<<
@@ -11626,13 +11957,13 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18set_clip_norm(struct
 
     __pyx_t_1 = 0.0;
   } else {
-    __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 368, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_clip_norm); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 391, __pyx_L1_error)
     __pyx_t_1 = __pyx_t_3;
   }
 
   __pyx_v_self->plan.clip_norm = __pyx_t_1;
 
-  /* "fastbp/_engine.pyx":366
+  /* "fastbp/_engine.pyx":389
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
  * 
  *     def set_clip_norm(self, clip_norm):             # <<<<<<<<<<<<<<
@@ -11652,7 +11983,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_18set_clip_norm(struct
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":113
+/* "fastbp/_engine.pyx":117
  *     cdef fb_update update
  *     cdef int typenum
  *     cdef readonly object params, grads, backup, dtype             # <<<<<<<<<<<<<<
@@ -11896,12 +12227,12 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_5dtype___get__(struct 
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":114
+/* "fastbp/_engine.pyx":118
  *     cdef int typenum
  *     cdef readonly object params, grads, backup, dtype
  *     cdef readonly int in_features, out_features             # <<<<<<<<<<<<<<
  *     cdef readonly bint labels, unit_targets
- *     cdef list _weights, _outputs, _deltas
+ *     cdef list _weights, _outputs, _preacts, _deltas
 */
 
 /* Python wrapper */
@@ -11935,7 +12266,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_11in_features___get__(
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 114, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->in_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 118, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12009,7 +12340,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12out_features___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 114, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->out_features); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 118, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12052,11 +12383,11 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12out_features___get__
   return __pyx_r;
 }
 
-/* "fastbp/_engine.pyx":115
+/* "fastbp/_engine.pyx":119
  *     cdef readonly object params, grads, backup, dtype
  *     cdef readonly int in_features, out_features
  *     cdef readonly bint labels, unit_targets             # <<<<<<<<<<<<<<
- *     cdef list _weights, _outputs, _deltas
+ *     cdef list _weights, _outputs, _preacts, _deltas
  *     cdef object _input, _target
 */
 
@@ -12091,7 +12422,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_6labels___get__(struct
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->labels); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 115, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->labels); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 119, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12165,7 +12496,7 @@ static PyObject *__pyx_pf_6fastbp_7_engine_12TrainingPlan_12unit_targets___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->unit_targets); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 115, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->unit_targets); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 119, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -12429,11 +12760,11 @@ static PyObject *__pyx_tp_new__initialisation_6fastbp_7_engine_TrainingPlan(PyOb
   p->dtype = Py_None; Py_INCREF(Py_None);
   p->_weights = ((PyObject*)Py_None); Py_INCREF(Py_None);
   p->_outputs = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  p->_preacts = ((PyObject*)Py_None); Py_INCREF(Py_None);
   p->_deltas = ((PyObject*)Py_None); Py_INCREF(Py_None);
   p->_input = Py_None; Py_INCREF(Py_None);
   p->_target = Py_None; Py_INCREF(Py_None);
-  p->_state1 = Py_None; Py_INCREF(Py_None);
-  p->_state2 = Py_None; Py_INCREF(Py_None);
+  p->_states = ((PyObject*)Py_None); Py_INCREF(Py_None);
   {
     int cinit_result = __pyx_pw_6fastbp_7_engine_12TrainingPlan_1__cinit__(
     #if CYTHON_VECTORCALL_TPNEW
@@ -12521,11 +12852,11 @@ static void __pyx_tp_dealloc_6fastbp_7_engine_TrainingPlan(PyObject *o) {
   Py_CLEAR(p->dtype);
   Py_CLEAR(p->_weights);
   Py_CLEAR(p->_outputs);
+  Py_CLEAR(p->_preacts);
   Py_CLEAR(p->_deltas);
   Py_CLEAR(p->_input);
   Py_CLEAR(p->_target);
-  Py_CLEAR(p->_state1);
-  Py_CLEAR(p->_state2);
+  Py_CLEAR(p->_states);
   PyTypeObject *tp = Py_TYPE(o);
   #if CYTHON_USE_TYPE_SLOTS
   (*tp->tp_free)(o);
@@ -12565,6 +12896,9 @@ static int __pyx_tp_traverse_6fastbp_7_engine_TrainingPlan(PyObject *o, visitpro
   if (p->_outputs) {
     e = (*v)(p->_outputs, a); if (e) return e;
   }
+  if (p->_preacts) {
+    e = (*v)(p->_preacts, a); if (e) return e;
+  }
   if (p->_deltas) {
     e = (*v)(p->_deltas, a); if (e) return e;
   }
@@ -12574,11 +12908,8 @@ static int __pyx_tp_traverse_6fastbp_7_engine_TrainingPlan(PyObject *o, visitpro
   if (p->_target) {
     e = (*v)(p->_target, a); if (e) return e;
   }
-  if (p->_state1) {
-    e = (*v)(p->_state1, a); if (e) return e;
-  }
-  if (p->_state2) {
-    e = (*v)(p->_state2, a); if (e) return e;
+  if (p->_states) {
+    e = (*v)(p->_states, a); if (e) return e;
   }
   return 0;
 }
@@ -12604,6 +12935,9 @@ static int __pyx_tp_clear_6fastbp_7_engine_TrainingPlan(PyObject *o) {
   tmp = ((PyObject*)p->_outputs);
   p->_outputs = ((PyObject*)Py_None); Py_INCREF(Py_None);
   Py_XDECREF(tmp);
+  tmp = ((PyObject*)p->_preacts);
+  p->_preacts = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
   tmp = ((PyObject*)p->_deltas);
   p->_deltas = ((PyObject*)Py_None); Py_INCREF(Py_None);
   Py_XDECREF(tmp);
@@ -12613,11 +12947,8 @@ static int __pyx_tp_clear_6fastbp_7_engine_TrainingPlan(PyObject *o) {
   tmp = ((PyObject*)p->_target);
   p->_target = Py_None; Py_INCREF(Py_None);
   Py_XDECREF(tmp);
-  tmp = ((PyObject*)p->_state1);
-  p->_state1 = Py_None; Py_INCREF(Py_None);
-  Py_XDECREF(tmp);
-  tmp = ((PyObject*)p->_state2);
-  p->_state2 = Py_None; Py_INCREF(Py_None);
+  tmp = ((PyObject*)p->_states);
+  p->_states = ((PyObject*)Py_None); Py_INCREF(Py_None);
   Py_XDECREF(tmp);
   return 0;
 }
@@ -12681,7 +13012,7 @@ static struct PyGetSetDef __pyx_getsets_6fastbp_7_engine_TrainingPlan[] = {
 #if CYTHON_USE_TYPE_SPECS
 static PyType_Slot __pyx_type_6fastbp_7_engine_TrainingPlan_slots[] = {
   {Py_tp_dealloc, (void *)__pyx_tp_dealloc_6fastbp_7_engine_TrainingPlan},
-  {Py_tp_doc, (void *)PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        slope); weights (out, in) views into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    ")},
+  {Py_tp_doc, (void *)PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views\n        into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    ")},
   {Py_tp_traverse, (void *)__pyx_tp_traverse_6fastbp_7_engine_TrainingPlan},
   {Py_tp_clear, (void *)__pyx_tp_clear_6fastbp_7_engine_TrainingPlan},
   {Py_tp_methods, (void *)__pyx_methods_6fastbp_7_engine_TrainingPlan},
@@ -12725,7 +13056,7 @@ static PyTypeObject __pyx_type_6fastbp_7_engine_TrainingPlan = {
   0, /*tp_setattro*/
   0, /*tp_as_buffer*/
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
-  PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        slope); weights (out, in) views into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    "), /*tp_doc*/
+  PyDoc_STR("Compiled forward/loss/backward/update of a network of Dense + activation stages.\n\n    Parameters\n    ----------\n    params, grads : the network\047s flat buffers (1-D, float32 or float64).\n    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,\n        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views\n        into params/grads.\n    loss : a key of LOSS_KINDS.\n    keep_backup : keep a copy of the parameters from before each update (`backup`).\n    clip_norm : clip the global gradient norm to this before each update (None: never).\n    "), /*tp_doc*/
   __pyx_tp_traverse_6fastbp_7_engine_TrainingPlan, /*tp_traverse*/
   __pyx_tp_clear_6fastbp_7_engine_TrainingPlan, /*tp_clear*/
   0, /*tp_richcompare*/
@@ -12838,18 +13169,19 @@ static int __Pyx_modinit_Exttype___pyx_obj_6fastbp_7_engine_TrainingPlan(__pyx_m
   __pyx_vtabptr_6fastbp_7_engine_TrainingPlan = &__pyx_vtable_6fastbp_7_engine_TrainingPlan;
   __pyx_vtable_6fastbp_7_engine_TrainingPlan._check_view = (PyObject *(*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *))__pyx_f_6fastbp_7_engine_12TrainingPlan__check_view;
   __pyx_vtable_6fastbp_7_engine_TrainingPlan._set_update = (int (*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyObject *))__pyx_f_6fastbp_7_engine_12TrainingPlan__set_update;
+  __pyx_vtable_6fastbp_7_engine_TrainingPlan._state_data = (void *(*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, int))__pyx_f_6fastbp_7_engine_12TrainingPlan__state_data;
   __pyx_vtable_6fastbp_7_engine_TrainingPlan._run = (double (*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, void const *, void const *, Py_ssize_t, PyObject *))__pyx_f_6fastbp_7_engine_12TrainingPlan__run;
   __pyx_vtable_6fastbp_7_engine_TrainingPlan._finite = (int (*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *))__pyx_f_6fastbp_7_engine_12TrainingPlan__finite;
   __pyx_vtable_6fastbp_7_engine_TrainingPlan._in_range = (int (*)(struct __pyx_obj_6fastbp_7_engine_TrainingPlan *, PyArrayObject *, double, double))__pyx_f_6fastbp_7_engine_12TrainingPlan__in_range;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6fastbp_7_engine_TrainingPlan_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan)) __PYX_ERR(0, 97, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6fastbp_7_engine_TrainingPlan_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan)) __PYX_ERR(0, 100, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan = &__pyx_type_6fastbp_7_engine_TrainingPlan;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 100, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan);
@@ -12859,9 +13191,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_6fastbp_7_engine_TrainingPlan(__pyx_m
     __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_vtabptr_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_TrainingPlan, (PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_vtabptr_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 100, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_TrainingPlan, (PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 100, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_6fastbp_7_engine_TrainingPlan) < (0)) __PYX_ERR(0, 100, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -13397,185 +13729,189 @@ __Pyx_RefNannySetupContext("PyInit__engine", 0);
 */
   fb_set_blas(((fb_sgemm_fn)__pyx_f_5scipy_6linalg_11cython_blas_sgemm), ((fb_dgemm_fn)__pyx_f_5scipy_6linalg_11cython_blas_dgemm));
 
-  /* "fastbp/_engine.pyx":75
+  /* "fastbp/_engine.pyx":78
  * 
  * 
  * LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,             # <<<<<<<<<<<<<<
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(5); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastbp/_engine.pyx":76
+  /* "fastbp/_engine.pyx":79
  * 
  * LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,             # <<<<<<<<<<<<<<
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
 */
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY_PROBS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_CROSS_ENTROPY_PROBS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy_probs, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cross_entropy_probs, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastbp/_engine.pyx":77
+  /* "fastbp/_engine.pyx":80
  * LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,             # <<<<<<<<<<<<<<
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
- * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM}
+ * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM, "rmsprop": FB_UPDATE_RMSPROP}
 */
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE_HALF); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_MSE_HALF); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse_half, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mse_half, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "fastbp/_engine.pyx":78
+  /* "fastbp/_engine.pyx":81
  *               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}             # <<<<<<<<<<<<<<
- * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM}
+ * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM, "rmsprop": FB_UPDATE_RMSPROP}
  * 
 */
-  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_BCE_WITH_LOGITS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_loss_kind(FB_LOSS_BCE_WITH_LOGITS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 81, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_bce_with_logits, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_bce_with_logits, __pyx_t_4) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_LOSS_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":79
+  /* "fastbp/_engine.pyx":82
  *               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
  *               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
- * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM}             # <<<<<<<<<<<<<<
+ * UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM, "rmsprop": FB_UPDATE_RMSPROP}             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_SGD); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_SGD); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sgd, __pyx_t_4) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sgd, __pyx_t_4) < (0)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_ADAM); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_ADAM); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_adam, __pyx_t_4) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_adam, __pyx_t_4) < (0)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_fb_update_kind(FB_UPDATE_RMSPROP); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_rmsprop, __pyx_t_4) < (0)) __PYX_ERR(0, 82, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_UPDATE_KINDS, __pyx_t_2) < (0)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":192
+  /* "fastbp/_engine.pyx":199
  *         raise ValueError("stages: expected views into params or grads")
  * 
  *     def reserve(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """Grow the workspaces to hold batches of `rows` samples."""
  *         if rows <= self.plan.max_rows:
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_7reserve, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_reserve, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 192, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_7reserve, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_reserve, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 199, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_reserve, __pyx_t_2) < (0)) __PYX_ERR(0, 192, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_reserve, __pyx_t_2) < (0)) __PYX_ERR(0, 199, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":211
+  /* "fastbp/_engine.pyx":223
  *         self.plan.max_rows = rows
  * 
  *     def output(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """The network output of the last step's first `rows` samples (a view)."""
  *         return self._outputs[self.plan.n_stages - 1][:rows]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_9output, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_output, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 211, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_9output, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_output, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 223, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_output, __pyx_t_2) < (0)) __PYX_ERR(0, 211, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_output, __pyx_t_2) < (0)) __PYX_ERR(0, 223, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":215
+  /* "fastbp/_engine.pyx":227
  *         return self._outputs[self.plan.n_stages - 1][:rows]
  * 
  *     def outputs(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """Every stage's output of the last step's first `rows` samples (views)."""
  *         return [out[:rows] for out in self._outputs]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_11outputs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_outputs, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 215, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_11outputs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_outputs, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 227, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_outputs, __pyx_t_2) < (0)) __PYX_ERR(0, 215, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_outputs, __pyx_t_2) < (0)) __PYX_ERR(0, 227, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":219
+  /* "fastbp/_engine.pyx":231
  *         return [out[:rows] for out in self._outputs]
  * 
  *     def batch_target(self, Py_ssize_t rows):             # <<<<<<<<<<<<<<
  *         """The targets gathered by the last `train_gathered` (a view)."""
  *         return self._target[:rows]
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_13batch_target, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_batch_target, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 219, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_13batch_target, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_batch_target, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 231, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_batch_target, __pyx_t_2) < (0)) __PYX_ERR(0, 219, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_batch_target, __pyx_t_2) < (0)) __PYX_ERR(0, 231, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":272
+  /* "fastbp/_engine.pyx":295
  *         return loss
  * 
  *     def train_step(self, X, y, optimizer):             # <<<<<<<<<<<<<<
  *         """One step on a batch: returns the mean loss, or None when X or y must first be
  *         converted (other dtype, layout or shape: the caller converts and validates them).
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_15train_step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_step, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_15train_step, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_step, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 295, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_step, __pyx_t_2) < (0)) __PYX_ERR(0, 272, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_step, __pyx_t_2) < (0)) __PYX_ERR(0, 295, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":327
+  /* "fastbp/_engine.pyx":350
  *         return ok
  * 
  *     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):             # <<<<<<<<<<<<<<
  *         """One step on the rows order[start:stop] of the whole, already validated data (X, y):
  *         they are gathered in C into the plan's own buffers. Returns the mean loss."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_17train_gathered, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_gathered, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 327, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_17train_gathered, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_train_gathered, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 350, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_gathered, __pyx_t_2) < (0)) __PYX_ERR(0, 327, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_train_gathered, __pyx_t_2) < (0)) __PYX_ERR(0, 350, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "fastbp/_engine.pyx":366
+  /* "fastbp/_engine.pyx":389
  *         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
  * 
  *     def set_clip_norm(self, clip_norm):             # <<<<<<<<<<<<<<
  *         """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
  *         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_19set_clip_norm, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_set_clip_norm, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 366, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_6fastbp_7_engine_12TrainingPlan_19set_clip_norm, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_TrainingPlan_set_clip_norm, NULL, __pyx_mstate_global->__pyx_n_u_fastbp__engine, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 389, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_set_clip_norm, __pyx_t_2) < (0)) __PYX_ERR(0, 366, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_6fastbp_7_engine_TrainingPlan, __pyx_mstate_global->__pyx_n_u_set_clip_norm, __pyx_t_2) < (0)) __PYX_ERR(0, 389, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   /* "(tree fragment)":1
@@ -13655,7 +13991,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 154, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 158, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
@@ -13678,8 +14014,64 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "fastbp/_engine.pyx":199
- *         self._outputs = []
+  /* "fastbp/_engine.pyx":174
+ *                                              else cnp.PyArray_DATA(bias_grad))
+ *             self.plan.stages[s].activation = activation
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+*/
+  {
+    PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_slope, __pyx_mstate_global->__pyx_float_0_0};
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 174, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
+
+  /* "fastbp/_engine.pyx":175
+ *             self.plan.stages[s].activation = activation
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
+*/
+  {
+    PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_alpha, __pyx_mstate_global->__pyx_float_1_0};
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 175, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
+
+  /* "fastbp/_engine.pyx":176
+ *             self.plan.stages[s].params.slope = params.get("slope", 0.0)
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)             # <<<<<<<<<<<<<<
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
+ *             self._weights.append((weight, bias, weight_grad, bias_grad))
+*/
+  {
+    PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_beta, __pyx_mstate_global->__pyx_float_1_0};
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 176, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
+
+  /* "fastbp/_engine.pyx":177
+ *             self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+ *             self.plan.stages[s].params.beta = params.get("beta", 1.0)
+ *             self.plan.stages[s].params.threshold = params.get("threshold", 20.0)             # <<<<<<<<<<<<<<
+ *             self._weights.append((weight, bias, weight_grad, bias_grad))
+ *         self.in_features = self.plan.stages[0].in_features
+*/
+  {
+    PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_threshold, __pyx_mstate_global->__pyx_float_20_0};
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 177, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
+
+  /* "fastbp/_engine.pyx":206
+ *         self._outputs, self._preacts = [], []
  *         for s in range(self.plan.n_stages):
  *             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)             # <<<<<<<<<<<<<<
  *             self.plan.stages[s].output = cnp.PyArray_DATA(out)
@@ -13687,14 +14079,14 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 199, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 206, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
-  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_tuple;
-    for (Py_ssize_t i=0; i<1; ++i) {
+    for (Py_ssize_t i=0; i<5; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -13728,38 +14120,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{13},{15},{7},{6},{20},{1},{179},{41},{24},{8},{7},{6},{18},{2},{9},{50},{39},{34},{87},{35},{79},{51},{35},{43},{7},{60},{24},{32},{41},{42},{54},{63},{10},{12},{30},{32},{25},{19},{20},{20},{26},{27},{23},{12},{1},{1},{20},{12},{17},{8},{12},{8},{10},{8},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{4},{18},{3},{12},{15},{5},{12},{18},{9},{13},{19},{9},{5},{5},{10},{9},{3},{14},{5},{7},{7},{12},{5},{1},{3},{5},{5},{11},{4},{2},{1},{8},{15},{3},{8},{1},{6},{8},{2},{5},{9},{5},{3},{6},{7},{6},{3},{7},{4},{8},{1},{4},{13},{10},{3},{6},{5},{10},{4},{1},{2},{14},{10},{1},{6},{12},{6},{1},{2},{1}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{559},{9},{282},{23},{21},{13},{25},{519},{356}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{13},{15},{7},{6},{20},{1},{179},{41},{24},{8},{7},{6},{18},{2},{9},{50},{39},{34},{87},{35},{79},{51},{35},{43},{7},{60},{24},{32},{41},{42},{54},{63},{10},{12},{30},{32},{25},{19},{20},{20},{26},{27},{23},{12},{1},{1},{20},{12},{17},{8},{12},{8},{10},{8},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{4},{5},{18},{3},{12},{15},{4},{5},{12},{8},{18},{9},{13},{19},{9},{5},{5},{10},{9},{3},{14},{5},{7},{7},{12},{3},{8},{5},{1},{3},{5},{5},{11},{4},{2},{1},{8},{15},{3},{8},{1},{6},{8},{2},{5},{9},{5},{3},{6},{7},{6},{3},{6},{7},{7},{4},{8},{1},{4},{13},{10},{3},{5},{10},{6},{5},{10},{4},{1},{2},{9},{14},{10},{1},{6},{12},{6},{1},{2},{1}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{559},{9},{364},{23},{21},{13},{25},{519},{356}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1960 bytes) */
-static const char cstring[] = "x\332\265UMo\333F\032\216\342\324p\272\366\326\212?\032,\352fd\033\376\310\332J\025\313\336l\213\246P\375\201f\333z-\333I\263\016\202\301\220\034IL(\222\346\014e\251\213\005r\364\221G\036y\344\221G\036y\344QG\035\363\023\366\047\354;CY\221\234`\321\000\255\000\361c\346\235\367\343y\236\367%\"\034\331\026\323\271n\231h\215;\224\242\232C\352Mj\362\365\365\rT\2678\312\256\337 \323B\256\255\021N\321\005a\250I4\372\335\241\005o\274\001>v;\274\001\036t\2064j\350\nu\300\316\350 \306\035]\345\324\021F&:\332?\332,?*#bj\310\241\257\250\312\031b\256\242\032\2041\312\220UC\212\253\033\\7\021\357\330\224\025\321\223\032\352X.2)\325\020\267\220\rv\303\007x\203\232\210Q.\036\320*1M\213\023Q\010\206\343\272Y_E\232\356@\020\275E\305\351\003b0Z|\3765\242m\033V\301eM7u(\240E\014\227\262\254\314Cr\210,\007=1k/\207\014u\323v9\272\3205\336@D\3230\004\242\232\316\210bPj\212k\2150\256\330\01705\353\272I\213v\247]Wu\226\355i\000\234\006\026\256\301\021\306\016\325\\\225b\2144WfeZ\346&\200\324\322\211\001\273\252\310\010c\323m\332\235\"V-\207\026\233pN\047\216C:\250Ft#CBo\332\226\303\207\315\334&\201\344\256[X6\327\233\372\257\324\031.F\240\316\005\217\322+\023\326pXmH\030M\312/,\347\365*\003\264\035\322\244@\036Ck\232 D\362\306\300\333\272\345h#.\035\353\0020\322t\025H\001\366^|\265\221\235\026\240:DcC\246\340\035\355n\252\226\311\365\272k\271\014\2256\367P\315\260@C\375t@\006\226I\321hHH\270N\207\375\214\370h\351\364B\036\314\242>\220A\337;\002!\014\nDI\367\331\356u\223\314\221nJ\261\tWB\014C\336^p\207\350&\256\003\326\024\230\034>I\014]4\207\206\340Jd\336\004)\022VQ\220\000,;\3138\265\277\226P\033\026\310\031:\2463\344FJ\033\031D\241\306\000\312\316o\225lgD\262|\247\334w\264!+\266\241\r\005Q\220\316\363aKN\234:\345\203h\245\227\250\006\356\024\335$N\007\251\016$\271\t\323\300\261\354\316\207N\2017Q\213\345rh\021P\rk\020\233f\001E\260\341\240?\375\363\344\004\377\370\344p\357\344T \001\035zd\020s\370\2718\350\017U\316\023\214\257\355B\263K\351~x_\302\215\263\314F6\262\354>\260\304F\326""\034\312\250\323\242#k\020\021\253\206nC\317;\315\221\235Q)|`K0\375\364h\257r\272\237U\375\034c|\324i\303\177\017\206\">\244m~Lk\030\367\007\027\014\005\030\000\202\177\014\371\003\313M\261PsMU\334\353W\225\303\257)\274\213\273\245\271\206\\1\241S\305\035\006\017\356\233\211\307\026\027\003Hl\234\273\304\2702\272\032A\357\201=X\240m\361\"J\277:\303\206\302\277G\002\306\034Z\tn:\023\303\010\240\205!H4\322$\254c\252\272U\034,2\205h\303,)\020\354B\347\rlXu\230K\n\345\204\251\370]g\003\362&\305P- \252R\205\250\257\007\\He\342\2762G^\260\355X\n\323\250j\2716LC9Hh\323\346\035y\301\206\376\032\246\266\333\224\337(j\263lv\027\373\263\273f\220:\223\363h\353\241\274\355\224k.\243\032\316\276}r\026\350\272\326\226\375%Hb\340\315\306\"5\210\006Y\030N\263i\211\357\247;\270c\305\255\325\250\323d`Mq\203\0305\323T:\200\031\000\002\363\325j\231\266\034\345\203i-\307\005 \226\211\264/\325l \331\226\335\227)\264\025\023\177\014\331\300\347\320\250\215H\025^\372\037\035V\327\262\341\005W\207\013Q\002\300\256\tO\020\217+\2432~\247\334V6c.\250^op\014h\222\016|\000!\341v[\351\264,]Ckj\2038\350\376\006\272\272\003&\357\3372%r\274\315T\035\270\331\001F\211Q\307\245R_=\n(\036k\037g\371\321\256\377\350\\\326o\374\336\210\260\217\263\374h\327\177t.\3537\264:m6o0q}\223\353\335\372\364\362\257^\365M\345\355\304\237.\267\2751\257\354\271~\24579\325\233X\360\253\275\211\311\313\237\374\234\270\355{s\036\361\270\277\035\344z\223w\274E\357\300_\364\017\202\345\200\206\177\213\n\321\303\356\366~\362,-\247\347\275\311i\357\023\357\027\277\342\037\373\377\t\177\216\363qA,\335\366?\017rA\2767y\327\317\371w\203\331\340i\270\032\345\243\305\250\"\274\377\350\235\3737\375\025\260\230\013\224p\"\032\217\264x-YNh\272\335=\252v\253\307Y\n\363`6\021L\205\325P\213\326\342B\\\372?\313\377\360\024\177\334W\202\361@\013\037\304\3631OJY9Y\234\371\240\025\036\207\377\216\227c\322[\270\347\267\202cX8\355\226*\311|\302\323\276\343/|\211\214x\\\360\353\301Y\310\242\373\361~\222O\nb\371\263\313s\000\354\241\367\314/""\373\027\020\245\277\310\275G\376\303\354\240x\371; q\ne\275\212nB\265\337G\344M\345\277\3437n\177\351\377\022<\t\001a\001\3738@\313\374e\377U8\026\226\303s(\237D,^\212O\223\205\224\364\246\347a\373\327\340\213\360$\272\005\016\324\370nr7\235I\017\272\307\047\335\223S\301\306}\210!]\225/\001\377\317.]`\247\340\357\364\217T\242gq)\336\215YRHv\322|Z\020\036_I6\246\356x+\300\307\214\277\027|\032.\205\247\300\310J\234\213g\300\372<\031OH\302\300\372\316\214\267\343\347\375%\377$\270\025T\206\342\335\363\335\340\373\340u\377P\2767\261\332]\375&\3766\315\245s\251\002\274\275\323\215\314\252\r4\215\0014\307>\013\326\302B\270\025\252Q\276\237K\267p\000\321\316{K\313\301\017a%\224G\177\360*\036<|\351kAQ\224\321\233\372\263p# =\010\240\210{\376y0)\025\266\034kI\261{t\326={\321C\033\231\350\336\312\375\251\360%\010\242\014\354?\026*B+A3\3726\311%\371\314S\2517]\010\362\340~*\256\202\217\373i\245\267\370\225|!\275\374\234\367/\277\006\005_\013\364\240\357\310\2106\001\244\334\3658\337\001-\303q\244\010\266\375[\376\317a>\\\223g>\201N)\201\014\246o\334\236\004\312Z^\325S\375Y\377,\000\230f \247\254\365\204\333\361\200\300\"\020[\272<\360\n\336\226\264{\tL=\215\226\242j\337z@;\227<\255@\256\273!\207\3607\223\025\340b&\335\205\256\234\376\334\223\255)\272\267{g1(\004\217\243\205\230@\302;\351lZ\315\216oyd\300\307nRJ\366\322\\\257\260\024\224\202JP\355\256<\022$\277\035\304Y\002Y\377\005H\324\240&\007\272\346<\035K\267R*$9\267\030,\006\007}\212g!\321\241\350\342\370c\350\377\323p6<\213\316\343\261x;\311\275S\244\334/{m(~hU\326(\032\253\344\017\013p\240\221a\214W\007u\345\377\007F#\355\334";
-    PyObject *data = __Pyx_DecompressString(cstring, 1960, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2049 bytes) */
+static const char cstring[] = "x\332\265U\315s\323H\026\307\300\244\302l\262\304I\310\260[\303\320NRI`I\030\023\047\313\016\013S\236|\324\2603\223\315\027\014\033\212\352jIm[ K\262\272\345\304lm\025\307\034u\354\243\216:\352\250\243\216>\372\350#\177\302\376\t\373\272e\214\014\324\326R\265\223\212\365\361\372}\377~\357\t\021\216\\\207\231\334tl\264\302=JQ\315#\365&\265\371\255[wP\335\341(\273>@\266\203|\327 \234\242S\302P\223\030\364\373=\007\336x\003|lux\003<\230\014\031\32425\352\201\236\325A\214{\246\316\251\047\225l\264\277\263\277Z\271_A\3046\220G_R\2353\304|M\267\010c\224!\247\2064\337\264\270i#\336q)[C\217k\250\343\370\310\246\324@\334A.\350\345\rx\203\332\210Q.\037\3202\261m\207\023Y\010\006s\323\256/#\303\364 \210\331\246\322z\227X\214\256=\373\016\3213\027\244\340\262f\332&\024\320&\226OYV\346\036\331C\216\207\036\333\265\0279E\323v}\216NM\2037\0201\014\014\201\250a2\242Y\224\332\362Z#\214k\356]L\355\272i\3235\267sV\327M\226\235\031\3208\0034|\213#\214=j\370:\305\030\031\276\312\312v\354UhR\333$\026\234\3522#\214m\277\351v\326\260\356xt\255\tv&\361<\322A5bZY\047\314\246\353x<\257\3467\t$\367\241\206\343r\263i\276\246^\276\030\331u.qT^\231\324\006c\275\241\332hS~\352x\257\226\031t\333#M\n\3401\264bH@\024n\014\274\335r<c\304\245\347\234B\217\014S\007P\000\275\347\337\336\311\254eS=b\260\234*xG[\253\272cs\263\356;>C\345\325mT\263\034\340\320 \035\240\201cS4\032\022\022\256\323\274\237\021\037m\223\236*\303,\352]\025\364#\023\010aQ\000J\271\317N?T\311\034\231\266\"\233t%\311\220\363\366\234{\304\264q\035zM\001\311\274%\261L9\034\006\202+Qy\023\244\251\266\312\202d\3032[\306\251\373\235j\265\345\000\235ab:97\212\332\310\"\032\265\206\255\354\374\257\224\355\214P\226oV\006\216\356\250\212]\030C\t\024\244\363,\257\311\211W\247|\030\255\374\002\325\300\235f\332\304\353 \335\203$Wa\033x\216\333\371\224\025x\223\2658>\207\021\001\326\260\006qi\026P\006\313\007\375\371\357GG\370\247\307{\333G\307\262\0230\241\373\026\261\363\317k\303\371\320\325>\301\370\203S\030vE\335O\237\253v\343,\263\221\203,""\273O\210\330\210\314\243\214zm:\"\203\210X\267L\027f\336k\216\234\214R\341\023G\022\351\047\373\333\325\343\235\254\352g\030\343\375\316\031\374\266a)\342=z\306\017i\r\343\301\342\202\245\000\013@\342\217!\177@\271)\0055\337\326\345\275\376\256r\370kJ\357\362\356\030\276\245$6L\252\274\303\342\301\0035\371\330\346r\001\311\203\226O\254wJ\357V\320G\315\036\n\350\231|\221\245\277\263a\271\360\037\201\2001\207Q\202\233\311\3442\202\326\302\022$\006i\022\313m\020\302:\266n:k\303\023\246\021#\017\225\006\021OM\336\300\226S\207\345\244Q\310\032~L\307\357G\\\007\n\3126\003\0246\305P>\264X\247\032\321_\r\301QT\305\003\252\216\274`\327s4fP\335\361]X\217j\263\320\246\313;\352\202-\363\025\254q\277\251>Z\324e\3312_\033,\363\232E\352L-\250\365{\352\266Y\251\371\214\0328\373\030B\376r?`\322\256\253=a\232\306\231\232=\t \003\307.\226YB`H\310\362\232MG~[\375\341\035k~\255F\275&\003m\212\033\304\252\331\266\326\201~B\237\240b\247m\273j\315\0177\271Z%\320\310\214\300\003\032g\313\312u\\\327\243D\347\003\"\203W\250\034\376O\231\374aH\r\276\233Vm\204\323\3602\370:\261\272\301,\007>\274@\026\217\312\212\262\245\007W\217K2\003\036\276\rO\220\013\327x\003\2424\034\313\030\235\203\367\324ogK\352\224\232\365\006\307\320}\322\201/(Tuv\246u\332\216i\240\025\275A<t\373\016zw\207\306}|\313\250\314\361\006\323M\300r\023\030@\254:.\227\007\364\323`d\260\361y\232\237\355\372\267\316\345\326\205\377wG\330\347i~\266\353\337:\227[\027\214:m6/0y}S\350_\376\362\374O\301\301\233\352\333\361\337\235o\004\227\202J\340\213j\177b\262?~C\034\364\307\047\316\177\n\270\370k\310\243\262|\331\t\256\005\004\004\033a\241?1\035\314\007\273b^\354\206\213!\215\376\034\227\342{\275\215\235\364i\267\322m\365\047\246\202/\202_EU\034\212\177E\277$\305\244$EW\304Wa!,\346O_G\360z\265wu%*D\263\321\223x\031t\347\223j\177\352\017bZ<\010I\330\352O\315\006;\312p:|\030O&\007\t\221\242\307\342\327\260\032\036\364\047\256\213\202\270\036\316\206O\242\345\270\030\317\307\325,\355\226\270(\226\300\350Z\250E\343\361Xl$+\351bJ\273""\033\275\375\203\336\301aV\316\034\250\215\207\223\321Ad\304+I))\377\027\361\337\002M\214\t-\034\013\215\350n2\227\360T\211\177\036\304\231\013\333\321a\364\317d\021\322\273qS\264\303C\020\034\367\312\325t.\345\335\201\343\257\205\352\265|\274!\352\341I\304\342\333\311NZLKR|\365\274\005\020\334\013\236\212\2128\205(\003!\017\356\213{\231\241|\371\013\364\355\030\312z\031_\204j\177\210\311\233\352\277\307.\\\371\006\372\3618\002\314$\220c\000\023\023\213\342et)\252D-(\237\304,YH\216\323\033]\350\336\034\034\277\016\277\216\216\342\313\340@O\256\247\327\2733\335\335\336\341Q\357\350X\"{\033b(W\225s\300\362\352\271\017H\227\304\346\300\244\032?M\312\311V\302\322R\272\331-vK\322\343K\205\354\344t\260\004x\314\210\355\360\313h!:\006D\226\222B2\003\332\255t,%)\003\355\351\231`S\024\305\2028\n/\207\325\\\274\233\302\017\177\010_\r\214\212\375\361\345\336\362\203\344a\267\320\275\326\325\000\267\367\034TY\235\001L\227\2405\207\202\205+Q)Z\217\364\2708\310\245W\332\205h\255\376\302b\370cT\215\224\351\217A5\200\207o\204\021\256\3112\372\223\277\227ndKwC(\342\246h\205\023\212\255\213\211\221\256\365\366Oz\047\317\373\350NF\340\267\352|2z\001\204\250\000\372\217$\213\320R\330\214\037\246\205\264\230y*\367\247Ja\021\334K\236\032\351\355n\265?\377\355\200\264\305k\301?D\r\n\376 \320\335\201#+^\205&\025>\214\363=\300\222\217\243H\260!.\213_\242b\264\242l\276\200\251+\003\r\246.\\\231\000\310\332\301A\240\213Yq\002\30331\0039e\303,\335\216\251\211\002`\313\347\273A)XWz/\000\251\047\361B|0\320\036\302\316\025NK\220\353V\304!\374\305t\t\260\230\351n\301\204O}\025\2501\227\233\2407=\037\226\302G\361\215\204@\302\233\335\331\356Af\276\036\220!\036[i9\335\356\026\372\245\205\260,\047\267\267t_\202\374v\030g\001h\375G\000\321\200\232<\230\232V\367Rw\275K%%\257\315\207\363\341\356\000\342YH4\027]\232?\202\371?\206\375q\022\267\222K\311FZx\317Hu^\t\316\240\370\234T\325(\007\253,\362\004\034r$\337\343\345a]\305\377\000\037\004*\257";
+    PyObject *data = __Pyx_DecompressString(cstring, 2049, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2529 bytes) */
-static const char cstring[] = "\377 at posi\377tion (tr\377ee fragm\377ent)), g\367ot \000\003; no\377 update \377was made\267?No\013\000thA\000C\367yth?\000is d\277eliber%\000l\377y strict\367er \"\000n PE\377P-484 an\377d reject\377s subcla\377sses of \377builtin \377types. I\377f you ne\177ed to p%\000\376%\tthen se\375t[\000e \047ann\327ota\305\001_<\000in\277g\047 dirb\000i\373ve:\001False\177.X: expx\000\336P\000fini\314\000va\357lues\347\003NaN\377 or Inf]\376\036\010input w\377idth add\375_f\000edisab\357leen\002\001fas\377tbp/_eng\377ine.pyxg\327cis\026\003d\266 de\377fault __\377reduce__\367 du\221\002non-^\242 vial\033\000c\216\001\377__numpy.\177_core.m5\000\377iarray f\367ail\204#impo;rt\033\tuma\232\000\022\r\377optimize\261r\301\t\362!\246 e Q\002s\354\326!:\000ch\302\"net\277work\047s\353 r\367ame\272@s (d\364\215A\263BsK\000)ord\376F\nrow indsic\303@\273@[0,8\003\236\321!rads\351([\000 \377C-contig\377uous 1-D? float\207\005\204`\357one e\013sta\363ge<\t7\nviewv\273bpa\261\000s/gq\001\276\"\016at le\246@ 0[\001K\003F\rC\003in\350bG\001\374\211aC\010[train\213_g\351 e\307@\301h\302`i~\231\205\001d data\336\204\002\037a bat\324 \315\001\255!\2766\003step:\255\204\002l\377oss is y\374\210\204\010\207\205\002 label\026\031\000n \307!y\213\204%=\t\301\000\35364B\004,\355\002per\275 \245Aof Xg\tt\337argete\0061]\377 for bin\277ary cr\242\000-\177entropy\"\021\373of\371\205\002outpu}t\263`shapek\003\374\222ai\tLOSS_K\337INDST\302!in_gPlan\000\t.\227\205\006-c\313\207\002__\017\014s\246\000\267\204\001\t_\013\022\352\"_\312\003J\n\230\003\000\020\375sq\nreserv\375e\205\nset_cl\177ip_norm\237\n\370\375K\010\020\346AUPDAT\375E\360\003X___Py\375x\001\000Dict_N\377extRef__\252\262\210\004e\034\000_\207\211\002_\215@i\367tem\r\001func\222\025\001g\362\005B\000m\200\204\001\004\001owdul2\002nam:\002\325p\\\000s\234\"_\007\001vt<\237\210\001T\001qual\035\005\373\207\005\214\334.\225\210\006ex\210\001\367\001Q\005s\374t\010\364.__test\346\333\000is\260\210\001\211`ine\377adamasyn\177cio.cor\017""\003\357sbad\232Ibce\377_with_lo\377gitsbeta\347sc_\224\207\007\367 ne_\377in_traceOback\203F\225\204\002_\223\204\004\376\000\n_probsd\377ecoupled\276\267\210\002empty\000\002_\377likeenum\256\237\214\002eps\266\212\003.\265\212\004folags\213\210\00232\222\210\002\37764fused_<\366\214\003\325\207\002iidx\333\205\002\241A\315sK\000p_\227\001k\000os\277slrmmo\274\215\001u\376\000\005m_buffe\357rmse\000\000_ha\277lfnnby\261 n~\264 erovnp\355\212\002\234\245\212\006\333\211\002out\320\205\003\326\205\003s\356\326\210\003pop\240\204\004row\365s\000\001_\213\000ssel\335f\236\204\nset\356\213\004sg}d\270\211\003start\373\207\001\365_\227 n\007\000optt\351b\304\210\013\232\210\007v\221\215\003wei\357ght_\313 ayw\373id\345@xxbyv\377oid (cha\337r *, \000\005in\321t\013\001\000\004\007\004_\205\204\002t_\3775scipy_6\377linalg_1\3751\334\206\004blas_d\260C\001\000\047*.,])\000\302\200Ms\302\351\200&s\351(\310\201\"\000.X1)\000\177dgemm\000s\002\001\377\200\001\330\004\n\210+\220\377Q\200A\340\010\013\2105\377\220\003\2204\220u\230A\377\330\014\r\330\010\035\230Q\177\330\010\014\210L\230\001\003\001\377E\220\025\220a\220t\230\3775\240\001\330\014\022\220\"\377\220F\230\"\230F\240$\377\240e\2507\260!\2602\377\3205E\300V\3104\310\377q\330\014\020\220\005\220W\377\230A\230R\230}\250M\357\270\021\270!\017\001\t\230\027\377\240\001\240\021\330\014\030\230\377\001\230\030\240\024\240U\250\177\047\260\021\260\"\260Aa\001\177K\220q\230\002\230&\037\000\377\025\240b\250\010\260\006\260\377d\270(\300$\300e\310\1775\320PQ\320QR}\003\375\026$\000\010\240\r\250Q\250\177d\260(\270!\2701\000\024\376\264\001J\220b\230\006\230b\377\240\006\240d\250/\270\026\327\270t\300)\002La\004\026\240\377v\250R\250{\270$\270\377a\330\035\037\230v\240R\376\016\000T\3201A\300\026\300\333t\310R\004\034\230\225\"\014\210\377E\220\035\230g\240Z\250\377s\260*\270E\300\021\300\335!\255!\017\210q\256 2\220\237V\2304\230wc\000\016\004t\357\2208\23023\003\017\210t\373\2209\207 T\240\025\240j\373\260\002\353\000B\260a""\200A\377\360\006\000\t\036\230W\240\323I\250\337 \363!\006\330 s\230\377$\230j\250\003\2504\250\375q\374\000a\260s\270#\270\377T\300\035\310a\330\020\026\376\367 z\240\034\250S\260\004\377\260B\260c\270\030\300\030\377\310\023\310F\320RS\320\313ST\212A*\353 F\0024\210\356\375 \017\210u\233@!\2306\376,\004A\260V\2701\270C\377\270s\300!\3006\310\021\353\310!N\001j\211B\r\022\220\375&\215@\023\230D\240\n\250\367#\250T\217@&\270\001\270\375\023+\000q\300\006\300a\300\375s+\000\022\023\2206\230\021\377\230#\230S\240\004\240A\376e\010\037\230u\240B\240k\376.\004\021\330\010\047\320\047;\377\270=\310\001\310\025\310b\250\265@\256g\221\002x\342@\003\230 R\377\230s\240(\250!\2503\357\250c\260\021\205\004\320!F\376k\000q\330#$\240H\250\375A\224!\014\210H\220A\220\377Q\330\010\036\230d\240.~\367\000A\330\r\016\330\014\315#\373F\240\302\000\037\230q\240\014\376\335b$\270d\300.\320P\177Z\320Z[\330 ,\357c\273\340\020\034\001\r\250]\245`4\372\373@>\302a &\240m\260\337=\300\001\300\021D\0031\330\357\020!\240\021\\\000\r\270Q\376A\000*\310A\330\"0\260\376\t\001a\330\021\025\220Y\230\325f\356\000\020[\013/B\004l\260_-\270q\300\001X\r?\224@\365\330]\010\010\201a5\230\004\230\337M\250\021\250(/\002\005\300\367V\3101\204`\020\000\t\014\377\2104\210v\220Q\220c\377\230\024\230Z\240q\330\014\347\023\2201\364\205\004\333\001\006\240a\376\022\000\010\013\2101\210F\220\327!\2203#\002]\247@U\260\267#\260Q\047\004\013\210\360Dt\272\243B&\222 C\250t\344\000\002\373\300&\211@\023\310C\310q\317\330\020\027\220\226\206\002\272\206\001\320\022\377\"\240!\240>\260\035\270wa\270t\220`\024\310Q\323#\3673\220a\207FC\3001\300\377D\310\001\330!#\2401\177\240A\240Q\320&8\227`s\021\340\375\"\212cT\240\032\302@\375d\205 r\300\026\300q\310\337\003\3103\310e\217\204\001\025\"/\240\"\240F\334D\024\246\000s\010\376\220\205\001>\240\024\240T\250\024\377\250Z\260q\270\003\2705s\300\001\210\204\007\334B4\220x\331@2\013\010\010\340\001\325\205\0011\230\365i\233f\n\330)\047\317\006\021";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2529, 3910);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2658 bytes) */
+static const char cstring[] = "\377 at posi\377tion (tr\377ee fragm\377ent)), g\367ot \000\003; no\377 update \377was made\267?No\013\000thA\000C\367yth?\000is d\277eliber%\000l\377y strict\367er \"\000n PE\377P-484 an\377d reject\377s subcla\377sses of \377builtin \377types. I\377f you ne\177ed to p%\000\376%\tthen se\375t[\000e \047ann\327ota\305\001_<\000in\277g\047 dirb\000i\373ve:\001False\177.X: expx\000\336P\000fini\314\000va\357lues\347\003NaN\377 or Inf]\376\036\010input w\377idth add\375_f\000edisab\357leen\002\001fas\377tbp/_eng\377ine.pyxg\327cis\026\003d\266 de\377fault __\377reduce__\367 du\221\002non-^\242 vial\033\000c\216\001\377__numpy.\177_core.m5\000\377iarray f\367ail\204#impo;rt\033\tuma\232\000\022\r\377optimize\261r\301\t\362!\246 e Q\002s\354\326!:\000ch\302\"net\277work\047s\353 r\367ame\272@s (d\364\215A\263BsK\000)ord\376F\nrow indsic\303@\273@[0,8\003\236\321!rads\351([\000 \377C-contig\377uous 1-D? float\207\005\204`\357one e\013sta\363ge<\t7\nviewv\273bpa\261\000s/gq\001\276\"\016at le\246@ 0[\001K\003F\rC\003in\350bG\001\374\211aC\010[train\213_g\351 e\307@\301h\302`i~\231\205\001d data\336\204\002\037a bat\324 \315\001\255!\2766\003step:\255\204\002l\377oss is y\374\210\204\010\207\205\002 label\026\031\000n \307!y\213\204%=\t\301\000\35364B\004,\355\002per\275 \245Aof Xg\tt\337argete\0061]\377 for bin\277ary cr\242\000-\177entropy\"\021\373of\371\205\002outpu}t\263`shapek\003\374\222ai\tLOSS_K\337INDST\302!in_gPlan\000\t.\227\205\006-c\313\207\002__\017\014s\246\000\267\204\001\t_\013\022\352\"_\312\003J\n\230\003\000\020\375sq\nreserv\375e\205\nset_cl\177ip_norm\237\n\370\375K\010\020\346AUPDAT\375E\360\003X___Py\375x\001\000Dict_N\377extRef__\252\262\210\004e\034\000_\207\211\002_\215@i\367tem\r\001func\222\025\001g\362\005B\000m\200\204\001\004\001owdul2\002nam:\002\325p\\\000s\234\"_\007\001vt<\237\210\001T\001qual\035\005\373\207\005\214\334.\225\210\006ex\210\001\367\001Q\005s\374t\010\364.__test\346\333\000is\260\210\001\211`ine\377adamalph\377aasyncio""\357.cor\024\003sba\375d\237Ibce_wi\377th_logit\347sbe\263\000\001\000sc_\236\235\207\007cent\356\205\001\210@n\377e_in_tra?ceback\224F\246\204\002\371_\244\204\004\000\n_prob\377sdecoupl\373ed\310\210\002empty\376\000\002_likeen\273um\260\214\002eps\307\212\003.\276\306\212\004flags\234\210\0023\3752\243\210\00264fuse\273d_\207\215\003get\352\207\001_\367avg\361\207\002iidx4\367\205\002\275AsV\000p_\242\001v\000\377osslrmmo\372\330\215\001u\000\005m_buf\277fermse\000\000_\377halfnnby\372\315 n\320 erovnqp\211\213\002\301\212\006\367\211\002out\354\205\003\372\362\205\003s\362\210\003poppr\017eact\302\204\004S\000\367\000\372\000\177wsrows_\230\000\337sself\307\204\nse\375t\227\214\004sgdslo7pes\252`re\316\001\360\211\003_start\263\210\001_\276 \375n\007\000opttbt\377hreshold\364\205\211\013\333\210\007v\322\215\003weig\367ht_\373 aywi\375d\246`xxbyvo\377id (char\357 *, \000\005int\350\013\001\000\004\007\004_\306\204\002t_5\377scipy_6l\377inalg_11~\235\207\004blas_dC\001X\000\047*.,])\000\302\200Ms\351\200&\341s\351(\310\201\"\000.X1)\000d\277gemm\000s\002\001\200\377\001\330\004\n\210+\220Q\377\200A\340\010\013\2105\220\377\003\2204\220u\230A\330\377\014\r\330\010\035\230Q\330\377\010\014\210K\220t\230<\357\240t\2501\t\001E\220\025\373\220a\016\0005\240\001\330\014\377\022\220\"\220F\230\"\230\377F\240$\240e\2507\260\377!\2602\3205E\300V\377\3104\310q\330\014\020\220\377\005\220W\230A\230R\230\177}\250M\270\021\270!\017\001\177\t\230\027\240\001\240\021\022\t\373z\250\014\000\017\320\017(\250\177\001\250\024\250U\260\047)\000\377\"\270A\330\020\031\230\022\377\230;\240a\240q\330\020\367\024\220E4\002\022\240=\260\337\r\270Q\270a\017\001I\230\377W\240A\240Q\330\014\030\377\230\001\230\030\240\024\240U\377\250\047\260\021\260\"\260A\276\261\003q\230\002\230&k\000\025\377\240b\250\010\260\006\260d\377\270(\300$\300e\3105\277\320PQ\320QR\311\003\026\377\220q\230\010\240\r\250Q\377\250d\260(\270!\2701\374\000\024\206!J\220b\230\006\230\377b\240\006\240d\250/\270\257""\026\270t\300\217\"La\004\026\377\240v\250R\250{\270$~\234\000\035\037\230v\240R\016\000\377T\3201A\300\026\300t\355\310\270$\034\230\347\"\014\210E\377\220\035\230g\240Z\250s\377\260*\270E\300\021\300!\356\377!\017\210q\200@2\220V\317\2304\230wc\000\016\004t\220\3678\23023\003\017\210t\220\3759\323 T\240\025\240j\260\375\002\353\000B\260a\200A\360o\006\000\t\036\215 I\250\261@\372\305A\006\244@s\230$\230j\277\250\003\2504\250q\374\000a\377\260s\270#\270T\300\035\365\310\273 \026\303@z\240\034\250\377S\260\004\260B\260c\270\377\030\300\030\310\023\310F\320_RS\320ST\326A*\267@vF\0024\210\311@\017\210u\347@\367!\2306,\004A\260V\270\3771\270C\270s\300!\300\3776\310\021\310!\330\020\026{\220j\325B\r\022\220&\215@\377\023\230D\240\n\250#\250}T\217@&\270\001\270\023+\000\177q\300\006\300a\300s+\000\377\022\023\2206\230\021\230#\277\230S\240\004\240Ae\010\037\277\230u\240B\240k.\004\021\377\330\010\047\320\047;\270=?\310\001\310\025\310b\265@\372g\352\221\002x\273@\003\230 R\230s\377\240(\250!\2503\250c\273\260\021\205\004\320!Fk\000q\177\330#$\240H\250A\224!\377\014\210H\220A\220Q\330\277\010\036\230d\240.\367\000A\337\330\r\016\330\014\315#F\240\276\302\000\037\230q\240\014\251\204\002$\377\270d\300.\320PZ\320\337Z[\330 ,\273\204\003\340\020\256\034\001\r\250]\245`4\373@>\376\302a &\240m\260=\300\367\001\300\021D\0031\330\020!\363\240\021\\\000\244\204\001d\300*\310\357A\330\"0\256\204\004\021\025\220WY\230f\356\000\020[\013/B\004\177l\260-\270q\300\001X\r\325?\224@\330]\010\010\201a5\230\177\004\230M\250\021\250(/\002\337\005\300V\3101\204`\020\000\377\t\014\2104\210v\220Q\377\220c\230\024\230Z\240q\237\330\014\023\2201\306\206\004\333\001\006\376\315\205\002\010\013\2101\210F\220\327!\2203#\002]\247@U\260\267#\260Q\047\004\013\210\360Dt\272\243B&\222 C\250t\344\000\002\373\300&\211@\023\310C\310q\317\330\020\027\220\342\206\002\206\207\001\320\022\377\"\240!\240>\260\035\270wa\270t\220`\024\310Q\323#\3673\220a\207FC\3001\300\377D\310\001\330!#\2401n\266\206\001\320&8""\227`\021\340\375\"\256\212cT\240\032\302@d\205 r\377\300\026\300q\310\003\3103\373\310e\217\204\001\025\"\240\"\240\305F\334D\024\246\000s\010\220\205\001>\240\377\024\240T\250\024\250Z\260\177q\270\003\2705\300\001\210\204\007N\334B4\220x\331@\013\010\010\340\001F\325\205\0011\230\365i\233f\330)\047\317\006\001\021";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2658, 4057);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (3910 bytes) */
-static const char bytes[] = " at position (tree fragment)), got , got ; no update was made?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected finite values, got NaN or Inf]: expected input width add_notedisableenablefastbp/_engine.pyxgcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer: expected its state arrays to match the network\047s parameters (dtype and size)order: expected row indices in [0, params, grads: expected two C-contiguous 1-D float arrays of one dtype and sizestages: expected C-contiguous views of params/gradsstages: expected at least one stagestages: expected views into params or gradsstages[train_gathered: expected validated data and a batch of ordertrain_step: the loss is y: expected class labels in [0, y: expected finite values, got NaN or Infy: expected int64 labels, one per row of Xy: expected targets in [0, 1] for binary cross-entropyy: expected targets of the output\047s shape, one row per row of XLOSS_KINDSTrainingPlanTrainingPlan.__reduce_cython__TrainingPlan.__setstate_cython__TrainingPlan.batch_targetTrainingPlan.outputTrainingPlan.outputsTrainingPlan.reserveTrainingPlan.set_clip_normTrainingPlan.train_gatheredTrainingPlan.train_stepUPDATE_KINDSX___Pyx_PyDict_NextRef__annotate____class_getitem____func____getstate____main____module____name____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineadamasyncio.coroutinesbadbatch_targetbce_with_logitsbetasc_contiguouscline_in_tracebackclip_normcross_entropycross_entropy_probsdecoupleddtypeemptyempty_likeenumerateepsfastbp._engineflagsfloat32float64fused_updategradsiidxint64itemskeep_backuplosslrmmomentummomentum_buffermsemse_halfnnbytesnesterovnpnumpyoptimizerorderoutoutputoutputsparamspopreserverowsrows_""idxsselfset_clip_normsetdefaultsgdstagesstartstep_countstopttbtrain_gatheredtrain_stepvvaluesweight_decaywidestxxbyvoid (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *)\000dgemm\000sgemm\200\001\330\004\n\210+\220Q\200A\340\010\013\2105\220\003\2204\220u\230A\330\014\r\330\010\035\230Q\330\010\014\210L\230\001\330\010\014\210E\220\025\220a\220t\2305\240\001\330\014\022\220\"\220F\230\"\230F\240$\240e\2507\260!\2602\3205E\300V\3104\310q\330\014\020\220\005\220W\230A\230R\230}\250M\270\021\270!\330\014\020\220\t\230\027\240\001\240\021\330\014\030\230\001\230\030\240\024\240U\250\047\260\021\260\"\260A\330\010\014\210K\220q\230\002\230&\240\001\240\025\240b\250\010\260\006\260d\270(\300$\300e\3105\320PQ\320QR\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210J\220b\230\006\230b\240\006\240d\250/\270\026\270t\3001\330\010\014\210L\230\002\230&\240\001\240\026\240v\250R\250{\270$\270a\330\035\037\230v\240R\240v\250T\3201A\300\026\300t\3101\330\010\014\210E\220\034\230Q\200A\340\010\014\210E\220\035\230g\240Z\250s\260*\270E\300\021\300!\200A\340\010\017\210q\220\003\2202\220V\2304\230w\240d\250!\200A\340\010\017\210t\2208\2302\230Q\200A\340\010\017\210t\2209\230A\230T\240\025\240j\260\002\260\"\260B\260a\200A\360\006\000\t\036\230W\240I\250Q\330\010\013\2105\220\006\220a\220s\230$\230j\250\003\2504\250q\260\006\260a\260s\270#\270T\300\035\310a\330\020\026\220a\220z\240\034\250S\260""\004\260B\260c\270\030\300\030\310\023\310F\320RS\320ST\330\014\022\220*\230A\230Q\330\010\013\2104\210q\330\014\017\210u\220F\230!\2306\240\034\250S\260\004\260A\260V\2701\270C\270s\300!\3006\310\021\310!\330\020\026\220j\240\001\240\021\330\r\022\220&\230\001\230\023\230D\240\n\250#\250T\260\021\260&\270\001\270\023\270C\270q\300\006\300a\300s\310!\330\022\023\2206\230\021\230#\230S\240\004\240A\330\014\022\220*\230A\230Q\330\010\037\230u\240B\240k\260\021\260&\270\001\270\021\330\010\047\320\047;\270=\310\001\310\025\310b\320PQ\330\010\014\210E\220\025\220a\220q\330\014\017\210x\220q\230\003\2302\230R\230s\240(\250!\2503\250c\260\021\330\020\026\220j\240\001\320!F\300a\300q\330#$\240H\250A\250Q\330\010\014\210H\220A\220Q\330\010\036\230d\240.\260\004\260A\330\r\016\330\014\017\210t\2209\230F\240!\330\020\037\230q\240\014\250M\270\021\270$\270d\300.\320PZ\320Z[\330 ,\250M\270\021\270!\340\020\037\230q\240\r\250]\270!\2704\270t\300>\320QR\330 &\240m\260=\300\001\300\021\330\014\017\210t\2201\330\020!\240\021\240.\260\r\270Q\270d\300*\310A\330\"0\260\r\270Q\270a\330\021\025\220Y\230f\240A\330\020\037\230q\240\014\250M\270\021\270$\270d\300/\320QR\330 &\240l\260-\270q\300\001\340\020\037\230q\240\r\250]\270!\2704\270t\300?\320RS\330 &\240m\260=\300\001\300\021\330\010\017\210t\2205\230\004\230M\250\021\250(\260-\270q\300\005\300V\3101\200A\360\020\000\t\014\2104\210v\220Q\220c\230\024\230Z\240q\330\014\023\2201\330\010\035\230Q\330\010\037\230q\240\006\240a\240q\330\010\013\2101\210F\220!\2203\220c\230\024\230]\250#\250U\260#\260Q\330\014\023\2201\330\010\013\2104\210q\330\014\017\210t\2206\230\021\230&\240\014\250C\250t\260=\300\002\300&\310\001\310\023\310C\310q\330\020\027\220q\330\014\020\220\001\330\014\022\320\022\"\240!\240>\260\035\270a\270t\3006\310\024\310Q\330\014\017\210t\2203\220a\330\020\026\220j\240\001\320!C\3001\300D\310\001\330!#\2401\240A\240Q\320&8\270\001\270\021\340\014\017\210t\2206\230\021\230#\230T\240\032\2503\250d\260-\270r\300\026\300q""\310\003\3103\310e\320ST\330\025\"\240\"\240F\250!\2503\250c\260\024\260Q\330\020\027\220q\330\014\020\220\001\330\014\017\210t\220>\240\024\240T\250\024\250Z\260q\270\003\2705\300\001\330\020\026\220j\240\001\240\021\330\014\017\210t\2204\220x\230q\240\001\330\020\026\220j\240\001\240\021\330\010\013\2104\210t\2208\2301\230A\330\014\022\220*\230A\230Q\330\010\014\210H\220A\220Q\330\010\017\210t\2205\230\004\230M\250\021\250\047\260\035\270a\270t\3006\310\021";
+    #else /* compression: none (4057 bytes) */
+static const char bytes[] = " at position (tree fragment)), got , got ; no update was made?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.X: expected finite values, got NaN or Inf]: expected input width add_notedisableenablefastbp/_engine.pyxgcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importoptimizer: expected its state arrays to match the network\047s parameters (dtype and size)order: expected row indices in [0, params, grads: expected two C-contiguous 1-D float arrays of one dtype and sizestages: expected C-contiguous views of params/gradsstages: expected at least one stagestages: expected views into params or gradsstages[train_gathered: expected validated data and a batch of ordertrain_step: the loss is y: expected class labels in [0, y: expected finite values, got NaN or Infy: expected int64 labels, one per row of Xy: expected targets in [0, 1] for binary cross-entropyy: expected targets of the output\047s shape, one row per row of XLOSS_KINDSTrainingPlanTrainingPlan.__reduce_cython__TrainingPlan.__setstate_cython__TrainingPlan.batch_targetTrainingPlan.outputTrainingPlan.outputsTrainingPlan.reserveTrainingPlan.set_clip_normTrainingPlan.train_gatheredTrainingPlan.train_stepUPDATE_KINDSX___Pyx_PyDict_NextRef__annotate____class_getitem____func____getstate____main____module____name____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineadamalphaasyncio.coroutinesbadbatch_targetbce_with_logitsbetabetasc_contiguouscenteredcline_in_tracebackclip_normcross_entropycross_entropy_probsdecoupleddtypeemptyempty_likeenumerateepsfastbp._engineflagsfloat32float64fused_updategetgrad_avggradsiidxint64itemskeep_backuplosslrmmomentummomentum_buffermsemse_halfnnbytesnesterovnpnumpyoptimizerorderoutoutputoutp""utsparamspoppreactreservermsproprowsrows_idxsselfset_clip_normsetdefaultsgdslopesquare_avgstagesstartstep_countstopttbthresholdtrain_gatheredtrain_stepvvaluesweight_decaywidestxxbyvoid (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *, __pyx_t_5scipy_6linalg_11cython_blas_s *, __pyx_t_5scipy_6linalg_11cython_blas_s *, int *)\000dgemm\000sgemm\200\001\330\004\n\210+\220Q\200A\340\010\013\2105\220\003\2204\220u\230A\330\014\r\330\010\035\230Q\330\010\014\210K\220t\230<\240t\2501\330\010\014\210E\220\025\220a\220t\2305\240\001\330\014\022\220\"\220F\230\"\230F\240$\240e\2507\260!\2602\3205E\300V\3104\310q\330\014\020\220\005\220W\230A\230R\230}\250M\270\021\270!\330\014\020\220\t\230\027\240\001\240\021\330\014\020\220\005\220W\230A\230R\230z\250\021\330\014\017\320\017(\250\001\250\024\250U\260\047\270\021\270\"\270A\330\020\031\230\022\230;\240a\240q\330\020\024\220E\230\027\240\001\240\022\240=\260\r\270Q\270a\330\020\024\220I\230W\240A\240Q\330\014\030\230\001\230\030\240\024\240U\250\047\260\021\260\"\260A\330\010\014\210K\220q\230\002\230&\240\001\240\025\240b\250\010\260\006\260d\270(\300$\300e\3105\320PQ\320QR\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210E\220\026\220q\230\010\240\r\250Q\250d\260(\270!\2701\330\010\014\210J\220b\230\006\230b\240\006\240d\250/\270\026\270t\3001\330\010\014\210L\230\002\230&\240\001\240\026\240v\250R\250{\270$\270a\330\035\037\230v\240R\240v\250T\3201A\300\026\300t\3101\330\010\014\210E\220\034\230Q\200A\340\010\014\210E\220\035\230g\240Z\250s\260*\270E\300\021\300!\200A\340\010\017\210q\220""\003\2202\220V\2304\230w\240d\250!\200A\340\010\017\210t\2208\2302\230Q\200A\340\010\017\210t\2209\230A\230T\240\025\240j\260\002\260\"\260B\260a\200A\360\006\000\t\036\230W\240I\250Q\330\010\013\2105\220\006\220a\220s\230$\230j\250\003\2504\250q\260\006\260a\260s\270#\270T\300\035\310a\330\020\026\220a\220z\240\034\250S\260\004\260B\260c\270\030\300\030\310\023\310F\320RS\320ST\330\014\022\220*\230A\230Q\330\010\013\2104\210q\330\014\017\210u\220F\230!\2306\240\034\250S\260\004\260A\260V\2701\270C\270s\300!\3006\310\021\310!\330\020\026\220j\240\001\240\021\330\r\022\220&\230\001\230\023\230D\240\n\250#\250T\260\021\260&\270\001\270\023\270C\270q\300\006\300a\300s\310!\330\022\023\2206\230\021\230#\230S\240\004\240A\330\014\022\220*\230A\230Q\330\010\037\230u\240B\240k\260\021\260&\270\001\270\021\330\010\047\320\047;\270=\310\001\310\025\310b\320PQ\330\010\014\210E\220\025\220a\220q\330\014\017\210x\220q\230\003\2302\230R\230s\240(\250!\2503\250c\260\021\330\020\026\220j\240\001\320!F\300a\300q\330#$\240H\250A\250Q\330\010\014\210H\220A\220Q\330\010\036\230d\240.\260\004\260A\330\r\016\330\014\017\210t\2209\230F\240!\330\020\037\230q\240\014\250M\270\021\270$\270d\300.\320PZ\320Z[\330 ,\250M\270\021\270!\340\020\037\230q\240\r\250]\270!\2704\270t\300>\320QR\330 &\240m\260=\300\001\300\021\330\014\017\210t\2201\330\020!\240\021\240.\260\r\270Q\270d\300*\310A\330\"0\260\r\270Q\270a\330\021\025\220Y\230f\240A\330\020\037\230q\240\014\250M\270\021\270$\270d\300/\320QR\330 &\240l\260-\270q\300\001\340\020\037\230q\240\r\250]\270!\2704\270t\300?\320RS\330 &\240m\260=\300\001\300\021\330\010\017\210t\2205\230\004\230M\250\021\250(\260-\270q\300\005\300V\3101\200A\360\020\000\t\014\2104\210v\220Q\220c\230\024\230Z\240q\330\014\023\2201\330\010\035\230Q\330\010\037\230q\240\006\240a\240q\330\010\013\2101\210F\220!\2203\220c\230\024\230]\250#\250U\260#\260Q\330\014\023\2201\330\010\013\2104\210q\330\014\017\210t\2206\230\021\230&\240\014\250C\250t\260=\300\002\300&\310\001""\310\023\310C\310q\330\020\027\220q\330\014\020\220\001\330\014\022\320\022\"\240!\240>\260\035\270a\270t\3006\310\024\310Q\330\014\017\210t\2203\220a\330\020\026\220j\240\001\320!C\3001\300D\310\001\330!#\2401\240A\240Q\320&8\270\001\270\021\340\014\017\210t\2206\230\021\230#\230T\240\032\2503\250d\260-\270r\300\026\300q\310\003\3103\310e\320ST\330\025\"\240\"\240F\250!\2503\250c\260\024\260Q\330\020\027\220q\330\014\020\220\001\330\014\017\210t\220>\240\024\240T\250\024\250Z\260q\270\003\2705\300\001\330\020\026\220j\240\001\240\021\330\014\017\210t\2204\220x\230q\240\001\330\020\026\220j\240\001\240\021\330\010\013\2104\210t\2208\2301\230A\330\014\022\220*\230A\230Q\330\010\014\210H\220A\220Q\330\010\017\210t\2205\230\004\230M\250\021\250\047\260\035\270a\270t\3006\310\021";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 135; i++) {
+    for (int i = 0; i < 145; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 32) PyUnicode_InternInPlace(&string);
@@ -13770,8 +14162,8 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 135; i < 144; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-135].length;
+    for (int i = 145; i < 154; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-145].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -13781,14 +14173,14 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 144; i++) {
+    for (Py_ssize_t i = 0; i < 154; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 135;
+      PyObject **table = stringtab + 145;
       for (Py_ssize_t i=0; i<9; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -13811,7 +14203,15 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
     #endif
   }
   {
-    PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
+    PyObject **numbertab = __pyx_mstate->__pyx_number_tab;
+    double const c_constants[] = {0.0,1.0,20.0};
+    for (int i = 0; i < 3; i++) {
+      numbertab[i] = PyFloat_FromDouble(c_constants[i]);
+      if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
+    }
+  }
+  {
+    PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 3;
     int8_t const cint_constants_1[] = {1};
     for (int i = 0; i < 1; i++) {
       numbertab[i] = PyLong_FromLong(cint_constants_1[i - 0]);
@@ -13821,7 +14221,7 @@ static const char bytes[] = " at position (tree fragment)), got , got ; no updat
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_number_tab;
-    for (Py_ssize_t i=0; i<1; ++i) {
+    for (Py_ssize_t i=0; i<4; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -13875,37 +14275,37 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 192};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_widest, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u__2};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_reserve, __pyx_mstate->__pyx_kp_b_iso88591_A_5_4uA_Q_L_E_at5_F_F_e7_25EV4q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 199};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_widest, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_preact, __pyx_mstate->__pyx_n_u__2};
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_reserve, __pyx_mstate->__pyx_kp_b_iso88591_A_5_4uA_Q_Kt_t1_E_at5_F_F_e7_25E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 211};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 223};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_output, __pyx_mstate->__pyx_kp_b_iso88591_A_t9AT_j_Ba, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 215};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 227};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_out};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_outputs, __pyx_mstate->__pyx_kp_b_iso88591_A_q_2V4wd, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 219};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 231};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_rows};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_batch_target, __pyx_mstate->__pyx_kp_b_iso88591_A_t82Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 272};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 295};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_optimizer, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_bad};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_train_step, __pyx_mstate->__pyx_kp_b_iso88591_A_4vQc_Zq_1_Q_q_aq_1F_3c_U_Q_1_4, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 327};
+    const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 16, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 350};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_order, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_stop, __pyx_mstate->__pyx_n_u_optimizer, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_idx, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_rows_idx, __pyx_mstate->__pyx_n_u_xb, __pyx_mstate->__pyx_n_u_tb};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_train_gathered, __pyx_mstate->__pyx_kp_b_iso88591_A_WIQ_5_as_j_4q_as_T_a_az_S_Bc_F, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 366};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 389};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_clip_norm};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastbp__engine_pyx, __pyx_mstate->__pyx_n_u_set_clip_norm, __pyx_mstate->__pyx_kp_b_iso88591_A_E_gZs_E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }

@@ -13,8 +13,8 @@ from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from fastbp._kernels cimport (
-    fb_activation, fb_dgemm_fn, fb_set_blas, fb_sgemm_fn, gather_labels_i64, gather_rows_f32,
-    gather_rows_f64,
+    fb_activation, fb_activation_needs_input, fb_activation_params, fb_dgemm_fn, fb_set_blas,
+    fb_sgemm_fn, gather_labels_i64, gather_rows_f32, gather_rows_f64,
 )
 
 cnp.import_array()
@@ -32,6 +32,7 @@ cdef extern from "fb_plan.h" nogil:
         FB_UPDATE_NONE
         FB_UPDATE_SGD
         FB_UPDATE_ADAM
+        FB_UPDATE_RMSPROP
     ctypedef struct fb_dense_stage:
         int in_features, out_features
         void *weight
@@ -39,15 +40,17 @@ cdef extern from "fb_plan.h" nogil:
         void *weight_grad
         void *bias_grad
         void *output
+        void *preact
         fb_activation activation
-        double slope
+        fb_activation_params params
     ctypedef struct fb_update:
         fb_update_kind kind
         long step
-        double lr, beta1, beta2, eps, weight_decay, momentum
-        int decoupled, nesterov
+        double lr, beta1, beta2, eps, weight_decay, momentum, alpha
+        int decoupled, nesterov, centered
         void *state1
         void *state2
+        void *state3
     ctypedef struct fb_plan:
         int n_stages
         fb_dense_stage *stages
@@ -76,7 +79,7 @@ LOSS_KINDS = {"cross_entropy": FB_LOSS_CROSS_ENTROPY,
               "cross_entropy_probs": FB_LOSS_CROSS_ENTROPY_PROBS,
               "mse": FB_LOSS_MSE, "mse_half": FB_LOSS_MSE_HALF,
               "bce_with_logits": FB_LOSS_BCE_WITH_LOGITS}
-UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM}
+UPDATE_KINDS = {"sgd": FB_UPDATE_SGD, "adam": FB_UPDATE_ADAM, "rmsprop": FB_UPDATE_RMSPROP}
 
 
 cdef inline bint _plain(object a, int typenum, int ndim):
@@ -101,7 +104,8 @@ cdef class TrainingPlan:
     ----------
     params, grads : the network's flat buffers (1-D, float32 or float64).
     stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,
-        slope); weights (out, in) views into params/grads.
+        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views
+        into params/grads.
     loss : a key of LOSS_KINDS.
     keep_backup : keep a copy of the parameters from before each update (`backup`).
     clip_norm : clip the global gradient norm to this before each update (None: never).
@@ -113,9 +117,9 @@ cdef class TrainingPlan:
     cdef readonly object params, grads, backup, dtype
     cdef readonly int in_features, out_features
     cdef readonly bint labels, unit_targets
-    cdef list _weights, _outputs, _deltas
+    cdef list _weights, _outputs, _preacts, _deltas
     cdef object _input, _target
-    cdef object _state1, _state2
+    cdef tuple _states
 
     def __cinit__(self):
         self.plan.stages = NULL
@@ -151,7 +155,7 @@ cdef class TrainingPlan:
         self._weights = []
         cdef int s
         cdef cnp.ndarray w
-        for s, (weight, bias, weight_grad, bias_grad, activation, slope) in enumerate(stages):
+        for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
             for arr in (weight, weight_grad, bias, bias_grad):
                 if arr is not None:
                     self._check_view(arr)
@@ -167,7 +171,10 @@ cdef class TrainingPlan:
             self.plan.stages[s].bias_grad = (NULL if bias_grad is None
                                              else cnp.PyArray_DATA(bias_grad))
             self.plan.stages[s].activation = activation
-            self.plan.stages[s].slope = slope
+            self.plan.stages[s].params.slope = params.get("slope", 0.0)
+            self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
+            self.plan.stages[s].params.beta = params.get("beta", 1.0)
+            self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
             self._weights.append((weight, bias, weight_grad, bias_grad))
         self.in_features = self.plan.stages[0].in_features
         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
@@ -194,11 +201,16 @@ cdef class TrainingPlan:
         if rows <= self.plan.max_rows:
             return
         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
-        self._outputs = []
+        self._outputs, self._preacts = [], []
         for s in range(self.plan.n_stages):
             out = np.empty((rows, self.plan.stages[s].out_features), dtype=self.dtype)
             self.plan.stages[s].output = cnp.PyArray_DATA(out)
             self._outputs.append(out)
+            self.plan.stages[s].preact = NULL
+            if fb_activation_needs_input(self.plan.stages[s].activation):
+                preact = np.empty_like(out)
+                self.plan.stages[s].preact = cnp.PyArray_DATA(preact)
+                self._preacts.append(preact)
             widest = max(widest, self.plan.stages[s].out_features)
         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
@@ -235,19 +247,30 @@ cdef class TrainingPlan:
             u.beta1, u.beta2 = optimizer.betas
             u.eps = optimizer.eps
             u.decoupled = optimizer.decoupled
-            self._state1, self._state2 = optimizer.m, optimizer.v
-        else:
+            self._states = (optimizer.m, optimizer.v, None)
+        elif u.kind == FB_UPDATE_SGD:
             u.momentum = optimizer.momentum
             u.nesterov = optimizer.nesterov
-            self._state1, self._state2 = optimizer.momentum_buffer, None
-        for state in (self._state1, self._state2):
+            self._states = (optimizer.momentum_buffer, None, None)
+        else:
+            u.alpha = optimizer.alpha
+            u.eps = optimizer.eps
+            u.momentum = optimizer.momentum
+            u.centered = optimizer.centered
+            self._states = (optimizer.square_avg, optimizer.grad_avg, optimizer.momentum_buffer)
+        for state in self._states:
             if state is not None and not (_plain(state, self.typenum, 1) and
                                           (<cnp.ndarray>state).shape[0] == self.plan.n_params):
                 raise ValueError("optimizer: expected its state arrays to match the network's "
                                  "parameters (dtype and size)")
-        u.state1 = NULL if self._state1 is None else cnp.PyArray_DATA(self._state1)
-        u.state2 = NULL if self._state2 is None else cnp.PyArray_DATA(self._state2)
+        u.state1 = self._state_data(0)
+        u.state2 = self._state_data(1)
+        u.state3 = self._state_data(2)
         return 0
+
+    cdef void *_state_data(self, int i):
+        state = self._states[i]
+        return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
 
     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,
                      object optimizer) except? -1.0:

@@ -12,6 +12,16 @@ cdef extern from "fastbp_core.h" nogil:
         FB_TANH
         FB_RELU
         FB_LEAKY_RELU
+        FB_ELU
+        FB_SOFTPLUS
+        FB_GELU
+        FB_GELU_TANH
+    ctypedef struct fb_activation_params:
+        double slope
+        double alpha
+        double beta
+        double threshold
+    int fb_activation_needs_input(fb_activation act)
 
     void fb_set_blas(fb_sgemm_fn sgemm, fb_dgemm_fn dgemm)
     void fb_set_num_threads(int n)
@@ -25,14 +35,17 @@ cdef extern from "fastbp_core.h" nogil:
                            const double *A, int lda, const double *B, int ldb, double beta,
                            double *C, int ldc)
 
-    void bias_activation_forward_f32(float *Z, const float *bias, Py_ssize_t rows,
-                                     Py_ssize_t cols, fb_activation act, float slope)
-    void bias_activation_forward_f64(double *Z, const double *bias, Py_ssize_t rows,
-                                     Py_ssize_t cols, fb_activation act, double slope)
-    void activation_backward_f32(const float *dA, const float *A, float *dZ, Py_ssize_t n,
-                                 fb_activation act, float slope)
-    void activation_backward_f64(const double *dA, const double *A, double *dZ, Py_ssize_t n,
-                                 fb_activation act, double slope)
+    void bias_activation_forward_f32(float *Z, const float *bias, float *A, Py_ssize_t rows,
+                                     Py_ssize_t cols, fb_activation act,
+                                     fb_activation_params params)
+    void bias_activation_forward_f64(double *Z, const double *bias, double *A, Py_ssize_t rows,
+                                     Py_ssize_t cols, fb_activation act,
+                                     fb_activation_params params)
+    void activation_backward_f32(const float *dA, const float *A, const float *Z, float *dZ,
+                                 Py_ssize_t n, fb_activation act, fb_activation_params params)
+    void activation_backward_f64(const double *dA, const double *A, const double *Z,
+                                 double *dZ, Py_ssize_t n, fb_activation act,
+                                 fb_activation_params params)
 
     void bias_grad_f32(const float *dZ, Py_ssize_t rows, Py_ssize_t cols, float *db,
                        int accumulate)
@@ -76,6 +89,12 @@ cdef extern from "fastbp_core.h" nogil:
     void adam_step_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
                        long step, double lr, double beta1, double beta2, double eps,
                        double weight_decay, int decoupled, double *backup)
+    void rmsprop_step_f32(float *p, const float *g, float *square_avg, float *grad_avg,
+                          float *buf, Py_ssize_t n, double lr, double alpha, double eps,
+                          double momentum, int centered, double weight_decay, float *backup)
+    void rmsprop_step_f64(double *p, const double *g, double *square_avg, double *grad_avg,
+                          double *buf, Py_ssize_t n, double lr, double alpha, double eps,
+                          double momentum, int centered, double weight_decay, double *backup)
 
 # Layers: batch normalization, dropout, the residual sum.
 from libc.stdint cimport uint64_t

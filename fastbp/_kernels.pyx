@@ -22,6 +22,10 @@ ACTIVATIONS = {
     "tanh": FB_TANH,
     "relu": FB_RELU,
     "leaky_relu": FB_LEAKY_RELU,
+    "elu": FB_ELU,
+    "softplus": FB_SOFTPLUS,
+    "gelu": FB_GELU,
+    "gelu_tanh": FB_GELU_TANH,
 }
 
 cdef Py_ssize_t INT_MAX = 2147483647
@@ -77,6 +81,20 @@ cdef fb_activation _activation(str name) except *:
         return ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
+
+
+cdef fb_activation_params _activation_params(fb_activation act, double slope, double alpha,
+                                              double beta, double threshold) except *:
+    """The parameters of `act`, refusing values for which its formulas do not hold."""
+    if act == FB_ELU and not (0 <= alpha < float("inf")):
+        raise ValueError(f"alpha: expected a finite number >= 0 for elu, got {alpha}")
+    if act == FB_SOFTPLUS and not (0 < beta < float("inf")):
+        raise ValueError(f"beta: expected a finite number > 0 for softplus, got {beta}")
+    if act == FB_SOFTPLUS and threshold != threshold:
+        raise ValueError(f"threshold: expected a number for softplus, got {threshold}")
+    cdef fb_activation_params params
+    params.slope, params.alpha, params.beta, params.threshold = slope, alpha, beta, threshold
+    return params
 
 
 cdef void _check_indices(const int64_t *idx, Py_ssize_t n, Py_ssize_t bound,
@@ -136,44 +154,80 @@ def gemm(A, B, C, bint trans_a=False, bint trans_b=False, double alpha=1.0, doub
                               <double *>cnp.PyArray_DATA(c), ldc)
 
 
-def bias_activation_forward(Z, bias, str activation, double slope=0.01):
-    """Z = f(Z + bias) in place; bias is 1-D of Z.shape[1], or None."""
+def needs_preactivation(str activation):
+    """True when the backward of `activation` reads its input z rather than its output f(z)."""
+    return bool(fb_activation_needs_input(_activation(activation)))
+
+
+def bias_activation_forward(Z, bias, str activation, double slope=0.01, *, A=None,
+                            double alpha=1.0, double beta=1.0, double threshold=20.0):
+    """A = f(Z + bias); bias is 1-D of Z.shape[1], or None.
+
+    Without A (or with A the same array as Z) Z is overwritten by f(Z + bias). With a separate A
+    of Z's shape, Z keeps Z + bias: the pre-activation that `activation_backward` needs when
+    `needs_preactivation(activation)`. slope: leaky_relu; alpha: elu; beta, threshold: softplus.
+    """
     cdef cnp.ndarray z = _checked(Z, "Z", 2, writeable=True)
     cdef cnp.ndarray b = None if bias is None else _checked(bias, "bias", 1)
+    cdef cnp.ndarray a = z if A is None else _checked(A, "A", 2, writeable=True)
     cdef fb_activation act = _activation(activation)
-    cdef bint f32 = _is_f32(z, "Z", [(b, "bias")])
+    cdef fb_activation_params params = _activation_params(act, slope, alpha, beta, threshold)
+    cdef bint f32 = _is_f32(z, "Z", [(b, "bias"), (a, "A")])
     if b is not None and b.shape[0] != z.shape[1]:
         raise ValueError(f"bias: expected shape ({z.shape[1]},), got {_shape(b)}")
+    _same_shape(z, "Z", a, "A")
+    cdef void *zp = cnp.PyArray_DATA(z)
+    cdef void *ap = cnp.PyArray_DATA(a)
+    if ap != zp and np.may_share_memory(a, z):
+        raise ValueError("A: expected an array that does not overlap Z (or Z itself, or None "
+                         "for in place)")
     cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1]
     cdef void *bp = NULL if b is None else cnp.PyArray_DATA(b)
     if f32:
         with nogil:
-            bias_activation_forward_f32(<float *>cnp.PyArray_DATA(z), <float *>bp, rows, cols,
-                                        act, <float>slope)
+            bias_activation_forward_f32(<float *>zp, <float *>bp, <float *>ap, rows, cols, act,
+                                        params)
     else:
         with nogil:
-            bias_activation_forward_f64(<double *>cnp.PyArray_DATA(z), <double *>bp, rows,
-                                        cols, act, slope)
+            bias_activation_forward_f64(<double *>zp, <double *>bp, <double *>ap, rows, cols,
+                                        act, params)
 
 
-def activation_backward(dA, A, dZ, str activation, double slope=0.01):
-    """dZ = dA * f'(z) written through the forward output A = f(z); dZ may be dA."""
-    cdef cnp.ndarray da = _checked(dA, "dA", 2), a = _checked(A, "A", 2)
-    cdef cnp.ndarray dz = _checked(dZ, "dZ", 2, writeable=True)
+def activation_backward(dA, A, dZ, str activation, double slope=0.01, *, Z=None,
+                        double alpha=1.0, double beta=1.0, double threshold=20.0):
+    """dZ = dA * f'(z); dZ may be dA.
+
+    f' is written through the forward output A = f(z), or, where
+    `needs_preactivation(activation)`, computed from the pre-activation Z that forward kept
+    (then A may be None). Parameters as in `bias_activation_forward`.
+    """
     cdef fb_activation act = _activation(activation)
-    cdef bint f32 = _is_f32(da, "dA", [(a, "A"), (dz, "dZ")])
-    _same_shape(da, "dA", a, "A")
+    cdef fb_activation_params params = _activation_params(act, slope, alpha, beta, threshold)
+    cdef bint from_input = fb_activation_needs_input(act)
+    cdef str source_name = "Z" if from_input else "A"
+    cdef object source = Z if from_input else A
+    if source is None:
+        what = "pre-activation Z" if from_input else "output A"
+        raise ValueError(f"{source_name}: the {activation} backward needs the forward's {what}, "
+                         "got None")
+    cdef cnp.ndarray da = _checked(dA, "dA", 2), src = _checked(source, source_name, 2)
+    cdef cnp.ndarray dz = _checked(dZ, "dZ", 2, writeable=True)
+    cdef bint f32 = _is_f32(da, "dA", [(src, source_name), (dz, "dZ")])
+    _same_shape(da, "dA", src, source_name)
     _same_shape(da, "dA", dz, "dZ")
     cdef Py_ssize_t n = da.size
+    cdef void *sp = cnp.PyArray_DATA(src)
+    cdef void *ap = NULL if from_input else sp
+    cdef void *zp = sp if from_input else NULL
     if f32:
         with nogil:
-            activation_backward_f32(<float *>cnp.PyArray_DATA(da), <float *>cnp.PyArray_DATA(a),
-                                    <float *>cnp.PyArray_DATA(dz), n, act, <float>slope)
+            activation_backward_f32(<float *>cnp.PyArray_DATA(da), <float *>ap, <float *>zp,
+                                    <float *>cnp.PyArray_DATA(dz), n, act, params)
     else:
         with nogil:
-            activation_backward_f64(<double *>cnp.PyArray_DATA(da),
-                                    <double *>cnp.PyArray_DATA(a),
-                                    <double *>cnp.PyArray_DATA(dz), n, act, slope)
+            activation_backward_f64(<double *>cnp.PyArray_DATA(da), <double *>ap,
+                                    <double *>zp, <double *>cnp.PyArray_DATA(dz), n, act,
+                                    params)
 
 
 def bias_grad(dZ, db, bint accumulate=False):
@@ -417,6 +471,40 @@ def adam_step(params, grads, m, v, long step, double lr, double beta1, double be
             adam_step_f64(<double *>cnp.PyArray_DATA(p), <double *>cnp.PyArray_DATA(g),
                           <double *>cnp.PyArray_DATA(mm), <double *>cnp.PyArray_DATA(vv), n,
                           step, lr, beta1, beta2, eps, weight_decay, decoupled, NULL)
+
+
+def rmsprop_step(params, grads, square_avg, grad_avg, momentum_buf, double lr,
+                 double alpha=0.99, double eps=1e-8, double momentum=0.0, bint centered=False,
+                 double weight_decay=0.0):
+    """One torch.optim.RMSprop step over flat buffers, in place.
+
+    grad_avg is used (and required) only when centered, momentum_buf only when momentum > 0.
+    """
+    cdef cnp.ndarray p = _checked(params, "params", 1, writeable=True)
+    cdef cnp.ndarray g = _checked(grads, "grads", 1)
+    cdef cnp.ndarray sq = _checked(square_avg, "square_avg", 1, writeable=True)
+    cdef cnp.ndarray gavg = None, buf = None
+    if not momentum >= 0:
+        raise ValueError(f"momentum: expected a number >= 0, got {momentum}")
+    if centered:
+        gavg = _checked(grad_avg, "grad_avg", 1, writeable=True)
+    if momentum > 0:
+        buf = _checked(momentum_buf, "momentum_buf", 1, writeable=True)
+    _check_update(p, [(g, "grads"), (sq, "square_avg"), (gavg, "grad_avg"),
+                      (buf, "momentum_buf")])
+    cdef Py_ssize_t n = p.shape[0]
+    cdef void *gp = NULL if gavg is None else cnp.PyArray_DATA(gavg)
+    cdef void *bp = NULL if buf is None else cnp.PyArray_DATA(buf)
+    if p.dtype == np.float32:
+        with nogil:
+            rmsprop_step_f32(<float *>cnp.PyArray_DATA(p), <float *>cnp.PyArray_DATA(g),
+                             <float *>cnp.PyArray_DATA(sq), <float *>gp, <float *>bp, n, lr,
+                             alpha, eps, momentum, centered, weight_decay, NULL)
+    else:
+        with nogil:
+            rmsprop_step_f64(<double *>cnp.PyArray_DATA(p), <double *>cnp.PyArray_DATA(g),
+                             <double *>cnp.PyArray_DATA(sq), <double *>gp, <double *>bp, n, lr,
+                             alpha, eps, momentum, centered, weight_decay, NULL)
 
 
 # ------------------------------------------------------------------------------ layer kernels

@@ -40,11 +40,11 @@ from fastbp.tabular import (
     standardisation,
 )
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "softplus", "tanh", "sigmoid", "identity")
 LOSSES = ("cross_entropy", "mse", "bce")
-OPTIMIZERS = ("adam", "adamw", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 DEFAULT_MODEL = "fastbp_model.npz"
-DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2}
+DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2, "rmsprop": 1e-2}
 METADATA_VERSION = 1
 
 
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                        help="default: adam")
     train.add_argument("--lr", type=_positive(float), default=None,
-                       help="learning rate (default: 0.001 for adam/adamw, 0.01 for sgd)")
+                       help="learning rate (default: 0.001 for adam/adamw, 0.01 for sgd/rmsprop)")
     train.add_argument("--clip-norm", type=_positive(float), default=None, metavar="MAX",
                        help="clip the global gradient L2 norm to MAX (default: no clipping)")
     train.add_argument("--epochs", type=_positive(int), default=30, metavar="N",
@@ -169,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "gradcheck", help="check backpropagation against finite differences",
         description="Build a small random float64 network holding every layer type "
-                    "(Dense, Sigmoid, Tanh, ReLU, LeakyReLU, Identity) and compare its "
-                    "analytic gradients with central finite differences for every loss.")
+                    "(Dense, Sigmoid, Tanh, ReLU, LeakyReLU, ELU, Softplus, GELU, Identity) "
+                    "and compare its analytic gradients with central finite differences for "
+                    "every loss.")
     check.add_argument("--seed", type=int, default=0, help="seed of weights and data")
     check.set_defaults(run=run_gradcheck)
     return parser
@@ -329,6 +330,9 @@ def gradcheck_network(seed: int = 0) -> fb.Sequential:
         fb.Dense(8, 8), fb.Tanh(), fb.Identity(),
         fb.Dense(8, 7), fb.ReLU(),
         fb.Dense(7, 6), fb.LeakyReLU(0.1),
+        fb.Dense(6, 6), fb.ELU(0.5),
+        fb.Dense(6, 6), fb.Softplus(2.0),
+        fb.Dense(6, 6), fb.GELU(), fb.GELU(approximate="tanh"),
         fb.Dense(6, 3),
         dtype="float64", seed=seed)
 

@@ -26,9 +26,9 @@ def _plan_stages(net) -> list | None:
         else:
             return None
         code = _kernels.ACTIVATIONS[activation.kernel_name if activation else "identity"]
-        slope = activation.slope if activation else 0.0
+        params = activation.kernel_params() if activation else {}
         stages.append((dense.params["weight"], dense.params.get("bias"), dense.grads["weight"],
-                       dense.grads.get("bias"), code, slope))
+                       dense.grads.get("bias"), code, params))
     return stages
 
 

@@ -7,14 +7,16 @@ nothing. All arithmetic runs in the C core (`fastbp._kernels`).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from fastbp import _kernels
-from fastbp._validation import choose, nonnegative_float, positive_int
-
-INITS = ("he", "xavier", "lecun", "zeros")
+from fastbp._validation import choose, nonnegative_float, positive_float, positive_int
+from fastbp.initializers import (
+    bias_init_scheme,
+    initial_bias,
+    initial_weight,
+    weight_init_scheme,
+)
 
 
 class Workspace:
@@ -106,31 +108,61 @@ class Layer:
 
 
 class Activation(Layer):
-    """Elementwise activation f, computed by the fused C kernels."""
+    """Elementwise activation f, computed by the fused C kernels.
+
+    `kernel_name` names f in the C core and `kernel_params()` gives its parameters. Backward
+    writes f' through the output f(z) where it can; where it cannot (`needs_preactivation`:
+    GELU, Softplus) forward also keeps the input z, in a buffer of its own.
+    """
 
     kernel_name = "identity"
+    needs_preactivation = False
 
     def __init__(self) -> None:
         super().__init__()
-        self.slope = 0.0
-        self._out = Workspace()
+        self._input = Workspace()
+        self._output = Workspace()
         self._dX = Workspace()
         self._A: np.ndarray | None = None
+        self._Z: np.ndarray | None = None
 
-    def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
-        A = self._out.get(X.shape[0], X.shape[1], X.dtype)
-        A[...] = X
-        _kernels.bias_activation_forward(A, None, self.kernel_name, self.slope)
+    def kernel_params(self) -> dict[str, float]:
+        """The parameters of f, as keyword arguments of the kernels."""
+        return {}
+
+    def apply(self, Z: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        """A = f(Z + bias) for a (n, width) buffer Z that this call may overwrite.
+
+        Keeps what `gradient` needs: A is Z itself, overwritten, unless `needs_preactivation`;
+        then Z keeps Z + bias and A is a buffer of this layer.
+        """
+        params = self.kernel_params()
+        if self.needs_preactivation:
+            A = self._output.get(Z.shape[0], Z.shape[1], Z.dtype)
+            _kernels.bias_activation_forward(Z, bias, self.kernel_name, A=A, **params)
+            self._Z = Z
+        else:
+            _kernels.bias_activation_forward(Z, bias, self.kernel_name, **params)
+            A = Z
         self._A = A
         return A
+
+    def gradient(self, dA: np.ndarray, dZ: np.ndarray) -> np.ndarray:
+        """dZ = dA * f'(z) at the z of the last `apply`, into dZ (which may be dA); returns dZ."""
+        _kernels.activation_backward(dA, self._A, dZ, self.kernel_name, Z=self._Z,
+                                     **self.kernel_params())
+        return dZ
+
+    def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
+        Z = self._input.get(X.shape[0], X.shape[1], X.dtype)
+        Z[...] = X
+        return self.apply(Z)
 
     def backward(self, dout: np.ndarray, input_grad: bool = True,
                  accumulate: bool = False) -> np.ndarray | None:
         if not input_grad:
             return None
-        dX = self._dX.get(dout.shape[0], dout.shape[1], dout.dtype)
-        _kernels.activation_backward(dout, self._A, dX, self.kernel_name, self.slope)
-        return dX
+        return self.gradient(dout, self._dX.get(dout.shape[0], dout.shape[1], dout.dtype))
 
     def config(self) -> dict:
         return {"type": type(self).__name__}
@@ -169,35 +201,114 @@ class LeakyReLU(Activation):
         super().__init__()
         self.slope = nonnegative_float(negative_slope, "negative_slope")
 
+    def kernel_params(self) -> dict[str, float]:
+        return {"slope": self.slope}
+
     def config(self) -> dict:
         return {"type": "LeakyReLU", "negative_slope": self.slope}
 
 
+class ELU(Activation):
+    """f(z) = z if z > 0 else alpha (exp(z) - 1), alpha >= 0, as torch.nn.ELU.
+
+    f' = 1 if z > 0 else alpha exp(z) = f + alpha: written through the output.
+    """
+
+    kernel_name = "elu"
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = nonnegative_float(alpha, "alpha")
+
+    def kernel_params(self) -> dict[str, float]:
+        return {"alpha": self.alpha}
+
+    def config(self) -> dict:
+        return {"type": "ELU", "alpha": self.alpha}
+
+
+class Softplus(Activation):
+    """f(z) = log(1 + exp(beta z)) / beta, and f(z) = z where beta z > threshold, as
+    torch.nn.Softplus (beta > 0, threshold > 0).
+
+    f' = sigmoid(beta z), or 1 above the threshold. It needs z: just below the threshold
+    f(z) > z, so the output alone does not tell on which side z was.
+    """
+
+    kernel_name = "softplus"
+    needs_preactivation = True
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta = positive_float(beta, "beta")
+        self.threshold = positive_float(threshold, "threshold")
+
+    def kernel_params(self) -> dict[str, float]:
+        return {"beta": self.beta, "threshold": self.threshold}
+
+    def config(self) -> dict:
+        return {"type": "Softplus", "beta": self.beta, "threshold": self.threshold}
+
+
+class GELU(Activation):
+    """f(z) = z Phi(z), Phi the standard normal CDF, as torch.nn.GELU.
+
+    approximate="tanh": f(z) = z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) / 2.
+    f' = Phi(z) + z phi(z) (phi the normal density) needs z: GELU is not monotonic, so its
+    output does not determine z.
+    """
+
+    needs_preactivation = True
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.approximate = choose(approximate, "approximate", ("none", "tanh"))
+        self.kernel_name = "gelu" if self.approximate == "none" else "gelu_tanh"
+
+    def config(self) -> dict:
+        return {"type": "GELU", "approximate": self.approximate}
+
+
 ACTIVATIONS = {"identity": Identity, "sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU,
-               "leaky_relu": LeakyReLU}
+               "leaky_relu": LeakyReLU, "elu": ELU, "softplus": Softplus, "gelu": GELU}
 
 
 class Dense(Layer):
     """Fully connected layer: Z = X W^T + b, with W of shape (out_features, in_features).
 
-    init: "he" (normal, std sqrt(2 / in)), "xavier" (uniform, bound sqrt(6 / (in + out))),
-    "lecun" (normal, std sqrt(1 / in)) or "zeros". Biases start at zero.
+    init (fan_in = in_features, fan_out = out_features; as torch.nn.init, gain 1 for xavier and
+    sqrt(2) for he; N(0, s^2) has standard deviation s):
+
+    - "xavier_uniform" (aliases "xavier", "glorot", "glorot_uniform"): U(-a, a),
+      a = sqrt(6 / (fan_in + fan_out))
+    - "xavier_normal" ("glorot_normal"): N(0, 2 / (fan_in + fan_out))
+    - "he_uniform" ("kaiming_uniform"): U(-a, a), a = sqrt(6 / fan_in)
+    - "he_normal" ("he", "kaiming", "kaiming_normal"): N(0, 2 / fan_in)
+    - "lecun_normal" ("lecun"): N(0, 1 / fan_in)
+    - "zeros"
+
+    bias_init: "zeros" (default) or "uniform", U(-1/sqrt(fan_in), 1/sqrt(fan_in)) like
+    torch.nn.Linear. `init` and `bias_init` keep the name given (an alias stays an alias).
     When a Sequential places an activation right after a Dense layer, the two run as one fused
     pass (bias-add and activation together); `forward`/`backward` here are the plain layer.
     """
 
     def __init__(self, in_features: int, out_features: int, init: str = "xavier",
-                 bias: bool = True) -> None:
+                 bias: bool = True, bias_init: str = "zeros") -> None:
         super().__init__()
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
-        self.init = choose(init, "init", INITS)
+        weight_init_scheme(init)
+        self.init = init
         self.use_bias = bool(bias)
+        self.bias_init = bias_init_scheme(bias_init)
+        if not self.use_bias and self.bias_init != "zeros":
+            raise ValueError(f"bias_init: a layer with bias=False has no bias to initialise, "
+                             f"got bias_init={bias_init!r}")
         self._Z = Workspace()
         self._dZ = Workspace()
         self._dX = Workspace()
         self._X: np.ndarray | None = None
-        self._A: np.ndarray | None = None
 
     def input_width(self) -> int:
         return self.in_features
@@ -212,41 +323,34 @@ class Dense(Layer):
         return shapes
 
     def initialize(self, rng: np.random.Generator) -> None:
-        fan_in, fan_out = self.in_features, self.out_features
-        shape = (fan_out, fan_in)
-        if self.init == "he":
-            values = rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
-        elif self.init == "xavier":
-            bound = math.sqrt(6.0 / (fan_in + fan_out))
-            values = rng.uniform(-bound, bound, shape)
-        elif self.init == "lecun":
-            values = rng.normal(0.0, math.sqrt(1.0 / fan_in), shape)
-        else:
-            values = np.zeros(shape)
-        self.params["weight"][...] = values
+        self.params["weight"][...] = initial_weight(self.init, self.out_features,
+                                                    self.in_features, rng)
         if self.use_bias:
-            self.params["bias"][...] = 0.0
+            self.params["bias"][...] = initial_bias(self.bias_init, self.out_features,
+                                                    self.in_features, rng)
 
-    def forward_fused(self, X: np.ndarray, activation: str, slope: float) -> np.ndarray:
-        """A = f(X W^T + b): one gemm, then one pass adding the bias and applying f."""
-        A = self._Z.get(X.shape[0], self.out_features, X.dtype)
-        _kernels.gemm(X, self.params["weight"], A, trans_b=True)
-        _kernels.bias_activation_forward(A, self.params.get("bias"), activation, slope)
-        self._X, self._A = X, A
-        return A
+    def forward_fused(self, X: np.ndarray, activation: Activation | None = None) -> np.ndarray:
+        """A = f(X W^T + b): one gemm, then one pass adding the bias and applying the
+        activation f (None: identity). X (n, in_features) -> A (n, out_features)."""
+        Z = self._Z.get(X.shape[0], self.out_features, X.dtype)
+        _kernels.gemm(X, self.params["weight"], Z, trans_b=True)
+        self._X = X
+        if activation is None:
+            _kernels.bias_activation_forward(Z, self.params.get("bias"), "identity")
+            return Z
+        return activation.apply(Z, self.params.get("bias"))
 
-    def backward_fused(self, dA: np.ndarray, activation: str, slope: float, input_grad: bool,
+    def backward_fused(self, dA: np.ndarray, activation: Activation | None, input_grad: bool,
                        accumulate: bool, dX_into: np.ndarray | None = None) -> np.ndarray | None:
         """dZ = dA * f'; dW (+)= dZ^T X; db (+)= colsum dZ; returns dX = dZ W when asked.
 
         With `dX_into` (batch, in_features), dX is added to it (a beta=1 gemm, as a residual
         connection needs) and `dX_into` is returned.
         """
-        if activation == "identity":
+        if activation is None or activation.kernel_name == "identity":
             dZ = dA
         else:
-            dZ = self._dZ.get(dA.shape[0], dA.shape[1], dA.dtype)
-            _kernels.activation_backward(dA, self._A, dZ, activation, slope)
+            dZ = activation.gradient(dA, self._dZ.get(dA.shape[0], dA.shape[1], dA.dtype))
         beta = 1.0 if accumulate else 0.0
         _kernels.gemm(dZ, self._X, self.grads["weight"], trans_a=True, beta=beta)
         if self.use_bias:
@@ -261,18 +365,20 @@ class Dense(Layer):
         return dX
 
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
-        return self.forward_fused(X, "identity", 0.0)
+        return self.forward_fused(X)
 
     def backward(self, dout: np.ndarray, input_grad: bool = True,
                  accumulate: bool = False) -> np.ndarray | None:
-        return self.backward_fused(dout, "identity", 0.0, input_grad, accumulate)
+        return self.backward_fused(dout, None, input_grad, accumulate)
 
     def config(self) -> dict:
         return {"type": "Dense", "in_features": self.in_features,
-                "out_features": self.out_features, "init": self.init, "bias": self.use_bias}
+                "out_features": self.out_features, "init": self.init, "bias": self.use_bias,
+                "bias_init": self.bias_init}
 
 
-LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU)}
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU,
+                                             ELU, Softplus, GELU)}
 
 
 def layer_from_config(config: dict) -> Layer:

@@ -17,14 +17,12 @@ class _FusedDense:
         self.dense, self.activation = dense, activation
 
     def forward(self, X: np.ndarray, training: bool) -> np.ndarray:
-        act = self.activation
-        return self.dense.forward_fused(X, act.kernel_name, act.slope)
+        return self.dense.forward_fused(X, self.activation)
 
     def backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool,
                  dX_into: np.ndarray | None = None):
-        act = self.activation
-        return self.dense.backward_fused(dout, act.kernel_name, act.slope, input_grad,
-                                         accumulate, dX_into)
+        return self.dense.backward_fused(dout, self.activation, input_grad, accumulate,
+                                         dX_into)
 
 
 def _stages(layers: Sequence[Layer]) -> list:
@@ -292,7 +290,8 @@ def mlp(sizes: Sequence[int], activation: str = "relu", dtype="float32", seed: i
 
     ``mlp([64, 128, 10], activation="relu")`` is ``Sequential(Dense(64, 128, init="he"),
     ReLU(), Dense(128, 10, init="he"))``. The last layer has no activation (logits). `init`
-    defaults to "he" for relu-family activations and "xavier" otherwise.
+    defaults to "he" for the relu family (relu, leaky_relu, elu, gelu, softplus) and "xavier"
+    otherwise.
     """
     choose(activation, "activation", ACTIVATIONS)
     sizes = list(sizes)
@@ -300,7 +299,7 @@ def mlp(sizes: Sequence[int], activation: str = "relu", dtype="float32", seed: i
         raise ValueError(f"sizes: expected at least two widths (input, output), got {sizes}")
     sizes = [positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
     if init is None:
-        init = "he" if activation in ("relu", "leaky_relu") else "xavier"
+        init = "he" if activation in ("relu", "leaky_relu", "elu", "gelu", "softplus") else "xavier"
     layers: list[Layer] = []
     for i in range(len(sizes) - 1):
         layers.append(Dense(sizes[i], sizes[i + 1], init=init))

@@ -125,7 +125,47 @@ class AdamW(Adam):
         super().__init__(net, lr, betas, eps, weight_decay)
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), as torch.optim.RMSprop: L2 weight decay added to the gradient.
+
+    g += weight_decay p;  v = alpha v + (1 - alpha) g^2;  centered: m = alpha m + (1 - alpha) g
+    and avg = sqrt(v - m^2) + eps, otherwise avg = sqrt(v) + eps (eps outside the sqrt);
+    momentum > 0: buf = momentum buf + g / avg, p -= lr buf;  otherwise p -= lr g / avg.
+    State (flat, like net.params): square_avg v, grad_avg m (centered), momentum_buffer.
+    """
+
+    fused_update = "rmsprop"
+
+    def __init__(self, net, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 momentum: float = 0.0, weight_decay: float = 0.0,
+                 centered: bool = False) -> None:
+        super().__init__(net, lr)
+        self.alpha = nonnegative_float(alpha, "alpha", upper=1.0)
+        self.eps = nonnegative_float(eps, "eps")
+        self.momentum = nonnegative_float(momentum, "momentum")
+        self.weight_decay = nonnegative_float(weight_decay, "weight_decay")
+        self.centered = bool(centered)
+        self.square_avg = np.zeros_like(net.params)
+        self.grad_avg = np.zeros_like(net.params) if self.centered else None
+        self.momentum_buffer = np.zeros_like(net.params) if self.momentum else None
+
+    def step(self) -> None:
+        self.step_count += 1
+        _kernels.rmsprop_step(self.net.params, self.net.grads, self.square_avg, self.grad_avg,
+                              self.momentum_buffer, self.lr, self.alpha, self.eps,
+                              self.momentum, self.centered, self.weight_decay)
+
+    def hyperparameters(self) -> dict:
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,
+                "weight_decay": self.weight_decay, "centered": self.centered}
+
+    def state(self) -> dict[str, np.ndarray]:
+        buffers = {"square_avg": self.square_avg, "grad_avg": self.grad_avg,
+                   "momentum_buffer": self.momentum_buffer}
+        return {name: buf for name, buf in buffers.items() if buf is not None}
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 
 
 def get_optimizer(optimizer, net, lr: float | None = None) -> Optimizer:

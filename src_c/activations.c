@@ -1,4 +1,5 @@
-/* Fused bias-add + activation forward, and activation backward through the stored output. */
+/* Fused bias-add + activation forward, and activation backward through the stored output (or
+ * the stored pre-activation, for the activations whose derivative the output does not give). */
 #include <string.h>
 #include <tgmath.h>
 

@@ -7,10 +7,10 @@ void FB(gemm_rowmajor)(int trans_a, int trans_b, int m, int n, int k, real alpha
                        const real *A, int lda, const real *B, int ldb, real beta, real *C, int ldc);
 
 /* activations.c */
-void FB(bias_activation_forward)(real *restrict Z, const real *restrict bias, ptrdiff_t rows,
-                                 ptrdiff_t cols, fb_activation act, real slope);
-void FB(activation_backward)(const real *dA, const real *A, real *dZ, ptrdiff_t n,
-                             fb_activation act, real slope);
+void FB(bias_activation_forward)(real *Z, const real *restrict bias, real *A, ptrdiff_t rows,
+                                 ptrdiff_t cols, fb_activation act, fb_activation_params params);
+void FB(activation_backward)(const real *dA, const real *A, const real *Z, real *dZ, ptrdiff_t n,
+                             fb_activation act, fb_activation_params params);
 
 /* reductions.c */
 void FB(bias_grad)(const real *restrict dZ, ptrdiff_t rows, ptrdiff_t cols, real *restrict db,
@@ -38,6 +38,10 @@ void FB(sgd_step)(real *restrict p, const real *restrict g, real *restrict buf, 
 void FB(adam_step)(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,
                    ptrdiff_t n, long step, double lr, double beta1, double beta2, double eps,
                    double weight_decay, int decoupled, real *restrict backup);
+void FB(rmsprop_step)(real *restrict p, const real *restrict g, real *restrict square_avg,
+                      real *restrict grad_avg, real *restrict buf, ptrdiff_t n, double lr,
+                      double alpha, double eps, double momentum, int centered,
+                      double weight_decay, real *restrict backup);
 
 /* batchnorm.c: per-feature normalization over the batch; backward through the batch statistics. */
 void FB(batchnorm_forward)(const real *restrict X, ptrdiff_t rows, ptrdiff_t cols,

@@ -45,7 +45,11 @@ typedef enum {
     FB_SIGMOID = 1,
     FB_TANH = 2,
     FB_RELU = 3,
-    FB_LEAKY_RELU = 4
+    FB_LEAKY_RELU = 4,
+    FB_ELU = 5,
+    FB_SOFTPLUS = 6,
+    FB_GELU = 7,
+    FB_GELU_TANH = 8
 } fb_activation;
 
 /* for (I = 0; I < N; ++I) { BODY }, the iterations split over the OpenMP threads when PARALLEL
@@ -65,6 +69,22 @@ typedef enum {
             }                                                                                 \
         }                                                                                     \
     } while (0)
+
+/* Parameters of the parametrised activations; each activation reads only its own fields. */
+typedef struct {
+    double slope;     /* leaky_relu: slope for z < 0 */
+    double alpha;     /* elu: alpha (e^z - 1) for z <= 0 */
+    double beta;      /* softplus: log(1 + e^(beta z)) / beta ... */
+    double threshold; /* softplus: ... and z itself where beta z > threshold */
+} fb_activation_params;
+
+/* 1 when the derivative of `act` cannot be written through its output, so backward needs the
+ * pre-activation z: GELU is not monotonic, and softplus's output does not tell on which side of
+ * its threshold z was (below the threshold it exceeds z). */
+static inline int fb_activation_needs_input(fb_activation act)
+{
+    return act == FB_SOFTPLUS || act == FB_GELU || act == FB_GELU_TANH;
+}
 
 /* RESULT = sum over I in [0, N) of what the body adds to ACC (a double), computed in
  * FB_REDUCE_CHUNKS fixed chunks combined in order: the same bits whatever the thread count.

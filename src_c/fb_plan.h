@@ -20,7 +20,8 @@ typedef enum {
 typedef enum {
     FB_UPDATE_NONE = 0, /* gradients only: the caller updates */
     FB_UPDATE_SGD = 1,
-    FB_UPDATE_ADAM = 2
+    FB_UPDATE_ADAM = 2,
+    FB_UPDATE_RMSPROP = 3
 } fb_update_kind;
 
 /* One Dense layer and the activation after it: output = f(input W^T + b). */
@@ -29,17 +30,21 @@ typedef struct {
     void *weight, *bias;             /* (out, in) and (out,) in the parameter buffer; bias may be NULL */
     void *weight_grad, *bias_grad;   /* same places in the gradient buffer */
     void *output;                    /* (max_rows, out) workspace: the output of the last forward */
+    void *preact;                    /* (max_rows, out) workspace keeping input W^T + b where
+                                      * fb_activation_needs_input(activation), else NULL */
     fb_activation activation;
-    double slope;                    /* leaky_relu's negative slope */
+    fb_activation_params params;
 } fb_dense_stage;
 
 /* The optimizer update of one step (torch.optim semantics, see optim_tpl.h). */
 typedef struct {
     fb_update_kind kind;
     long step;                       /* Adam: the step number t >= 1 of this update */
-    double lr, beta1, beta2, eps, weight_decay, momentum;
-    int decoupled, nesterov;
-    void *state1, *state2;           /* Adam: m, v.  SGD: momentum buffer (NULL without momentum) */
+    double lr, beta1, beta2, eps, weight_decay, momentum, alpha;
+    int decoupled, nesterov, centered;
+    /* Adam: m, v.  SGD: momentum buffer.  RMSprop: square_avg, grad_avg, momentum buffer.
+     * A state an update does not use may be NULL. */
+    void *state1, *state2, *state3;
 } fb_update;
 
 typedef struct {

@@ -55,3 +55,45 @@ void FB(adam_step)(real *restrict p, const real *restrict g, real *restrict m, r
         p[i] = w - step_size * mi / (sqrt(vi) * inv_sqrt_bc2 + eps_);
     );
 }
+
+/* torch.optim.RMSprop, every state buffer starting at 0:
+ *   g += wd p;   v = alpha v + (1 - alpha) g^2
+ *   centered: m = m + (1 - alpha)(g - m),  avg = sqrt(max(v - m^2, 0)) + eps
+ *   otherwise:                             avg = sqrt(v) + eps          (eps outside the sqrt)
+ *   momentum > 0: buf = mu buf + g / avg,  p -= lr buf;   otherwise p -= lr g / avg
+ * grad_avg (m) may be NULL unless centered, buf unless momentum > 0.  v - m^2 >= 0 in exact
+ * arithmetic; the max keeps rounding from turning it into a NaN.  One pass over the buffers. */
+void FB(rmsprop_step)(real *restrict p, const real *restrict g, real *restrict square_avg,
+                      real *restrict grad_avg, real *restrict buf, ptrdiff_t n, double lr,
+                      double alpha, double eps, double momentum, int centered,
+                      double weight_decay, real *restrict backup)
+{
+    const real lr_ = (real)lr, alpha_ = (real)alpha, one_minus_alpha = (real)(1.0 - alpha);
+    const real eps_ = (real)eps, mu = (real)momentum, wd = (real)weight_decay;
+    const int use_momentum = momentum > 0.0;
+    const int parallel = n >= FB_PARALLEL_MIN;
+    FB_FOR(parallel, i, n,
+        if (backup)
+            backup[i] = p[i];
+        real grad = g[i];
+        if (wd != 0)
+            grad += wd * p[i];
+        const real v = alpha_ * square_avg[i] + one_minus_alpha * grad * grad;
+        square_avg[i] = v;
+        real avg;
+        if (centered) {
+            const real m = grad_avg[i] + one_minus_alpha * (grad - grad_avg[i]);
+            grad_avg[i] = m;
+            avg = sqrt(fmax(v - m * m, (real)0)) + eps_;
+        } else {
+            avg = sqrt(v) + eps_;
+        }
+        if (use_momentum) {
+            const real b = mu * buf[i] + grad / avg;
+            buf[i] = b;
+            p[i] -= lr_ * b;
+        } else {
+            p[i] -= lr_ * (grad / avg);
+        }
+    );
+}

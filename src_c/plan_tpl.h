@@ -6,11 +6,13 @@ void FB(plan_forward)(const fb_plan *plan, const real *X, ptrdiff_t rows)
     for (int s = 0; s < plan->n_stages; ++s) {
         const fb_dense_stage *st = &plan->stages[s];
         real *A = st->output;
-        /* A = f(input W^T + b): one gemm (beta = 0 writes A without reading it), one fused pass */
+        real *Z = st->preact ? (real *)st->preact : A;
+        /* A = f(input W^T + b): one gemm (beta = 0 writes Z without reading it), one fused pass
+         * (in place unless the activation's backward needs Z) */
         FB(gemm_rowmajor)(0, 1, (int)rows, st->out_features, st->in_features, 1, input,
-                          st->in_features, st->weight, st->in_features, 0, A, st->out_features);
-        FB(bias_activation_forward)(A, st->bias, rows, st->out_features, st->activation,
-                                    (real)st->slope);
+                          st->in_features, st->weight, st->in_features, 0, Z, st->out_features);
+        FB(bias_activation_forward)(Z, st->bias, A, rows, st->out_features, st->activation,
+                                    st->params);
         input = A;
     }
 }
@@ -44,7 +46,8 @@ static void FB(plan_backward)(const fb_plan *plan, const real *X, ptrdiff_t rows
         const fb_dense_stage *st = &plan->stages[s];
         const int in = st->in_features, out = st->out_features;
         const real *input = s > 0 ? (const real *)plan->stages[s - 1].output : X;
-        FB(activation_backward)(dA, st->output, dA, rows * out, st->activation, (real)st->slope);
+        FB(activation_backward)(dA, st->output, st->preact, dA, rows * out, st->activation,
+                                st->params);
         FB(gemm_rowmajor)(1, 0, out, in, (int)rows, 1, dA, out, input, in, 0, st->weight_grad,
                           in);
         if (st->bias_grad)
@@ -71,6 +74,10 @@ static void FB(plan_update)(const fb_plan *plan, const fb_update *u)
     case FB_UPDATE_ADAM:
         FB(adam_step)(p, g, u->state1, u->state2, plan->n_params, u->step, u->lr, u->beta1,
                       u->beta2, u->eps, u->weight_decay, u->decoupled, backup);
+        break;
+    case FB_UPDATE_RMSPROP:
+        FB(rmsprop_step)(p, g, u->state1, u->state2, u->state3, plan->n_params, u->lr, u->alpha,
+                         u->eps, u->momentum, u->centered, u->weight_decay, backup);
         break;
     }
 }

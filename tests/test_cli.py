@@ -208,7 +208,8 @@ def test_regression_predictions_are_in_target_units(tmp_path):
 def test_gradcheck_command_passes(tmp_path):
     result = run_cli("gradcheck", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity"):
+    for name in ("Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "Softplus", "GELU",
+                 "Identity"):
         assert f"{name}(" in result.stdout
     for loss in ("cross_entropy", "mse", "bce"):
         assert f"loss {loss}:" in result.stdout

@@ -41,14 +41,16 @@ def _layer_path(net, loss, opt, labels):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "cross_entropy_probs", "mse", "bce"])
-@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd_momentum"])
-@pytest.mark.parametrize("activation", ["Tanh", "Sigmoid", "LeakyReLU"])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd_momentum", "rmsprop"])
+@pytest.mark.parametrize("activation", ["Tanh", "Sigmoid", "LeakyReLU", "GELU", "Softplus",
+                                        "ELU"])
 def test_compiled_step_equals_layer_path_bit_for_bit(dtype, loss, optimizer, activation):
     loss_name = "cross_entropy" if loss == "cross_entropy_probs" else loss
     nets = [_net(dtype, activation), _net(dtype, activation)]
     opts = {"adam": lambda n: fb.Adam(n, lr=1e-2, weight_decay=0.1),
             "adamw": lambda n: fb.AdamW(n, lr=1e-2),
-            "sgd_momentum": lambda n: fb.SGD(n, lr=1e-2, momentum=0.9, nesterov=True)}
+            "sgd_momentum": lambda n: fb.SGD(n, lr=1e-2, momentum=0.9, nesterov=True),
+            "rmsprop": lambda n: fb.RMSprop(n, momentum=0.5, centered=True, weight_decay=0.1)}
     steps = []
     for net in nets:
         opt = opts[optimizer](net)

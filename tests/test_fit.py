@@ -675,7 +675,7 @@ def test_fit_accepts_float32_data_and_lists():
 
 @pytest.mark.parametrize("kwargs,name", [
     ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"lr": 0.0}, "lr"),
-    ({"lr": -1.0}, "lr"), ({"loss": "hinge"}, "loss"), ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"lr": -1.0}, "lr"), ({"loss": "hinge"}, "loss"), ({"optimizer": "lbfgs"}, "optimizer"),
 ])
 def test_fit_rejects_bad_arguments(kwargs, name):
     X, y = blobs(20, k=3)

@@ -284,8 +284,8 @@ class FlippedBiasGradDense(fb.Dense):
 class FusedPathBrokenDense(fb.Dense):
     """Corrupts backward_fused only: reached through its own backward (identity activation)."""
 
-    def backward_fused(self, dA, activation, slope, input_grad, accumulate):
-        dX = super().backward_fused(dA, activation, slope, input_grad, accumulate)
+    def backward_fused(self, dA, activation, input_grad, accumulate):
+        dX = super().backward_fused(dA, activation, input_grad, accumulate)
         self.grads["weight"][0, 0] += 0.05
         return dX
 

@@ -43,7 +43,7 @@ def test_forward_loss_and_gradients(example):
     exp = example["expected"]
     net, views, x, y = build(example)
     out = net.forward(x)
-    close(net.layers[0]._A, exp["a1"])   # hidden activations (sigmoid fused into Dense 0)
+    close(net.layers[1]._A, exp["a1"])   # hidden activations (the sigmoid fused into Dense 0)
     close(out, exp["y_hat"])
     value, dout = fb.MSE(half=True)(out, y)
     close(value, exp["loss"])

@@ -118,9 +118,10 @@ def test_backward_fused_accumulates_into_a_given_buffer():
     net = randomize(fb.Sequential(fb.Dense(3, 4), fb.Sigmoid(), dtype="float64"))
     dense = net.layers[0]
     X, dA, held = rnd((5, 3), 1), rnd((5, 4), 2), rnd((5, 3), 3)
-    A = dense.forward_fused(X, "sigmoid", 0.0).copy()
+    sigmoid = net.layers[1]
+    A = dense.forward_fused(X, sigmoid).copy()
     into = held.copy()
-    out = dense.backward_fused(dA, "sigmoid", 0.0, True, False, dX_into=into)
+    out = dense.backward_fused(dA, sigmoid, True, False, dX_into=into)
     assert out is into
     np.testing.assert_allclose(into, held + (dA * A * (1 - A)) @ dense.params["weight"],
                                **tol("float64"))
@@ -207,7 +208,9 @@ def test_width_errors_name_both_widths():
     lambda: fb.Residual(fb.Sigmoid(), fb.Dense(6, 9), fb.LeakyReLU(0.1), fb.Dense(9, 6)),
     lambda: fb.Residual(fb.Dense(6, 6, bias=False)),                         # plain Dense
     lambda: fb.Residual(fb.Dropout(0.5).freeze_mask(), fb.Dense(6, 6), fb.ReLU()),
-], ids=["dense_relu_bn", "bn_dense_tanh", "act_first", "plain_dense", "dropout_first"])
+    lambda: fb.Residual(fb.Dense(6, 6), fb.GELU(), fb.Dense(6, 6), fb.Softplus()),
+], ids=["dense_relu_bn", "bn_dense_tanh", "act_first", "plain_dense", "dropout_first",
+        "dense_gelu_dense_softplus"])
 def test_gradcheck_blocks(block):
     net = randomize(fb.Sequential(fb.Dense(4, 6), fb.Tanh(), block(), block(), fb.Dense(6, 3),
                                   dtype="float64", seed=4))
@@ -325,14 +328,11 @@ def test_save_load_round_trip(tmp_path, dtype):
     net.fit(X, y, epochs=2, batch_size=8, verbose=0)
     net.save(tmp_path / "r.npz", include_optimizer=True)
     loaded = fb.load(tmp_path / "r.npz")
+    dense = fb.Dense(8, 8).config()
     assert loaded.layers[2].config() == {"type": "Residual", "layers": [
-        {"type": "Dense", "in_features": 8, "out_features": 8, "init": "xavier", "bias": True},
-        {"type": "ReLU"},
+        dense, {"type": "ReLU"},
         {"type": "BatchNorm", "num_features": 8, "momentum": 0.1, "eps": 1e-5},
-        {"type": "Residual", "layers": [
-            {"type": "Tanh"},
-            {"type": "Dense", "in_features": 8, "out_features": 8, "init": "xavier",
-             "bias": True}]}]}
+        {"type": "Residual", "layers": [{"type": "Tanh"}, dense]}]}
     assert np.array_equal(loaded.params, net.params)
     assert np.array_equal(loaded.buffers, net.buffers)
     assert np.array_equal(loaded.predict(X), net.predict(X))
