@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fastbp.batchnorm import BatchNorm
+from fastbp.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from fastbp.diagnostics import Monitor, TrainingWarning
 from fastbp.dropout import Dropout
 from fastbp.gradcheck import GradcheckError, GradcheckReport, gradcheck
 from fastbp.io import load
@@ -25,7 +27,9 @@ from fastbp.layers import (
 from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
 from fastbp.network import Sequential, mlp
 from fastbp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from fastbp.preprocessing import Standardizer
 from fastbp.residual import Residual
+from fastbp.schedules import CosineAnnealing, ExponentialDecay, LinearWarmup, LRSchedule, StepDecay
 from fastbp.threads import _init_threads, get_num_threads, set_num_threads
 from fastbp.training import History
 
@@ -35,7 +39,10 @@ __all__ = [
     "Sequential", "mlp", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
     "Loss", "SoftmaxCrossEntropy", "MSE", "BCEWithLogits", "Optimizer", "SGD", "Adam", "AdamW",
     "History", "gradcheck", "GradcheckError", "GradcheckReport", "load", "set_num_threads",
-    "get_num_threads", "GELU", "Softplus", "ELU", "RMSprop", "BatchNorm", "Dropout", "Residual",
+    "get_num_threads", "GELU", "Softplus", "ELU", "RMSprop",
+    "Callback", "EarlyStopping", "ModelCheckpoint", "Monitor", "TrainingWarning", "Standardizer",
+    "LRSchedule", "StepDecay", "ExponentialDecay", "CosineAnnealing", "LinearWarmup",
+    "BatchNorm", "Dropout", "Residual",
 ]
 
 _init_threads()

@@ -61,6 +61,7 @@ cdef extern from "fb_plan.h" nogil:
         void *backup
         Py_ssize_t n_params
         fb_loss_kind loss
+        double clip_value
         double clip_norm
 
     void plan_forward_f32(const fb_plan *plan, const float *X, Py_ssize_t rows)
@@ -109,6 +110,7 @@ cdef class TrainingPlan:
     loss : a key of LOSS_KINDS.
     keep_backup : keep a copy of the parameters from before each update (`backup`).
     clip_norm : clip the global gradient norm to this before each update (None: never).
+    clip_value : first clamp every gradient element to [-clip_value, clip_value] (None: never).
     """
 
     cdef fb_plan plan
@@ -128,7 +130,7 @@ cdef class TrainingPlan:
         PyMem_Free(self.plan.stages)
 
     def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
-                 clip_norm=None):
+                 clip_norm=None, clip_value=None):
         cdef cnp.ndarray p = params, g = grads
         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
                 p.ndim != 1 or g.shape[0] != p.shape[0] or \
@@ -146,6 +148,7 @@ cdef class TrainingPlan:
         self.labels = loss == "cross_entropy"
         self.unit_targets = loss == "bce_with_logits"
         self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)
+        self.plan.clip_value = 0.0 if clip_value is None else float(clip_value)
         self.backup = np.empty_like(p) if keep_backup else None
         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
         self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
@@ -385,7 +388,3 @@ cdef class TrainingPlan:
                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
                                 rows, <double *>cnp.PyArray_DATA(tb))
         return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
-
-    def set_clip_norm(self, clip_norm):
-        """Clip the global gradient norm to `clip_norm` before each update (None: never)."""
-        self.plan.clip_norm = 0.0 if clip_norm is None else float(clip_norm)

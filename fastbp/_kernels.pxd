@@ -1,5 +1,5 @@
 # Declarations of the fastbp C core (src_c/fastbp_core.h) for the Cython bindings.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 
 cdef extern from "fastbp_core.h" nogil:
     ctypedef void (*fb_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *,
@@ -62,6 +62,12 @@ cdef extern from "fastbp_core.h" nogil:
     void gather_rows_f64(const double *src, Py_ssize_t cols, const int64_t *indices,
                          Py_ssize_t n, double *out)
     void gather_labels_i64(const int64_t *src, const int64_t *indices, Py_ssize_t n, int64_t *out)
+    void clip_grad_value_f32(float *g, Py_ssize_t n, float c)
+    void clip_grad_value_f64(double *g, Py_ssize_t n, double c)
+    void mark_active_units_f32(const float *A, Py_ssize_t rows, Py_ssize_t cols,
+                               uint8_t *active)
+    void mark_active_units_f64(const double *A, Py_ssize_t rows, Py_ssize_t cols,
+                               uint8_t *active)
 
     double softmax_cross_entropy_f32(const float *logits, const int64_t *labels,
                                      Py_ssize_t rows, Py_ssize_t cols, float *dlogits)

@@ -8,7 +8,7 @@ layer refuses anything that would let C read or write out of bounds.
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport sqrt
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cnp.import_array()
@@ -505,6 +505,43 @@ def rmsprop_step(params, grads, square_avg, grad_avg, momentum_buf, double lr,
             rmsprop_step_f64(<double *>cnp.PyArray_DATA(p), <double *>cnp.PyArray_DATA(g),
                              <double *>cnp.PyArray_DATA(sq), <double *>gp, <double *>bp, n, lr,
                              alpha, eps, momentum, centered, weight_decay, NULL)
+
+
+def clip_grad_value(grads, double clip_value):
+    """Clamp every element of grads to [-clip_value, clip_value], in place (1-D)."""
+    cdef cnp.ndarray g = _checked(grads, "grads", 1, writeable=True)
+    if not clip_value > 0:
+        raise ValueError(f"clip_value: expected a positive number, got {clip_value}")
+    cdef Py_ssize_t n = g.shape[0]
+    if g.dtype == np.float32:
+        with nogil:
+            clip_grad_value_f32(<float *>cnp.PyArray_DATA(g), n, <float>clip_value)
+    else:
+        with nogil:
+            clip_grad_value_f64(<double *>cnp.PyArray_DATA(g), n, clip_value)
+
+
+def mark_active_units(A, active):
+    """active[j] |= any(A[:, j] > 0): which units of an activation output were ever positive."""
+    cdef cnp.ndarray a = _checked(A, "A", 2)
+    if not isinstance(active, np.ndarray):
+        raise TypeError(f"active: expected a numpy.ndarray, got {type(active).__name__}")
+    cdef cnp.ndarray flags = active
+    if flags.dtype != np.bool_ or flags.ndim != 1 or not flags.flags.c_contiguous \
+            or not flags.flags.writeable:
+        raise TypeError(f"active: expected a writeable C-contiguous 1-D bool array, "
+                        f"got {flags.ndim}-D {flags.dtype}")
+    if flags.shape[0] != a.shape[1]:
+        raise ValueError(f"active: expected shape ({a.shape[1]},) like A's columns, "
+                         f"got {_shape(flags)}")
+    cdef Py_ssize_t rows = a.shape[0], cols = a.shape[1]
+    cdef uint8_t *fp = <uint8_t *>cnp.PyArray_DATA(flags)
+    if a.dtype == np.float32:
+        with nogil:
+            mark_active_units_f32(<float *>cnp.PyArray_DATA(a), rows, cols, fp)
+    else:
+        with nogil:
+            mark_active_units_f64(<double *>cnp.PyArray_DATA(a), rows, cols, fp)
 
 
 # ------------------------------------------------------------------------------ layer kernels

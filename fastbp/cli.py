@@ -29,6 +29,7 @@ import numpy as np
 
 import fastbp as fb
 from fastbp.datasets import load_digits, train_test_split
+from fastbp.plotting import figure_class
 from fastbp.tabular import (
     Table,
     Target,
@@ -154,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"where to save the model (default: {DEFAULT_MODEL})")
     train.add_argument("--quiet", action="store_true",
                        help="no per-epoch progress lines (the summary is still printed)")
+    train.add_argument("--monitor", action="store_true",
+                       help="record per-layer gradient norms, weight norms, update ratios and "
+                            "dead units, and warn about vanishing/exploding gradients")
+    train.add_argument("--plot", metavar="PATH",
+                       help="save the training curves (loss, metrics, and gradient norms per "
+                            "layer with --monitor) to this image file (needs matplotlib)")
     train.set_defaults(run=run_train)
 
     predict = commands.add_parser(
@@ -232,6 +239,12 @@ def run_train(args) -> int:
     """``fastbp train``: read, encode, standardise, fit, report, save."""
     started = time.perf_counter()
     _check_output_path(args.out, "--out")
+    if args.plot is not None:
+        _check_output_path(args.plot, "--plot")
+        try:
+            figure_class()
+        except ImportError as exc:
+            raise CLIError(f"--plot: {exc}") from None
     if args.data_file is not None:
         if args.data is not None:
             raise CLIError("--data: give the data file once, as DATA or as --data, not both")
@@ -257,9 +270,10 @@ def run_train(args) -> int:
     net = fb.mlp(sizes, activation=args.activation, seed=args.seed)
     print(_describe_run(table, target, sizes, args), flush=True)
     fit_started = time.perf_counter()
-    net.fit(X_train, y_train, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
-            epochs=args.epochs, batch_size=args.batch_size, validation_data=validation,
-            clip_norm=args.clip_norm, seed=args.seed, verbose=0 if args.quiet else 1)
+    history = net.fit(X_train, y_train, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
+                      epochs=args.epochs, batch_size=args.batch_size, validation_data=validation,
+                      clip_norm=args.clip_norm, seed=args.seed, verbose=0 if args.quiet else 1,
+                      monitor=args.monitor)
     fit_seconds = time.perf_counter() - fit_started
 
     if validation is not None:
@@ -272,6 +286,9 @@ def run_train(args) -> int:
     net.save(args.out)
     print(f"wall time: {time.perf_counter() - started:.2f} s (training {fit_seconds:.2f} s)")
     print(f"saved model to {args.out}")
+    if args.plot is not None:
+        history.plot(args.plot)
+        print(f"saved training curves to {args.plot}")
     return 0
 
 

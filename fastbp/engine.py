@@ -54,10 +54,10 @@ def _fused(optimizer) -> bool:
 class _Step:
     """Common part: the network, loss, optimizer, and the parameters kept before each update."""
 
-    def __init__(self, net, loss: Loss, optimizer, keep_backup: bool, clip_norm) -> None:
+    def __init__(self, net, loss: Loss, optimizer, clip_norm, clip_value) -> None:
         self.net, self.loss, self.optimizer = net, loss, optimizer
         self.params = net.params
-        self.clip_norm = clip_norm
+        self.clip_norm, self.clip_value = clip_norm, clip_value
 
     def restore(self) -> None:
         """Put back the parameters from before the last update (needs keep_backup)."""
@@ -71,35 +71,42 @@ class CompiledStep(_Step):
     """The compiled path: one C call per step."""
 
     def __init__(self, net, loss: Loss, optimizer, stages: list, labels: bool,
-                 keep_backup: bool = False, clip_norm: float | None = None) -> None:
-        super().__init__(net, loss, optimizer, keep_backup, clip_norm)
+                 keep_backup: bool = False, clip_norm: float | None = None,
+                 clip_value: float | None = None) -> None:
+        super().__init__(net, loss, optimizer, clip_norm, clip_value)
         self.labels = labels
         self.plan = _engine.TrainingPlan(net.params, net.grads, stages,
-                                         _plan_loss(loss, labels), keep_backup, clip_norm)
+                                         _plan_loss(loss, labels), keep_backup, clip_norm,
+                                         clip_value)
         self.backup = self.plan.backup
         self._fused = optimizer if _fused(optimizer) else None
 
     def step(self, X, y) -> float:
         """One step on a user batch (checked; converted when needed). Returns the mean loss."""
-        value = self.plan.train_step(X, y, self._fused)
+        value = None
+        if self.net.standardizer is None:  # else X must be standardised first
+            value = self.plan.train_step(X, y, self._fused)
         if value is None:
             X = self.net.check_input(X)
             value = self.plan.train_step(X, self._check_targets(X, y), self._fused)
-        self._python_update()
+        self._after_step(X.shape[0])
         return value
 
     def gathered(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, start: int,
                  stop: int) -> float:
         """One step on rows order[start:stop] of validated data. Returns the mean loss."""
         value = self.plan.train_gathered(X, y, order, start, stop, self._fused)
-        self._python_update()
+        self._after_step(stop - start)
         return value
 
-    def _python_update(self) -> None:
+    def _after_step(self, rows: int) -> None:
+        """Run an optimizer the plan cannot; point the network's activation outputs here."""
         if self._fused is None:
             if self.backup is not None:
                 self.backup[...] = self.net.params
             self.optimizer.step()
+        self.net._forward_outputs = lambda: self.plan.outputs(rows)
+        self.net._trained_forward = False  # backward() needs a forward of its own
 
     def output(self, rows: int) -> np.ndarray:
         return self.plan.output(rows)
@@ -112,8 +119,8 @@ class LayerStep(_Step):
     """The layer-by-layer path, for networks with layers the plan does not compile."""
 
     def __init__(self, net, loss: Loss, optimizer, keep_backup: bool = False,
-                 clip_norm: float | None = None) -> None:
-        super().__init__(net, loss, optimizer, keep_backup, clip_norm)
+                 clip_norm: float | None = None, clip_value: float | None = None) -> None:
+        super().__init__(net, loss, optimizer, clip_norm, clip_value)
         self.backup = net.params.copy() if keep_backup else None
         self._x, self._y, self._dout = Workspace(), None, Workspace()
         self._out = self._target = None
@@ -150,6 +157,8 @@ class LayerStep(_Step):
             error.loss = value
             raise error
         net._backward(dout, False, False)
+        if self.clip_value is not None:
+            _kernels.clip_grad_value(net.grads, self.clip_value)
         if self.clip_norm is not None:
             _kernels.clip_grad_norm(net.grads, self.clip_norm)
         if self.backup is not None:
@@ -166,13 +175,16 @@ class LayerStep(_Step):
 
 
 def make_step(net, loss: Loss, optimizer, labels: bool, keep_backup: bool = False,
-              clip_norm: float | None = None) -> CompiledStep | LayerStep:
+              clip_norm: float | None = None,
+              clip_value: float | None = None) -> CompiledStep | LayerStep:
     """The training step of `net` with `loss` and `optimizer`: compiled when it can be.
 
     `labels`: the targets are class labels (n,) rather than arrays of the output's shape.
     `keep_backup`: keep the parameters from before each update (`restore()` puts them back).
+    `clip_value`, `clip_norm`: clamp each gradient, then clip their global norm, before updates.
     """
     stages = _plan_stages(net)
     if stages is not None and _plan_loss(loss, labels) is not None:
-        return CompiledStep(net, loss, optimizer, stages, labels, keep_backup, clip_norm)
-    return LayerStep(net, loss, optimizer, keep_backup, clip_norm)
+        return CompiledStep(net, loss, optimizer, stages, labels, keep_backup, clip_norm,
+                            clip_value)
+    return LayerStep(net, loss, optimizer, keep_backup, clip_norm, clip_value)

@@ -17,6 +17,7 @@ from fastbp.layers import layer_from_config
 from fastbp.losses import loss_from_config
 from fastbp.network import Sequential
 from fastbp.optim import optimizer_from_config
+from fastbp.preprocessing import Standardizer
 
 FORMAT = "fastbp"
 VERSION = 1
@@ -31,6 +32,10 @@ def save(net: Sequential, path, include_optimizer: bool = False) -> None:
     arrays = {"params": net.params}
     if net.buffers.size:                 # non-trainable state (BatchNorm running statistics)
         arrays["buffers"] = net.buffers
+    if net.standardizer is not None:
+        description["standardizer"] = {"n_features": net.standardizer.n_features}
+        arrays.update({"standardizer.mean": net.standardizer.mean,
+                       "standardizer.std": net.standardizer.std})
     if include_optimizer:
         if net.optimizer is None:
             raise ValueError("include_optimizer: the network has no optimizer yet (fit it "
@@ -106,6 +111,12 @@ def load(path) -> Sequential:
     net.metadata = description.get("metadata", {})
     if "loss" in description:
         net.loss = loss_from_config(description["loss"])
+    if "standardizer" in description:
+        try:
+            net.standardizer = Standardizer.from_arrays(arrays["standardizer.mean"],
+                                                        arrays["standardizer.std"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"path: {path!r} has a malformed standardizer: {exc}") from None
     if "optimizer" in description:
         state = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer.")}
         net.optimizer = optimizer_from_config(description["optimizer"], net, state)

@@ -60,6 +60,7 @@ class Sequential:
     metadata : dict of JSON-serialisable values saved with the model.
     optimizer : the optimizer of the last `fit` (saved with ``save(..., include_optimizer=True)``).
     loss : the loss of the last `fit`, the default of `evaluate`.
+    standardizer : a fitted `fastbp.Standardizer` or None (see `check_input`).
     """
 
     def __init__(self, *layers: Layer, dtype="float32", seed: int = 0) -> None:
@@ -79,6 +80,7 @@ class Sequential:
         self.metadata: dict = {}
         self.optimizer = None
         self.loss = None
+        self._standardizer = None
         self.in_features, self.out_features = self._check_widths()
         self._allocate(self.dtype)
         rng = np.random.default_rng(self.seed)
@@ -86,6 +88,7 @@ class Sequential:
             layer.initialize(rng)
         self._stages = _stages(self.layers)
         self._trained_forward = False
+        self._forward_outputs = None  # set by the compiled step: its stages' outputs
         self._train_step = None
 
     def _check_widths(self) -> tuple[int, int]:
@@ -168,6 +171,7 @@ class Sequential:
         twin.buffers[...] = self.buffers
         twin._stages = _stages(twin.layers)
         twin._trained_forward = False
+        twin._forward_outputs = None
         twin._train_step = None
         return twin
 
@@ -178,6 +182,7 @@ class Sequential:
         for stage in self._stages:
             out = stage.forward(out, training)
         self._trained_forward = training
+        self._forward_outputs = None
         self._batch = X.shape[0]
         return out
 
@@ -189,9 +194,25 @@ class Sequential:
         return dout
 
     def check_input(self, X, name: str = "X") -> np.ndarray:
-        """X validated and converted for this network: (n, in_features), finite, own dtype."""
+        """X validated and converted for this network: (n, in_features), finite, own dtype.
+
+        With a `standardizer` attached, X holds raw features and is standardised here, so
+        forward, predict, evaluate, fit and train_step all take raw features.
+        """
+        if self._standardizer is not None:
+            X = self._standardizer.transform(X, name)
         return as_matrix(X, name, self.dtype, self.in_features,
                          layer=f"0 ({type(self.layers[0]).__name__})")
+
+    @property
+    def standardizer(self):
+        """The fitted Standardizer applied to every input X, or None (saved with the model)."""
+        return self._standardizer
+
+    @standardizer.setter
+    def standardizer(self, value) -> None:
+        from fastbp.preprocessing import check_standardizer
+        self._standardizer = check_standardizer(value, self.in_features)
 
     def forward(self, X, training: bool = True) -> np.ndarray:
         """Network output for X (n, in_features) -> (n, out_features).
@@ -214,7 +235,32 @@ class Sequential:
             raise ValueError(f"dout: expected shape ({self._batch}, {self.out_features}) like "
                              f"the last forward output, got {arr.shape}")
         dX = self._backward(arr, input_grad, accumulate)
-        return None if dX is None else dX.copy()
+        if dX is None:
+            return None
+        if self._standardizer is not None:    # d/dx of (x - mean) / std is 1 / std
+            return (dX / self._standardizer.std).astype(self.dtype)
+        return dX.copy()
+
+    def activation_outputs(self) -> list[tuple[int, str, np.ndarray]]:
+        """[(layer index, activation name, output (batch, units))] of every activation layer
+        in the last training forward (views into workspaces: read before the next forward)."""
+        if self._forward_outputs is not None:       # the compiled step's own buffers
+            stage_outputs = self._forward_outputs()
+        elif self._trained_forward:
+            stage_outputs = [stage.activation._A if isinstance(stage, _FusedDense) else
+                             getattr(stage, "_A", None) for stage in self._stages]
+        else:
+            raise RuntimeError("activation_outputs: call forward(X, training=True) first")
+        outputs, index = [], 0
+        for stage, A in zip(self._stages, stage_outputs, strict=True):
+            if isinstance(stage, _FusedDense):
+                outputs.append((index + 1, stage.activation.kernel_name, A))
+                index += 2
+            else:
+                if isinstance(stage, Activation):
+                    outputs.append((index, stage.kernel_name, A))
+                index += 1
+        return outputs
 
     def predict(self, X, batch_size: int = 4096) -> np.ndarray:
         """Raw network outputs (n, out_features) for X (logits for classifiers), in batches."""

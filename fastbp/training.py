@@ -6,18 +6,27 @@ import time
 import numpy as np
 
 from fastbp._validation import positive_float, positive_int
+from fastbp.callbacks import CallbackList
+from fastbp.diagnostics import make_monitor
 from fastbp.engine import make_step
 from fastbp.layers import Workspace
 from fastbp.losses import get_loss
 from fastbp.optim import get_optimizer
+from fastbp.progress import Progress, check_verbose
+from fastbp.schedules import Scheduler
 
 
 class History:
     """Per-epoch record of a fit: ``history["loss"]``, ``"val_loss"``, ``"accuracy"``,
-    ``"val_accuracy"`` (classification), ``"time"`` (seconds per epoch)."""
+    ``"val_accuracy"`` (classification), ``"time"`` (seconds per epoch), ``"lr"`` (with an
+    lr_schedule). With ``monitor=True``: ``"grad_norm"``, ``"weight_norm"``, ``"update_ratio"``
+    (arrays (epochs, len(layer_names))) and ``"dead_fraction"`` ((epochs,
+    len(unit_layer_names))); see fastbp.diagnostics."""
 
     def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
+        self.history: dict[str, list] = {}
+        self.layer_names: list[str] = []
+        self.unit_layer_names: list[str] = []
 
     def append(self, logs: dict[str, float]) -> None:
         for key, value in logs.items():
@@ -28,11 +37,22 @@ class History:
         """Number of completed epochs."""
         return len(self.history.get("loss", []))
 
-    def __getitem__(self, key: str) -> list[float]:
-        return self.history[key]
+    def __getitem__(self, key: str):
+        """The list of per-epoch values; per-layer diagnostics as an array (epochs, layers)."""
+        values = self.history[key]
+        if values and isinstance(values[0], np.ndarray):
+            return np.stack(values)
+        return values
+
+    def plot(self, path) -> None:
+        """Save loss, metrics, lr and per-layer gradient norms per epoch as an image (matplotlib;
+        an ImportError says how to install it when missing)."""
+        from fastbp.plotting import plot_history
+        plot_history(self, path)
 
     def __repr__(self) -> str:
-        last = {k: round(v[-1], 6) for k, v in self.history.items() if v}
+        last = {k: round(v[-1], 6) for k, v in self.history.items()
+                if v and not isinstance(v[-1], np.ndarray)}
         return f"History(epochs={self.epochs}, last={last})"
 
 
@@ -57,6 +77,11 @@ def evaluate(net, X, y, loss=None, batch_size: int = 4096) -> dict:
     X = net.check_input(X)
     target = _targets(loss, net, y, X.shape[0])
     batch_size = positive_int(batch_size, "batch_size")
+    return _evaluate_checked(net, X, target, loss, batch_size)
+
+
+def _evaluate_checked(net, X: np.ndarray, target: np.ndarray, loss, batch_size: int) -> dict:
+    """`evaluate` over an input already through net.check_input and prepared targets."""
     total, correct = 0.0, 0.0
     dout = Workspace()
     for start in range(0, X.shape[0], batch_size):
@@ -75,7 +100,8 @@ def evaluate(net, X, y, loss=None, batch_size: int = 4096) -> dict:
 
 def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epochs: int = 10,
         batch_size: int = 128, validation_data=None, clip_norm: float | None = None,
-        shuffle: bool = True, seed: int = 0, verbose: int = 1) -> History:
+        shuffle: bool = True, seed: int = 0, verbose: int = 1, callbacks=None,
+        lr_schedule=None, clip_value: float | None = None, monitor=False) -> History:
     """Train `net` on (X, y) by mini-batch backpropagation.
 
     Parameters
@@ -87,7 +113,15 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     validation_data : optional (X_val, y_val), evaluated after every epoch.
     clip_norm : clip the global gradient L2 norm to this value before each update.
     shuffle, seed : the batches come from a permutation drawn from `seed` every epoch.
-    verbose : 1 prints one line per epoch, 0 is silent.
+    verbose : 0 silent; 1 a progress bar (with tqdm, on a terminal) and one line per epoch;
+        2 the lines alone (see fastbp.progress).
+    callbacks : list of fb.Callback (e.g. fb.EarlyStopping); see fastbp.callbacks.
+    lr_schedule : an fb.LRSchedule setting the optimizer's lr every epoch (or step); the lr of
+        each epoch is recorded in the history as "lr".
+    clip_value : clamp every gradient element to [-clip_value, clip_value] before each update
+        (before clip_norm when both are given).
+    monitor : True or an fb.Monitor: record per-layer diagnostics in the history and warn about
+        vanishing/exploding gradients and dead units (see fastbp.diagnostics).
     The reported training loss and accuracy are the means over the epoch's batches, each
     measured before that batch's update.
 
@@ -103,6 +137,11 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     batch_size = positive_int(batch_size, "batch_size")
     if clip_norm is not None:
         clip_norm = positive_float(clip_norm, "clip_norm")
+    if clip_value is not None:
+        clip_value = positive_float(clip_value, "clip_value")
+    verbose = check_verbose(verbose)
+    callbacks = CallbackList(callbacks)
+    monitor = make_monitor(monitor)
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data: expected a pair (X_val, y_val), got "
@@ -112,27 +151,38 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     if optimizer is None or isinstance(optimizer, str):
         positive_float(lr, "lr")
     opt = get_optimizer(optimizer, net, lr)
+    scheduler = Scheduler(lr_schedule, opt)
     net.optimizer, net.loss = opt, loss
 
     rng = np.random.default_rng(seed)
     step = make_step(net, loss, opt, labels=target.ndim == 1, keep_backup=True,
-                     clip_norm=clip_norm)
+                     clip_norm=clip_norm, clip_value=clip_value)
     history = History()
+    callbacks.on_train_begin(net)
+    if monitor is not None:
+        monitor.start(net)
+    progress = Progress(verbose, epochs, n)
     for epoch in range(1, epochs + 1):
         start_time = time.perf_counter()
         order = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
         total, correct, seen = 0.0, 0.0, 0
+        scheduler.start_epoch(epoch)
+        if monitor is not None:
+            monitor.start_epoch()
         for batch, start in enumerate(range(0, n, batch_size), 1):
+            if scheduler.per_step:
+                scheduler.step()
             stop = min(start + batch_size, n)
             try:
                 value = step.gathered(X, target, order, start, stop)
             except FloatingPointError as exc:
+                progress.close()
                 if batch > 1 or epoch > 1:
                     step.restore()
                 error = FloatingPointError(
-                    f"fit: the loss became {exc.loss} at epoch "
-                    f"{epoch}, step {batch}; training stopped and the parameters of the last "
-                    "finite step were kept (try a lower lr or clip_norm)")
+                    f"fit: the loss became {exc.loss} at epoch {epoch}, step {batch}; training "
+                    "stopped and the parameters of the last finite step were kept (try a lower "
+                    "lr, clip_norm or clip_value)")
                 error.history = history
                 raise error from None
             m = stop - start
@@ -140,21 +190,24 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
             seen += m
             if loss.classification:
                 correct += loss.accuracy(step.output(m), step.batch_target(m)) * m
+            if monitor is not None:
+                monitor.after_step(epoch, batch)
+            progress.batch(m, total / seen)
         logs = {"loss": total / seen}
         if loss.classification:
             logs["accuracy"] = correct / seen
         if validation_data is not None:
-            val = evaluate(net, X_val, y_val, loss)
+            val = _evaluate_checked(net, X_val, y_val, loss, 4096)
             logs.update({f"val_{k}": v for k, v in val.items()})
+        if lr_schedule is not None:
+            logs["lr"] = opt.lr
         logs["time"] = time.perf_counter() - start_time
         history.append(logs)
-        if verbose:
-            _print_epoch(epoch, epochs, logs)
+        if monitor is not None:
+            monitor.end_epoch(epoch, history)
+        progress.end_epoch(epoch, logs)
+        if callbacks.on_epoch_end(epoch, logs):
+            break
+    progress.close()
+    callbacks.on_train_end(net)
     return history
-
-
-def _print_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
-    parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
-    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k != "time"]
-    parts.append(f"{logs['time']:.2f}s")
-    print("  ".join(parts), flush=True)

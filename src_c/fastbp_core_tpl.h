@@ -20,6 +20,9 @@ void FB(scale)(real *x, ptrdiff_t n, real factor);
 double FB(clip_grad_norm)(real *g, ptrdiff_t n, double max_norm);
 void FB(gather_rows)(const real *restrict src, ptrdiff_t cols, const int64_t *restrict indices,
                      ptrdiff_t n, real *restrict out);
+void FB(clip_grad_value)(real *g, ptrdiff_t n, real c);
+void FB(mark_active_units)(const real *restrict A, ptrdiff_t rows, ptrdiff_t cols,
+                           uint8_t *restrict active);
 
 /* losses.c: each returns the mean loss and writes its gradient with respect to the first input. */
 double FB(softmax_cross_entropy)(const real *restrict logits, const int64_t *restrict labels,

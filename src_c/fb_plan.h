@@ -56,7 +56,8 @@ typedef struct {
     void *backup;                    /* receives the parameters before each update; may be NULL */
     ptrdiff_t n_params;
     fb_loss_kind loss;
-    double clip_norm;                /* clip the global gradient norm to this (<= 0: no clipping) */
+    double clip_value;               /* clamp each gradient to [-clip_value, clip_value] (<= 0: no) */
+    double clip_norm;                /* then clip the global gradient norm to this (<= 0: no) */
 } fb_plan;
 
 #define real float

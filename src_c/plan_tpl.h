@@ -91,6 +91,8 @@ int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, 
     if (!isfinite(*loss))
         return 1;
     FB(plan_backward)(plan, X, rows, dout);
+    if (plan->clip_value > 0)
+        FB(clip_grad_value)(plan->grads, plan->n_params, (real)plan->clip_value);
     if (plan->clip_norm > 0)
         FB(clip_grad_norm)(plan->grads, plan->n_params, plan->clip_norm);
     FB(plan_update)(plan, update);

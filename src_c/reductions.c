@@ -1,4 +1,5 @@
-/* Deterministic reductions (bias gradient, sum of squares) and whole-buffer helpers. */
+/* Deterministic reductions (bias gradient, sum of squares, active units) and whole-buffer
+ * helpers (scaling, clipping, row gathering). */
 #include <math.h>
 #include <string.h>
 

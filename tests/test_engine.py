@@ -83,8 +83,9 @@ def test_fit_gathers_batches_like_the_layer_path(dtype):
     net = _net(dtype)
     twin = fb.Sequential(PassThrough(), *_net(dtype).layers, dtype=dtype, seed=3)
     assert isinstance(make_step(twin, get_loss("cross_entropy"), fb.Adam(twin), True), LayerStep)
-    hist = net.fit(X, y, epochs=3, batch_size=16, verbose=0, clip_norm=0.5)
-    hist_twin = twin.fit(X, y, epochs=3, batch_size=16, verbose=0, clip_norm=0.5)
+    options = dict(epochs=3, batch_size=16, verbose=0, clip_norm=0.5, clip_value=0.05)
+    hist = net.fit(X, y, **options)
+    hist_twin = twin.fit(X, y, **options)
     np.testing.assert_array_equal(net.params, twin.params)
     assert hist["loss"] == hist_twin["loss"]
     assert hist["accuracy"] == hist_twin["accuracy"]
@@ -213,3 +214,27 @@ def test_train_gathered_checks_the_batch_bounds():
     order[3] = 10
     with pytest.raises(ValueError, match="order"):
         step.gathered(X, y, order, 0, 5)
+
+
+def test_activation_outputs_after_a_compiled_step():
+    net, twin = _net("float64"), _net("float64")
+    X, y = _data("float64", "cross_entropy")
+    net.train_step(X, y)
+    twin.forward(X)
+    compiled, layered = net.activation_outputs(), twin.activation_outputs()
+    assert [(i, name) for i, name, _ in compiled] == [(1, "tanh"), (3, "relu")]
+    for (_, _, A), (_, _, B) in zip(compiled, layered, strict=True):
+        np.testing.assert_array_equal(A, B)
+    with pytest.raises(RuntimeError, match="forward"):
+        net.backward(np.ones((9, 3)))  # the compiled step leaves no layer state behind
+
+
+def test_standardizer_applies_on_the_compiled_step():
+    rng = np.random.default_rng(1)
+    X, y = 5 + 3 * rng.standard_normal((9, 5)), rng.integers(0, 3, 9)
+    net, twin = _net("float64"), _net("float64")
+    net.standardizer = fb.Standardizer().fit(X)
+    a = net.train_step(X, y)
+    b = twin.train_step((X - X.mean(axis=0)) / X.std(axis=0), y)
+    assert a == pytest.approx(b, rel=1e-12)
+    np.testing.assert_allclose(net.params, twin.params, rtol=1e-10)
