@@ -383,3 +383,18 @@ def test_fit_and_train_step_learn(dtype):
     assert np.array_equal(again.params, net.params)
     losses = [net.train_step(X[:32], y[:32], optimizer="sgd") for _ in range(5)]
     assert losses[-1] < losses[0]
+
+
+def test_fit_options_with_every_new_layer():
+    """Monitoring, a standardizer, clipping, a schedule and callbacks run on the layer path."""
+    rng = np.random.default_rng(0)
+    X, y = 5.0 + 3.0 * rng.normal(size=(64, 5)), rng.integers(0, 3, 64)
+    net = fb.Sequential(fb.Dense(5, 8), fb.BatchNorm(8), fb.ReLU(), fb.Dropout(0.2),
+                        fb.Residual(fb.Dense(8, 8), fb.ReLU()), fb.Dense(8, 3), seed=1)
+    net.standardizer = fb.Standardizer().fit(X)
+    hist = net.fit(X, y, epochs=3, batch_size=16, verbose=0, monitor=True, clip_value=1.0,
+                   lr_schedule=fb.StepDecay(1), validation_data=(X, y),
+                   callbacks=[fb.EarlyStopping(patience=5)])
+    assert hist.layer_names == ["0:Dense", "1:BatchNorm", "4:Residual", "5:Dense"]
+    assert hist["grad_norm"].shape == (3, 4) and np.isfinite(hist["grad_norm"]).all()
+    assert np.isfinite(hist["val_loss"]).all()
