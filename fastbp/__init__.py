@@ -6,8 +6,10 @@ import os
 # chosen before the OpenMP runtime loads (it reads the variable once); a user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from fastbp.batchnorm import BatchNorm
 from fastbp.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from fastbp.diagnostics import Monitor, TrainingWarning
+from fastbp.dropout import Dropout
 from fastbp.gradcheck import GradcheckError, GradcheckReport, gradcheck
 from fastbp.io import load
 from fastbp.layers import (
@@ -26,6 +28,7 @@ from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
 from fastbp.network import Sequential, mlp
 from fastbp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from fastbp.preprocessing import Standardizer
+from fastbp.residual import Residual
 from fastbp.schedules import CosineAnnealing, ExponentialDecay, LinearWarmup, LRSchedule, StepDecay
 from fastbp.threads import _init_threads, get_num_threads, set_num_threads
 from fastbp.training import History
@@ -39,6 +42,7 @@ __all__ = [
     "get_num_threads", "GELU", "Softplus", "ELU", "RMSprop",
     "Callback", "EarlyStopping", "ModelCheckpoint", "Monitor", "TrainingWarning", "Standardizer",
     "LRSchedule", "StepDecay", "ExponentialDecay", "CosineAnnealing", "LinearWarmup",
+    "BatchNorm", "Dropout", "Residual",
 ]
 
 _init_threads()

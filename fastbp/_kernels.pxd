@@ -101,3 +101,32 @@ cdef extern from "fastbp_core.h" nogil:
     void rmsprop_step_f64(double *p, const double *g, double *square_avg, double *grad_avg,
                           double *buf, Py_ssize_t n, double lr, double alpha, double eps,
                           double momentum, int centered, double weight_decay, double *backup)
+
+# Layers: batch normalization, dropout, the residual sum.
+from libc.stdint cimport uint64_t
+
+cdef extern from "fastbp_core.h" nogil:
+    void batchnorm_forward_f32(const float *X, Py_ssize_t rows, Py_ssize_t cols,
+                               const float *gamma, const float *beta, float *running_mean,
+                               float *running_var, int training, double momentum, double eps,
+                               float *mean, float *invstd, float *Y)
+    void batchnorm_forward_f64(const double *X, Py_ssize_t rows, Py_ssize_t cols,
+                               const double *gamma, const double *beta, double *running_mean,
+                               double *running_var, int training, double momentum, double eps,
+                               double *mean, double *invstd, double *Y)
+    void batchnorm_backward_f32(const float *X, const float *dY, Py_ssize_t rows,
+                                Py_ssize_t cols, const float *gamma, const float *mean,
+                                const float *invstd, float *dgamma, float *dbeta, int accumulate,
+                                float *work, float *dX)
+    void batchnorm_backward_f64(const double *X, const double *dY, Py_ssize_t rows,
+                                Py_ssize_t cols, const double *gamma, const double *mean,
+                                const double *invstd, double *dgamma, double *dbeta,
+                                int accumulate, double *work, double *dX)
+
+    void dropout_f32(const float *x, float *y, Py_ssize_t n, double p, uint64_t seed,
+                     uint64_t draw)
+    void dropout_f64(const double *x, double *y, Py_ssize_t n, double p, uint64_t seed,
+                     uint64_t draw)
+
+    void residual_add_f32(const float *x, const float *f, float *y, Py_ssize_t n)
+    void residual_add_f64(const double *x, const double *f, double *y, Py_ssize_t n)

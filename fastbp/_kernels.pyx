@@ -542,3 +542,152 @@ def mark_active_units(A, active):
     else:
         with nogil:
             mark_active_units_f64(<double *>cnp.PyArray_DATA(a), rows, cols, fp)
+
+
+# ------------------------------------------------------------------------------ layer kernels
+cdef void _vector(cnp.ndarray v, str name, Py_ssize_t n) except *:
+    if v.shape[0] != n:
+        raise ValueError(f"{name}: expected shape ({n},), got {_shape(v)}")
+
+
+def batchnorm_forward(X, weight, bias, running_mean, running_var, mean, invstd, Y,
+                      bint training, double momentum=0.1, double eps=1e-5):
+    """Y = weight * (X - mean) * invstd + bias, per column of X (rows, cols).
+
+    training: mean/invstd of the batch (written to `mean`, `invstd`), running statistics
+    updated with `momentum` (unbiased variance); otherwise the running statistics are used (and
+    written to `mean`, `invstd`). Every vector has shape (cols,).
+    """
+    cdef cnp.ndarray x = _checked(X, "X", 2), y = _checked(Y, "Y", 2, writeable=True)
+    cdef cnp.ndarray g = _checked(weight, "weight", 1), b = _checked(bias, "bias", 1)
+    cdef cnp.ndarray rm = _checked(running_mean, "running_mean", 1, writeable=True)
+    cdef cnp.ndarray rv = _checked(running_var, "running_var", 1, writeable=True)
+    cdef cnp.ndarray mu = _checked(mean, "mean", 1, writeable=True)
+    cdef cnp.ndarray istd = _checked(invstd, "invstd", 1, writeable=True)
+    cdef bint f32 = _is_f32(x, "X", [(y, "Y"), (g, "weight"), (b, "bias"), (rm, "running_mean"),
+                                     (rv, "running_var"), (mu, "mean"), (istd, "invstd")])
+    _same_shape(x, "X", y, "Y")
+    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1]
+    for v, name in ((g, "weight"), (b, "bias"), (rm, "running_mean"), (rv, "running_var"),
+                    (mu, "mean"), (istd, "invstd")):
+        _vector(v, name, cols)
+    if training and rows < 2:
+        raise ValueError(f"X: expected at least 2 rows in training (the batch variance of one "
+                         f"sample is undefined), got shape {_shape(x)}")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum: expected a number in [0, 1], got {momentum}")
+    if not 0.0 < eps < float("inf"):
+        raise ValueError(f"eps: expected a finite number > 0, got {eps}")
+    if f32:
+        with nogil:
+            batchnorm_forward_f32(
+                <float *>cnp.PyArray_DATA(x), rows, cols, <float *>cnp.PyArray_DATA(g),
+                <float *>cnp.PyArray_DATA(b), <float *>cnp.PyArray_DATA(rm),
+                <float *>cnp.PyArray_DATA(rv), training, momentum, eps,
+                <float *>cnp.PyArray_DATA(mu), <float *>cnp.PyArray_DATA(istd),
+                <float *>cnp.PyArray_DATA(y))
+    else:
+        with nogil:
+            batchnorm_forward_f64(
+                <double *>cnp.PyArray_DATA(x), rows, cols, <double *>cnp.PyArray_DATA(g),
+                <double *>cnp.PyArray_DATA(b), <double *>cnp.PyArray_DATA(rm),
+                <double *>cnp.PyArray_DATA(rv), training, momentum, eps,
+                <double *>cnp.PyArray_DATA(mu), <double *>cnp.PyArray_DATA(istd),
+                <double *>cnp.PyArray_DATA(y))
+
+
+def batchnorm_backward(X, dY, weight, mean, invstd, dweight, dbias, work, dX,
+                       bint accumulate=False):
+    """Gradients of the training batchnorm_forward through the batch statistics.
+
+    dweight = colsum(dY * xhat), dbias = colsum(dY) (added to when accumulate); dX (rows,
+    cols) = weight * invstd * (dY - dbias / B - xhat * dweight / B), or skipped when None.
+    `work` (2, cols) receives this batch's dbias / B and dweight / B.
+    """
+    cdef cnp.ndarray x = _checked(X, "X", 2), dy = _checked(dY, "dY", 2)
+    cdef cnp.ndarray g = _checked(weight, "weight", 1)
+    cdef cnp.ndarray mu = _checked(mean, "mean", 1), istd = _checked(invstd, "invstd", 1)
+    cdef cnp.ndarray dg = _checked(dweight, "dweight", 1, writeable=True)
+    cdef cnp.ndarray db = _checked(dbias, "dbias", 1, writeable=True)
+    cdef cnp.ndarray w = _checked(work, "work", 2, writeable=True)
+    cdef cnp.ndarray dx = None if dX is None else _checked(dX, "dX", 2, writeable=True)
+    cdef bint f32 = _is_f32(x, "X", [(dy, "dY"), (g, "weight"), (mu, "mean"),
+                                     (istd, "invstd"), (dg, "dweight"), (db, "dbias"),
+                                     (w, "work"), (dx, "dX")])
+    _same_shape(x, "X", dy, "dY")
+    if dx is not None:
+        _same_shape(x, "X", dx, "dX")
+    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1]
+    for v, name in ((g, "weight"), (mu, "mean"), (istd, "invstd"), (dg, "dweight"),
+                    (db, "dbias")):
+        _vector(v, name, cols)
+    if _shape(w) != (2, cols):
+        raise ValueError(f"work: expected shape (2, {cols}), got {_shape(w)}")
+    if rows < 1:
+        raise ValueError(f"X: expected at least one row, got shape {_shape(x)}")
+    cdef void *dxp = NULL if dx is None else cnp.PyArray_DATA(dx)
+    if f32:
+        with nogil:
+            batchnorm_backward_f32(
+                <float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(dy), rows, cols,
+                <float *>cnp.PyArray_DATA(g), <float *>cnp.PyArray_DATA(mu),
+                <float *>cnp.PyArray_DATA(istd), <float *>cnp.PyArray_DATA(dg),
+                <float *>cnp.PyArray_DATA(db), accumulate, <float *>cnp.PyArray_DATA(w),
+                <float *>dxp)
+    else:
+        with nogil:
+            batchnorm_backward_f64(
+                <double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(dy), rows, cols,
+                <double *>cnp.PyArray_DATA(g), <double *>cnp.PyArray_DATA(mu),
+                <double *>cnp.PyArray_DATA(istd), <double *>cnp.PyArray_DATA(dg),
+                <double *>cnp.PyArray_DATA(db), accumulate, <double *>cnp.PyArray_DATA(w),
+                <double *>dxp)
+
+
+cdef uint64_t _uint64(object value, str name) except? 0:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+            not 0 <= value < 2 ** 64:
+        raise ValueError(f"{name}: expected an integer in [0, 2**64), got {value!r}")
+    return <uint64_t>int(value)
+
+
+def dropout(x, y, double p, seed, draw):
+    """y = x * keep / (1 - p), keep drawn with probability 1 - p from (seed, draw, index).
+
+    The same (seed, draw) gives the same mask for any thread count, so backward is this call
+    on the output gradient. x and y have the same shape; y may be x.
+    """
+    cdef cnp.ndarray a = _checked(x, "x", np.ndim(x))
+    cdef cnp.ndarray out = _checked(y, "y", a.ndim, writeable=True)
+    _is_f32(a, "x", [(out, "y")])
+    _same_shape(a, "x", out, "y")
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"p: expected a probability in [0, 1), got {p}")
+    cdef uint64_t s = _uint64(seed, "seed"), d = _uint64(draw, "draw")
+    cdef Py_ssize_t n = a.size
+    if a.dtype == np.float32:
+        with nogil:
+            dropout_f32(<float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(out), n, p, s, d)
+    else:
+        with nogil:
+            dropout_f64(<double *>cnp.PyArray_DATA(a), <double *>cnp.PyArray_DATA(out), n, p, s,
+                        d)
+
+
+def residual_add(x, f, y):
+    """y = x + f elementwise (arrays of one shape; y may be x or f)."""
+    cdef cnp.ndarray a = _checked(x, "x", np.ndim(x))
+    cdef cnp.ndarray b = _checked(f, "f", a.ndim)
+    cdef cnp.ndarray out = _checked(y, "y", a.ndim, writeable=True)
+    _is_f32(a, "x", [(b, "f"), (out, "y")])
+    _same_shape(a, "x", b, "f")
+    _same_shape(a, "x", out, "y")
+    cdef Py_ssize_t n = a.size
+    if a.dtype == np.float32:
+        with nogil:
+            residual_add_f32(<float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(b),
+                             <float *>cnp.PyArray_DATA(out), n)
+    else:
+        with nogil:
+            residual_add_f64(<double *>cnp.PyArray_DATA(a), <double *>cnp.PyArray_DATA(b),
+                             <double *>cnp.PyArray_DATA(out), n)

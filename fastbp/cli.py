@@ -341,7 +341,8 @@ def run_predict(args) -> int:
 
 # --------------------------------------------------------------------------------- gradcheck
 def gradcheck_network(seed: int = 0) -> fb.Sequential:
-    """A small float64 network holding every layer type (Identity runs unfused)."""
+    """A small float64 network holding every layer type (Identity runs unfused; Dropout with
+    a frozen mask, so that repeated evaluations see the same function)."""
     return fb.Sequential(
         fb.Dense(6, 8), fb.Sigmoid(),
         fb.Dense(8, 8), fb.Tanh(), fb.Identity(),
@@ -350,6 +351,8 @@ def gradcheck_network(seed: int = 0) -> fb.Sequential:
         fb.Dense(6, 6), fb.ELU(0.5),
         fb.Dense(6, 6), fb.Softplus(2.0),
         fb.Dense(6, 6), fb.GELU(), fb.GELU(approximate="tanh"),
+        fb.BatchNorm(6), fb.Dropout(0.25).freeze_mask(),
+        fb.Residual(fb.Dense(6, 6), fb.Tanh(), fb.BatchNorm(6)),
         fb.Dense(6, 3),
         dtype="float64", seed=seed)
 

@@ -124,6 +124,7 @@ class LayerStep(_Step):
         self.backup = net.params.copy() if keep_backup else None
         self._x, self._y, self._dout = Workspace(), None, Workspace()
         self._out = self._target = None
+        self._buffers = net.buffers.copy()
 
     def step(self, X, y) -> float:
         X = self.net.check_input(X)
@@ -145,10 +146,13 @@ class LayerStep(_Step):
 
     def _step(self, X: np.ndarray, y: np.ndarray) -> float:
         net = self.net
+        if net.buffers.size:            # running statistics: a failed step must not move them
+            self._buffers[...] = net.buffers
         out = net._forward(X, True)
         dout = self._dout.get(out.shape[0], out.shape[1], out.dtype)
         value = self.loss.compute(out, y, dout)
         if not np.isfinite(value):
+            net.buffers[...] = self._buffers
             error = FloatingPointError(f"train_step: the loss is {value}; no update was made")
             error.loss = value
             raise error

@@ -30,6 +30,8 @@ def save(net: Sequential, path, include_optimizer: bool = False) -> None:
     if net.loss is not None:
         description["loss"] = net.loss.config()
     arrays = {"params": net.params}
+    if net.buffers.size:                 # non-trainable state (BatchNorm running statistics)
+        arrays["buffers"] = net.buffers
     if net.standardizer is not None:
         description["standardizer"] = {"n_features": net.standardizer.n_features}
         arrays.update({"standardizer.mean": net.standardizer.mean,
@@ -100,6 +102,12 @@ def load(path) -> Sequential:
                          f"{params.dtype}, the architecture needs {net.params.shape} "
                          f"{net.params.dtype}")
     net.params[...] = params
+    buffers = arrays.get("buffers", np.zeros(0, net.buffers.dtype))   # files without buffers
+    if buffers.shape != net.buffers.shape or buffers.dtype != net.buffers.dtype:
+        raise ValueError(f"path: {path!r} holds buffers of shape {buffers.shape} and dtype "
+                         f"{buffers.dtype}, the architecture needs {net.buffers.shape} "
+                         f"{net.buffers.dtype}")
+    net.buffers[...] = buffers
     net.metadata = description.get("metadata", {})
     if "loss" in description:
         net.loss = loss_from_config(description["loss"])

@@ -39,14 +39,20 @@ class Layer:
     accumulate)` -> input gradient (or None when `input_grad` is False), and, when they have
     parameters, `parameter_shapes(in_width)` and `initialize(rng)`. `backward` writes the
     gradients of this batch into `self.grads` (adding to them when `accumulate`).
+
+    Buffers (`buffer_shapes()`, `self.buffers`) are non-trainable state such as running
+    statistics: the network keeps them in its flat `buffers` array, saves, loads and converts
+    them with the parameters, and no optimizer touches them.
     """
 
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
 
     def __init__(self) -> None:
         self.params = {}
         self.grads = {}
+        self.buffers = {}
 
     def output_width(self, in_width: int | None) -> int | None:
         """Width of the output for an input of `in_width` features (None: unknown yet)."""
@@ -60,8 +66,21 @@ class Layer:
         """[(name, shape)] of this layer's parameters, in buffer order."""
         return []
 
+    def buffer_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """[(name, shape)] of this layer's buffers (non-trainable state), in buffer order."""
+        return []
+
+    def bind_parameter(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
+        """Take the views of parameter `name` and of its gradient in the network's buffers."""
+        self.params[name] = value
+        self.grads[name] = grad
+
+    def bind_buffer(self, name: str, value: np.ndarray) -> None:
+        """Take the view of buffer `name` in the network's flat `buffers` array."""
+        self.buffers[name] = value
+
     def initialize(self, rng: np.random.Generator) -> None:
-        """Fill `self.params` with initial values drawn from `rng`."""
+        """Fill `self.params` (and `self.buffers`) with initial values drawn from `rng`."""
 
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
         raise NotImplementedError
@@ -73,6 +92,11 @@ class Layer:
     def config(self) -> dict:
         """JSON-serialisable description from which the layer can be rebuilt."""
         raise TypeError(f"{type(self).__name__} cannot be saved: only built-in layers can")
+
+    @classmethod
+    def from_config(cls, config: dict) -> Layer:
+        """The layer described by `config()` without its "type" entry."""
+        return cls(**config)
 
     def __repr__(self) -> str:
         try:
@@ -317,8 +341,12 @@ class Dense(Layer):
         return activation.apply(Z, self.params.get("bias"))
 
     def backward_fused(self, dA: np.ndarray, activation: Activation | None, input_grad: bool,
-                       accumulate: bool) -> np.ndarray | None:
-        """dZ = dA * f'; dW (+)= dZ^T X; db (+)= colsum dZ; returns dX = dZ W when asked."""
+                       accumulate: bool, dX_into: np.ndarray | None = None) -> np.ndarray | None:
+        """dZ = dA * f'; dW (+)= dZ^T X; db (+)= colsum dZ; returns dX = dZ W when asked.
+
+        With `dX_into` (batch, in_features), dX is added to it (a beta=1 gemm, as a residual
+        connection needs) and `dX_into` is returned.
+        """
         if activation is None or activation.kernel_name == "identity":
             dZ = dA
         else:
@@ -329,6 +357,9 @@ class Dense(Layer):
             _kernels.bias_grad(dZ, self.grads["bias"], accumulate=accumulate)
         if not input_grad:
             return None
+        if dX_into is not None:
+            _kernels.gemm(dZ, self.params["weight"], dX_into, beta=1.0)
+            return dX_into
         dX = self._dX.get(dZ.shape[0], self.in_features, dZ.dtype)
         _kernels.gemm(dZ, self.params["weight"], dX)
         return dX
@@ -356,4 +387,4 @@ def layer_from_config(config: dict) -> Layer:
     kind = kwargs.pop("type", None)
     if kind not in LAYER_TYPES:
         raise ValueError(f"layer type: expected one of {sorted(LAYER_TYPES)}, got {kind!r}")
-    return LAYER_TYPES[kind](**kwargs)
+    return LAYER_TYPES[kind].from_config(kwargs)

@@ -19,8 +19,10 @@ class _FusedDense:
     def forward(self, X: np.ndarray, training: bool) -> np.ndarray:
         return self.dense.forward_fused(X, self.activation)
 
-    def backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool):
-        return self.dense.backward_fused(dout, self.activation, input_grad, accumulate)
+    def backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool,
+                 dX_into: np.ndarray | None = None):
+        return self.dense.backward_fused(dout, self.activation, input_grad, accumulate,
+                                         dX_into)
 
 
 def _stages(layers: Sequence[Layer]) -> list:
@@ -53,6 +55,8 @@ class Sequential:
     Attributes
     ----------
     params, grads : 1-D arrays holding every parameter / gradient; layers hold views into them.
+    buffers : 1-D array of every layer's non-trainable state (BatchNorm running statistics),
+        saved and converted with the parameters, never updated by optimizers.
     metadata : dict of JSON-serialisable values saved with the model.
     optimizer : the optimizer of the last `fit` (saved with ``save(..., include_optimizer=True)``).
     loss : the loss of the last `fit`, the default of `evaluate`.
@@ -117,9 +121,23 @@ class Sequential:
         for i, layer, name, shape in entries:
             size = int(np.prod(shape))
             region = slice(offset, offset + size)
-            layer.params[name] = self.params[region].reshape(shape)
-            layer.grads[name] = self.grads[region].reshape(shape)
+            layer.bind_parameter(name, self.params[region].reshape(shape),
+                                 self.grads[region].reshape(shape))
             self._names.append((f"{i}.{name}", layer, name, region, shape))
+            offset += size
+        self._allocate_buffers(dtype)
+
+    def _allocate_buffers(self, dtype: np.dtype) -> None:
+        """Create the flat `buffers` array (non-trainable state) and bind the layers' views."""
+        entries = [(i, layer, name, shape) for i, layer in enumerate(self.layers)
+                   for name, shape in layer.buffer_shapes()]
+        self.buffers = np.zeros(sum(int(np.prod(shape)) for *_, shape in entries), dtype=dtype)
+        self._buffer_names: list[tuple[str, Layer, str]] = []
+        offset = 0
+        for i, layer, name, shape in entries:
+            size = int(np.prod(shape))
+            layer.bind_buffer(name, self.buffers[offset:offset + size].reshape(shape))
+            self._buffer_names.append((f"{i}.{name}", layer, name))
             offset += size
 
     # ----------------------------------------------------------------------------- parameters
@@ -131,6 +149,10 @@ class Sequential:
     def parameter_slices(self) -> list[tuple[str, slice, tuple]]:
         """[(name, slice of the flat buffer, shape)] for every parameter."""
         return [(full, region, shape) for full, _, _, region, shape in self._names]
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        """[(name, view)] of the non-trainable state, names like "1.running_mean"."""
+        return [(full, layer.buffers[name]) for full, layer, name in self._buffer_names]
 
     def zero_grad(self) -> None:
         """Set every gradient to zero."""
@@ -146,6 +168,7 @@ class Sequential:
         twin.dtype = dtype
         twin._allocate(dtype)
         twin.params[...] = self.params
+        twin.buffers[...] = self.buffers
         twin._stages = _stages(twin.layers)
         twin._trained_forward = False
         twin._forward_outputs = None

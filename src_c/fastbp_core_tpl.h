@@ -45,3 +45,21 @@ void FB(rmsprop_step)(real *restrict p, const real *restrict g, real *restrict s
                       real *restrict grad_avg, real *restrict buf, ptrdiff_t n, double lr,
                       double alpha, double eps, double momentum, int centered,
                       double weight_decay, real *restrict backup);
+
+/* batchnorm.c: per-feature normalization over the batch; backward through the batch statistics. */
+void FB(batchnorm_forward)(const real *restrict X, ptrdiff_t rows, ptrdiff_t cols,
+                           const real *restrict gamma, const real *restrict beta,
+                           real *restrict running_mean, real *restrict running_var, int training,
+                           double momentum, double eps, real *restrict mean,
+                           real *restrict invstd, real *restrict Y);
+void FB(batchnorm_backward)(const real *restrict X, const real *restrict dY, ptrdiff_t rows,
+                            ptrdiff_t cols, const real *restrict gamma,
+                            const real *restrict mean, const real *restrict invstd,
+                            real *restrict dgamma, real *restrict dbeta, int accumulate,
+                            real *restrict work, real *restrict dX);
+
+/* dropout.c: y = x * keep(seed, draw, i) / (1 - p), forward and backward alike. */
+void FB(dropout)(const real *x, real *y, ptrdiff_t n, double p, uint64_t seed, uint64_t draw);
+
+/* residual.c: y = x + f */
+void FB(residual_add)(const real *x, const real *f, real *y, ptrdiff_t n);

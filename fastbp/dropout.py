@@ -1,0 +1,74 @@
+"""Inverted dropout with reproducible, thread-count independent masks."""
+from __future__ import annotations
+
+import numpy as np
+
+from fastbp import _kernels
+from fastbp._validation import nonnegative_float
+from fastbp.layers import LAYER_TYPES, Layer, Workspace
+
+
+class Dropout(Layer):
+    """Zeroes each input element with probability p in training, scaling the kept ones.
+
+    Training: y = x * keep / (1 - p), keep ~ Bernoulli(1 - p); backward multiplies by the
+    same mask. Evaluation (``training=False``): y = x. 0 <= p < 1.
+
+    Masks come from a counter-based generator in the C core: the mask of the k-th training
+    forward is a function of (seed, k, element index) only, so runs repeat exactly and do not
+    depend on the thread count. The seed is drawn from the network's seed.
+    ``freeze_mask()`` makes every training forward reuse the mask of the latest one (element
+    by element, for any batch size), which turns the layer into a fixed linear map: that is
+    how `fastbp.gradcheck` checks a network holding Dropout in training mode.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = nonnegative_float(p, "p", upper=1.0)
+        self.seed = 0
+        self.mask_frozen = False
+        self._draws = 0                   # masks drawn so far
+        self._draw: int | None = None     # index of the latest mask (None: no mask yet)
+        self._identity = True             # the latest forward was the identity
+        self._out = Workspace()
+        self._dX = Workspace()
+
+    def initialize(self, rng: np.random.Generator) -> None:
+        self.seed = int(rng.integers(0, 2**63))
+        self._draws, self._draw = 0, None
+
+    def freeze_mask(self, frozen: bool = True) -> Dropout:
+        """Reuse the latest mask in every training forward (``frozen=False``: draw again).
+
+        Frozen before any training forward, the layer draws one mask at its first and keeps it.
+        Returns the layer, so that ``Dropout(0.3).freeze_mask()`` can go in a Sequential.
+        """
+        self.mask_frozen = bool(frozen)
+        return self
+
+    def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
+        self._identity = not training or self.p == 0
+        if self._identity:
+            return X
+        if not (self.mask_frozen and self._draw is not None):
+            self._draw = self._draws
+            self._draws += 1
+        Y = self._out.get(X.shape[0], X.shape[1], X.dtype)
+        _kernels.dropout(X, Y, self.p, self.seed, self._draw)
+        return Y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True,
+                 accumulate: bool = False) -> np.ndarray | None:
+        if not input_grad:
+            return None
+        if self._identity:
+            return dout
+        dX = self._dX.get(dout.shape[0], dout.shape[1], dout.dtype)
+        _kernels.dropout(dout, dX, self.p, self.seed, self._draw)
+        return dX
+
+    def config(self) -> dict:
+        return {"type": "Dropout", "p": self.p}
+
+
+LAYER_TYPES["Dropout"] = Dropout

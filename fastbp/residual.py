@@ -1,0 +1,135 @@
+"""Residual blocks: y = x + f(x) for a block of layers that keeps the width."""
+from __future__ import annotations
+
+import numpy as np
+
+from fastbp import _kernels
+from fastbp.layers import LAYER_TYPES, Dense, Identity, Layer, Workspace, layer_from_config
+from fastbp.network import _FusedDense, _stages
+
+
+def _block_widths(layers: list[Layer],
+                  width: int | None = None) -> tuple[int | None, int | None]:
+    """(input width the block requires, width it outputs) for an input of `width` (None:
+    unknown); None where not fixed."""
+    first = None
+    for i, layer in enumerate(layers):
+        need = layer.input_width()
+        if need is not None:
+            if width is not None and need != width:
+                raise ValueError(
+                    f"Residual layer {i} ({type(layer).__name__}): expected input width "
+                    f"{need}, but the layer before it outputs width {width}")
+            if first is None and width is None:
+                first = need
+        width = layer.output_width(width if width is not None else need)
+    return first, width
+
+
+class Residual(Layer):
+    """y = x + f(x), f the layers of the block applied in order (a skip connection).
+
+    x and y are (batch, width): the block must output the width it takes. Its layers'
+    parameters (and buffers) live in the network's flat arrays like any other, named
+    "<block index>.<layer index>.<name>" (e.g. "2.0.weight"); they are initialised from the
+    network's generator, saved and loaded (the config nests the layers' configs). Dense +
+    activation pairs inside the block run fused, as in a Sequential.
+    Backward: dx = dy + J_f(x)^T dy. When the block starts with a Dense layer, its input
+    gradient dF W is added by a beta=1 gemm to a buffer holding dy; otherwise one C pass adds
+    the block's input gradient to dy.
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        super().__init__()
+        if not layers:
+            raise ValueError("layers: expected at least one layer in the Residual block, got none")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Residual layers[{i}]: expected a fastbp Layer, got "
+                                f"{type(layer).__name__}")
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ValueError("layers: the same layer object appears twice in the Residual "
+                             "block; create one per use")
+        self.layers = list(layers)
+        self._in_width, out_width = _block_widths(self.layers)
+        if self._in_width is not None and out_width is not None and out_width != self._in_width:
+            raise ValueError(f"Residual: y = x + f(x) needs a block that keeps the width, but "
+                             f"it takes width {self._in_width} and outputs width {out_width}")
+        self._stages = _stages(self.layers)
+        if type(self._stages[0]) is Dense:     # a stage whose backward can add dX to dy
+            self._stages[0] = _FusedDense(self._stages[0], Identity())
+        self._out = Workspace()
+        self._dX = Workspace()
+
+    def input_width(self) -> int | None:
+        return self._in_width
+
+    def output_width(self, in_width: int | None) -> int | None:
+        _, out_width = _block_widths(self.layers, in_width)
+        if in_width is not None and out_width != in_width:
+            raise ValueError(f"Residual: y = x + f(x) needs a block that keeps the width, but "
+                             f"it takes width {in_width} and outputs width {out_width}")
+        return in_width
+
+    def parameter_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        return [(f"{k}.{name}", shape) for k, layer in enumerate(self.layers)
+                for name, shape in layer.parameter_shapes()]
+
+    def buffer_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        return [(f"{k}.{name}", shape) for k, layer in enumerate(self.layers)
+                for name, shape in layer.buffer_shapes()]
+
+    def bind_parameter(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
+        super().bind_parameter(name, value, grad)
+        k, inner = name.split(".", 1)
+        self.layers[int(k)].bind_parameter(inner, value, grad)
+
+    def bind_buffer(self, name: str, value: np.ndarray) -> None:
+        super().bind_buffer(name, value)
+        k, inner = name.split(".", 1)
+        self.layers[int(k)].bind_buffer(inner, value)
+
+    def initialize(self, rng: np.random.Generator) -> None:
+        for layer in self.layers:
+            layer.initialize(rng)
+
+    def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
+        F = X
+        for stage in self._stages:
+            F = stage.forward(F, training)
+        Y = self._out.get(X.shape[0], X.shape[1], X.dtype)
+        _kernels.residual_add(X, F, Y)
+        return Y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True,
+                 accumulate: bool = False) -> np.ndarray | None:
+        grad = dout
+        for stage in reversed(self._stages[1:]):
+            grad = stage.backward(grad, True, accumulate)
+        first = self._stages[0]
+        if not input_grad:
+            first.backward(grad, False, accumulate)
+            return None
+        dX = self._dX.get(dout.shape[0], dout.shape[1], dout.dtype)
+        if type(first) is _FusedDense:
+            dX[...] = dout                                   # skip path, then dX += dF W
+            return first.backward(grad, True, accumulate, dX_into=dX)
+        _kernels.residual_add(dout, first.backward(grad, True, accumulate), dX)
+        return dX
+
+    def config(self) -> dict:
+        return {"type": "Residual", "layers": [layer.config() for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Residual:
+        layers = config["layers"]
+        if not isinstance(layers, list) or not all(isinstance(c, dict) for c in layers):
+            raise TypeError(f"Residual config: expected 'layers' to be a list of layer "
+                            f"configs, got {layers!r}")
+        return cls(*[layer_from_config(c) for c in layers])
+
+    def __repr__(self) -> str:
+        return f"Residual({', '.join(repr(layer) for layer in self.layers)})"
+
+
+LAYER_TYPES["Residual"] = Residual
