@@ -89,13 +89,39 @@ def step_flops(sizes: list[int], batch: int) -> int:
 
 
 # ------------------------------------------------------------------------------ the steps
-def fastbp_step(sizes, activation, loss, X, y):
+# Every library steps through the same BATCHES batches in turn: one batch over and over is
+# memorised within a few steps, after which gradients underflow to subnormal floats, whose
+# arithmetic is many times slower on x86 CPUs and would be timed instead of the step.
+BATCHES = 8
+
+
+def batches_of(X: np.ndarray, y: np.ndarray, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(X[i:i + batch], y[i:i + batch]) for i in range(0, X.shape[0], batch)]
+
+
+def cycling(items: list):
+    """A function returning the items in turn, forever."""
+    state = {"next": 0}
+
+    def take():
+        item = items[state["next"] % len(items)]
+        state["next"] += 1
+        return item
+    return take
+
+
+def fastbp_step(sizes, activation, loss, batches):
     net = fb.mlp(sizes, activation=activation, seed=0)
     opt = fb.Adam(net, lr=1e-3)
-    return lambda: net.train_step(X, y, loss, opt)
+    take = cycling(batches)
+
+    def step():
+        X, y = take()
+        net.train_step(X, y, loss, opt)
+    return step
 
 
-def torch_step(sizes, activation, loss, X, y, fused: bool):
+def torch_step(sizes, activation, loss, batches, fused: bool):
     layers = []
     acts = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
     for i, (n_in, n_out) in enumerate(pairwise(sizes)):
@@ -105,9 +131,10 @@ def torch_step(sizes, activation, loss, X, y, fused: bool):
     model = torch.nn.Sequential(*layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if fused else None)
     loss_fn = torch.nn.CrossEntropyLoss() if loss == "cross_entropy" else torch.nn.MSELoss()
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    take = cycling([(torch.from_numpy(X), torch.from_numpy(y)) for X, y in batches])
 
     def step():
+        Xt, yt = take()
         opt.zero_grad(set_to_none=True)
         value = loss_fn(model(Xt), yt)
         value.backward()
@@ -115,11 +142,11 @@ def torch_step(sizes, activation, loss, X, y, fused: bool):
     return step
 
 
-def sklearn_step(sizes, activation, loss, X, y, batch: int):
-    """Per-step time of scikit-learn: one warm-started epoch over `steps` batches, divided."""
-    steps = max(1, min(64, 2**22 // max(1, step_flops(sizes, batch) // 1000)))
-    reps = (steps * batch + X.shape[0] - 1) // X.shape[0]
-    Xs, ys = np.concatenate([X] * reps)[:steps * batch], np.concatenate([y] * reps)[:steps * batch]
+def sklearn_step(sizes, activation, loss, batches):
+    """Per-step time of scikit-learn: one warm-started epoch over the batches, divided."""
+    steps, batch = len(batches), batches[0][0].shape[0]
+    Xs = np.concatenate([X for X, _ in batches])
+    ys = np.concatenate([y for _, y in batches])
     cls = MLPClassifier if loss == "cross_entropy" else MLPRegressor
     model = cls(hidden_layer_sizes=tuple(sizes[1:-1]),
                 activation="logistic" if activation == "sigmoid" else activation,
@@ -133,9 +160,9 @@ def sklearn_step(sizes, activation, loss, X, y, batch: int):
     return epoch, steps
 
 
-def numpy_step(sizes, activation, loss, X, y, with_loss: bool = False):
+def numpy_step(sizes, activation, loss, batches, with_loss: bool = False):
     """The textbook step in NumPy: explicit forward, backward and Adam per parameter array.
-    With `with_loss`, also returns a function giving the current loss on (X, y)."""
+    With `with_loss`, also returns a function giving the current loss on the first batch."""
     rng = np.random.default_rng(0)
     Ws = [(rng.standard_normal((o, i)) * np.sqrt(2 / i)).astype(np.float32)
           for i, o in pairwise(sizes)]
@@ -144,10 +171,9 @@ def numpy_step(sizes, activation, loss, X, y, with_loss: bool = False):
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     t = [0]
-    onehot = None
-    if loss == "cross_entropy":
-        onehot = np.zeros((X.shape[0], sizes[-1]), np.float32)
-        onehot[np.arange(X.shape[0]), y] = 1
+    if loss == "cross_entropy":  # the targets as one-hot rows
+        batches = [(X, np.eye(sizes[-1], dtype=np.float32)[y]) for X, y in batches]
+    take = cycling(batches)
 
     def f(z):
         return np.maximum(z, 0) if activation == "relu" else 1 / (1 + np.exp(-z))
@@ -155,20 +181,20 @@ def numpy_step(sizes, activation, loss, X, y, with_loss: bool = False):
     def df(a):
         return (a > 0).astype(a.dtype) if activation == "relu" else a * (1 - a)
 
-    def forward():
+    def forward(X, y):
         acts = [X]
         for k, (W, b) in enumerate(zip(Ws, bs, strict=True)):
             z = acts[-1] @ W.T + b
             acts.append(z if k == len(Ws) - 1 else f(z))
         out = acts[-1]
-        if onehot is None:
+        if loss != "cross_entropy":
             return acts, float(np.mean((out - y) ** 2)), 2 * (out - y) / out.size
         e = np.exp(out - out.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
-        return acts, float(-np.mean(np.log(p[onehot > 0]))), (p - onehot) / X.shape[0]
+        return acts, float(-np.mean(np.log(p[y > 0]))), (p - y) / X.shape[0]
 
     def step():
-        acts, _, delta = forward()
+        acts, _, delta = forward(*take())
         grads_W, grads_b = [None] * len(Ws), [None] * len(Ws)
         for k in range(len(Ws) - 1, -1, -1):
             grads_W[k] = delta.T @ acts[k]
@@ -183,28 +209,28 @@ def numpy_step(sizes, activation, loss, X, y, with_loss: bool = False):
             vi += 0.001 * g * g
             p -= (1e-3 / (1 - 0.9 ** t[0])) * mi / (np.sqrt(vi / (1 - 0.999 ** t[0])) + 1e-8)
     if with_loss:
-        return step, lambda: forward()[1]
+        return step, lambda: forward(*batches[0])[1]
     return step
 
 
 # ------------------------------------------------------------------------------- the runs
 def run_workload(name: str, peers: list[str], repeats: int) -> dict:
     sizes, activation, batch, loss = WORKLOADS[name]
-    X, y = make_data(sizes, loss, batch, "float32")
+    batches = batches_of(*make_data(sizes, loss, BATCHES * batch, "float32"), batch)
     flops = step_flops(sizes, batch)
     heavy = flops > 10**9
     timing = dict(repeats=3 if heavy else repeats, warmup=1 if heavy else 3,
                   min_repeat_s=0.0 if heavy else 0.05)
-    seconds = {"fastbp": median_time(fastbp_step(sizes, activation, loss, X, y), **timing)}
+    seconds = {"fastbp": median_time(fastbp_step(sizes, activation, loss, batches), **timing)}
     for peer in peers:
         if peer.startswith("torch"):
             seconds[peer] = median_time(
-                torch_step(sizes, activation, loss, X, y, peer == "torch_fused"), **timing)
+                torch_step(sizes, activation, loss, batches, peer == "torch_fused"), **timing)
         elif peer == "sklearn":
-            epoch, steps = sklearn_step(sizes, activation, loss, X, y, batch)
+            epoch, steps = sklearn_step(sizes, activation, loss, batches)
             seconds[peer] = median_time(epoch, repeats=3, warmup=1, min_repeat_s=0.0) / steps
         elif peer == "numpy":
-            seconds[peer] = median_time(numpy_step(sizes, activation, loss, X, y), **timing)
+            seconds[peer] = median_time(numpy_step(sizes, activation, loss, batches), **timing)
     rows = {}
     for lib, s in seconds.items():
         rows[lib] = {"us_per_step": s * 1e6, "samples_per_s": batch / s,

@@ -13,12 +13,18 @@ from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from fastbp._kernels cimport (
-    fb_activation, fb_activation_needs_input, fb_activation_params, fb_dgemm_fn, fb_set_blas,
-    fb_sgemm_fn, gather_labels_i64, gather_rows_f32, gather_rows_f64,
+    fb_activation, fb_activation_needs_input, fb_activation_params, fb_dgemm_fn,
+    fb_get_threads_fn, fb_set_blas, fb_set_blas_threading, fb_set_threads_fn, fb_sgemm_fn,
+    gather_labels_i64, gather_rows_f32, gather_rows_f64,
 )
 
 cnp.import_array()
 fb_set_blas(<fb_sgemm_fn>sgemm, <fb_dgemm_fn>dgemm)
+
+
+def set_blas_threading(size_t get_threads, size_t set_threads):
+    """As fastbp._kernels.set_blas_threading, for this module's copy of the C core."""
+    fb_set_blas_threading(<fb_get_threads_fn>get_threads, <fb_set_threads_fn>set_threads)
 
 
 cdef extern from "fb_plan.h" nogil:

@@ -23,7 +23,10 @@ cdef extern from "fastbp_core.h" nogil:
         double threshold
     int fb_activation_needs_input(fb_activation act)
 
+    ctypedef int (*fb_get_threads_fn)()
+    ctypedef void (*fb_set_threads_fn)(int)
     void fb_set_blas(fb_sgemm_fn sgemm, fb_dgemm_fn dgemm)
+    void fb_set_blas_threading(fb_get_threads_fn get_threads, fb_set_threads_fn set_threads)
     void fb_set_num_threads(int n)
     int fb_get_num_threads()
     int fb_have_openmp()

@@ -111,6 +111,12 @@ cdef void _check_indices(const int64_t *idx, Py_ssize_t n, Py_ssize_t bound,
                          f"at position {bad}")
 
 
+def set_blas_threading(size_t get_threads, size_t set_threads):
+    """Give the C core openblas_get_num_threads / openblas_set_num_threads of the BLAS behind
+    SciPy's ?gemm (their addresses; 0, 0: unknown), so that small products run on one thread."""
+    fb_set_blas_threading(<fb_get_threads_fn>get_threads, <fb_set_threads_fn>set_threads)
+
+
 def set_num_threads(int n):
     """Set the number of OpenMP threads of the C core (n >= 1)."""
     if n < 1:

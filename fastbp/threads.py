@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 
-from fastbp import _kernels
+from fastbp import _engine, _kernels
 from fastbp._validation import positive_int
 
 _num_threads = 1
@@ -46,6 +46,34 @@ def get_num_threads() -> int:
     return _num_threads
 
 
+def _openblas_thread_functions() -> tuple[int, int]:
+    """Addresses of openblas_get_num_threads / openblas_set_num_threads in the OpenBLAS that
+    SciPy's cython_blas calls (the one in SciPy's own folder, or the only one loaded), or
+    (0, 0) when it cannot be told apart (then BLAS picks its threads for every product)."""
+    import ctypes
+
+    import scipy
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
+    from threadpoolctl import ThreadpoolController
+    found = [lib.filepath for lib in ThreadpoolController().lib_controllers
+             if lib.internal_api == "openblas"]
+    scipy_dir = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
+    own = [path for path in found if os.path.abspath(path).startswith(
+        os.path.join(scipy_dir, "scipy.libs") + os.sep)]
+    paths = own or (found if len(found) == 1 else [])
+    if not paths:
+        return 0, 0
+    lib = ctypes.CDLL(paths[0])
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_", "_64"):
+            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                return (ctypes.cast(get, ctypes.c_void_p).value,
+                        ctypes.cast(put, ctypes.c_void_p).value)
+    return 0, 0
+
+
 def _init_threads() -> None:
     """Default: OMP_NUM_THREADS when set, else every CPU the process may use.
 
@@ -53,6 +81,9 @@ def _init_threads() -> None:
     (OpenBLAS would otherwise start one thread per CPU).
     """
     global _num_threads
+    blas_threading = _openblas_thread_functions()
+    for module in (_kernels, _engine):
+        module.set_blas_threading(*blas_threading)
     if os.environ.get("OMP_NUM_THREADS"):
         _num_threads = _kernels.get_num_threads()
     elif available_cpus() < (os.cpu_count() or 1):

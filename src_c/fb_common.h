@@ -12,9 +12,11 @@
 #include <omp.h>
 #endif
 
-/* Below this many elements an elementwise kernel runs on one thread: a parallel region costs
- * microseconds, more than the arithmetic of a small array. */
-#define FB_PARALLEL_MIN 32768
+/* Below this many elements an elementwise kernel runs on one thread. Waking the sleeping
+ * OpenMP workers (passive waiting, so that they leave the cores to BLAS) costs about 50 us on
+ * the 2-core machines we measure on: a relu pass over 2^19 floats takes 94 us on one thread and
+ * 114 us on two, over 2^20 floats 186 and 147 us; Adam breaks even near 2^18. */
+#define FB_PARALLEL_MIN (1 << 19)
 
 /* Reductions split their input into this many fixed chunks whatever the thread count, and combine
  * the partial sums in chunk order: results do not depend on the number of threads. */
@@ -30,13 +32,24 @@ typedef void (*fb_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, 
                             double *a, int *lda, double *b, int *ldb, double *beta, double *c,
                             int *ldc);
 
+/* openblas_get_num_threads / openblas_set_num_threads of the BLAS behind ?gemm. */
+typedef int (*fb_get_threads_fn)(void);
+typedef void (*fb_set_threads_fn)(int);
+
 typedef struct {
     fb_sgemm_fn sgemm;
     fb_dgemm_fn dgemm;
+    fb_get_threads_fn get_threads; /* NULL when the BLAS's thread count cannot be reached */
+    fb_set_threads_fn set_threads;
 } fb_blas_table;
+
+/* Products with fewer than this many multiply-adds (m n k) run on one BLAS thread: below it a
+ * second thread costs more than it saves (measured with SciPy's OpenBLAS on 2 cores). */
+#define FB_GEMM_PARALLEL_MIN (1 << 21)
 
 /* Set once by the bindings at import, before any gemm runs. */
 void fb_set_blas(fb_sgemm_fn sgemm, fb_dgemm_fn dgemm);
+void fb_set_blas_threading(fb_get_threads_fn get_threads, fb_set_threads_fn set_threads);
 extern fb_blas_table fb_blas;
 
 /* Activation codes shared by the forward and backward kernels. */

@@ -1,5 +1,6 @@
 /* The compiled training step: forward, loss, backward and update of a Dense network in one call. */
-#include <math.h>
+#include <float.h>
+#include <tgmath.h>
 
 #include "fastbp_core.h"
 #include "fb_plan.h"

@@ -121,17 +121,18 @@ int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, 
 
 int FB(all_finite)(const real *x, ptrdiff_t n)
 {
-    /* x - x is 0 for finite x and NaN otherwise; NaN survives the sum */
-    real acc = 0;
+    /* |x| <= max is false for Inf and NaN; an integer AND keeps the loop vectorizable */
+    const real max = FB_IS_FLOAT ? FLT_MAX : DBL_MAX;
+    int ok = 1;
     for (ptrdiff_t i = 0; i < n; ++i)
-        acc += x[i] - x[i];
-    return acc == 0;
+        ok &= fabs(x[i]) <= max;
+    return ok;
 }
 
 int FB(all_in_range)(const real *x, ptrdiff_t n, real lo, real hi)
 {
-    ptrdiff_t outside = 0;
+    int ok = 1;
     for (ptrdiff_t i = 0; i < n; ++i)
-        outside += !(x[i] >= lo && x[i] <= hi);
-    return outside == 0;
+        ok &= x[i] >= lo && x[i] <= hi;
+    return ok;
 }

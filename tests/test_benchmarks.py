@@ -44,8 +44,8 @@ def test_numpy_textbook_step_learns(compare):
     import numpy as np
     from benchmarks.common import WORKLOADS, make_data
     sizes, activation, batch, loss = WORKLOADS["small"]
-    X, y = make_data(sizes, loss, batch, "float32")
-    step, forward_loss = compare.numpy_step(sizes, activation, loss, X, y, with_loss=True)
+    batches = compare.batches_of(*make_data(sizes, loss, batch, "float32"), batch)
+    step, forward_loss = compare.numpy_step(sizes, activation, loss, batches, with_loss=True)
     first = forward_loss()
     for _ in range(50):
         step()
