@@ -6,9 +6,9 @@ Each workload (benchmarks/benchmarks/common.py: float32, Adam lr 1e-3, synthetic
 fixed seed) runs the same step (forward, loss, backward, Adam update) in every library with the
 same thread count: warm-up first, then the median of several timed repeats. Peers that are not
 installed are skipped with a note. It prints µs/step, samples/s, GFLOP/s (exact GEMM flops of the
-step) and each peer's time divided by fastbp's, then the Adam update alone on flat float32 arrays
-against PyTorch, the sgemm 2048x2048 rate of this run, and the issue's targets; the same goes to
-JSON.
+step) and each peer's time divided by fastbp's, how much of fastbp's step its matrix products
+take when timed alone, then the Adam update alone on flat float32 arrays against PyTorch, the
+sgemm 2048x2048 rate of this run, and the targets; the same goes to JSON.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import platform
 import statistics
 import time
 import warnings
+from functools import partial
 from itertools import pairwise
 
 # fastbp asks the OpenMP runtime it loads for passive waiting; PyTorch's runtime must start
@@ -147,6 +148,8 @@ def sklearn_step(sizes, activation, loss, batches):
     steps, batch = len(batches), batches[0][0].shape[0]
     Xs = np.concatenate([X for X, _ in batches])
     ys = np.concatenate([y for _, y in batches])
+    if ys.ndim == 2 and ys.shape[1] == 1:
+        ys = ys.ravel()  # scikit-learn wants one regression target as a 1-D array
     cls = MLPClassifier if loss == "cross_entropy" else MLPRegressor
     model = cls(hidden_layer_sizes=tuple(sizes[1:-1]),
                 activation="logistic" if activation == "sigmoid" else activation,
@@ -213,6 +216,24 @@ def numpy_step(sizes, activation, loss, batches, with_loss: bool = False):
     return step
 
 
+def gemm_seconds(sizes: list[int], batch: int) -> float:
+    """Seconds the step's products alone take (each timed on its own, in fastbp's gemm with
+    the same shapes and transposes): the floor of a step that does nothing else."""
+    rng = np.random.default_rng(0)
+    total = 0.0
+    for layer, (n_in, n_out) in enumerate(pairwise(sizes)):
+        X = rng.standard_normal((batch, n_in)).astype(np.float32)
+        W = rng.standard_normal((n_out, n_in)).astype(np.float32)
+        dZ = rng.standard_normal((batch, n_out)).astype(np.float32)
+        Z, dW, dX = np.empty_like(dZ), np.empty_like(W), np.empty_like(X)
+        products = [partial(_kernels.gemm, X, W, Z, trans_b=True),
+                    partial(_kernels.gemm, dZ, X, dW, trans_a=True)]
+        if layer > 0:
+            products.append(partial(_kernels.gemm, dZ, W, dX))
+        total += sum(median_time(p, min_repeat_s=0.02, repeats=5) for p in products)
+    return total
+
+
 # ------------------------------------------------------------------------------- the runs
 def run_workload(name: str, peers: list[str], repeats: int) -> dict:
     sizes, activation, batch, loss = WORKLOADS[name]
@@ -236,7 +257,8 @@ def run_workload(name: str, peers: list[str], repeats: int) -> dict:
         rows[lib] = {"us_per_step": s * 1e6, "samples_per_s": batch / s,
                      "gflops": flops / s / 1e9, "ratio_to_fastbp": s / seconds["fastbp"]}
     return {"sizes": sizes, "activation": activation, "batch": batch, "loss": loss,
-            "flops_per_step": flops, "results": rows}
+            "flops_per_step": flops, "gemm_only_us": gemm_seconds(sizes, batch) * 1e6,
+            "results": rows}
 
 
 def fastbp_adam(p, g, m, v):
