@@ -217,8 +217,9 @@ def numpy_step(sizes, activation, loss, batches, with_loss: bool = False):
 
 
 def gemm_seconds(sizes: list[int], batch: int) -> float:
-    """Seconds the step's products alone take (each timed on its own, in fastbp's gemm with
-    the same shapes and transposes): the floor of a step that does nothing else."""
+    """Seconds the step's products alone take (each timed on its own, through fastbp's gemm
+    binding with the same shapes and transposes): about the floor of a step that does nothing
+    else, plus about 1 µs of Python call per product (which dominates for `tiny`)."""
     rng = np.random.default_rng(0)
     total = 0.0
     for layer, (n_in, n_out) in enumerate(pairwise(sizes)):
@@ -353,6 +354,11 @@ def print_report(result: dict) -> None:
         for lib, r in w["results"].items():
             print(f"| {name} | {lib} | {r['us_per_step']:.1f} | {r['samples_per_s']:,.0f} | "
                   f"{r['gflops']:.2f} | {r['ratio_to_fastbp']:.2f} |")
+    print("\n| workload | fastbp µs/step | its products alone, µs | share |")
+    print("|---|---:|---:|---:|")
+    for name, w in result["workloads"].items():
+        step = w["results"]["fastbp"]["us_per_step"]
+        print(f"| {name} | {step:.1f} | {w['gemm_only_us']:.1f} | {w['gemm_only_us'] / step:.0%} |")
     print("\n| Adam update | library | ms | GB/s | time / fastbp |")
     print("|---|---|---:|---:|---:|")
     for n, libs in result["adam"].items():
