@@ -5,6 +5,11 @@ import os
 # measured on 2 cores, an mnist-sized step went from 2.2 ms to 28 ms. Passive waiting must be
 # chosen before the OpenMP runtime loads (it reads the variable once); a user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenBLAS workers likewise spin for about 2^28 cycles after each product, and the second core is
+# then not free for the optimizer update that follows (Adam over 25M floats: 33 ms instead of
+# 17 ms on 2 cores). 2^22 cycles (about a millisecond) still bridges the gaps between the
+# products of one step. Read when SciPy's OpenBLAS loads, so it applies if fastbp loads it first.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
 
 from fastbp.batchnorm import BatchNorm
 from fastbp.callbacks import Callback, EarlyStopping, ModelCheckpoint

@@ -72,7 +72,7 @@ typedef enum {
     do {                                                                                      \
         const ptrdiff_t fb_for_n_ = (N);                                                      \
         if (PARALLEL) {                                                                       \
-            _Pragma("omp parallel for schedule(static)")                                      \
+            _Pragma("omp parallel for schedule(guided)")                                      \
             for (ptrdiff_t I = 0; I < fb_for_n_; ++I) {                                       \
                 __VA_ARGS__                                                                   \
             }                                                                                 \
