@@ -14,8 +14,9 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from fastbp._kernels cimport (
     fb_activation, fb_activation_needs_input, fb_activation_params, fb_dgemm_fn,
-    fb_get_threads_fn, fb_set_blas, fb_set_blas_threading, fb_set_threads_fn, fb_sgemm_fn,
-    gather_labels_i64, gather_rows_f32, gather_rows_f64,
+    fb_get_threads_fn, fb_parallel_min, fb_set_blas, fb_set_blas_threading,
+    fb_set_parallel_min, fb_set_threads_fn, fb_sgemm_fn, gather_labels_i64, gather_rows_f32,
+    gather_rows_f64,
 )
 
 cnp.import_array()
@@ -25,6 +26,13 @@ fb_set_blas(<fb_sgemm_fn>sgemm, <fb_dgemm_fn>dgemm)
 def set_blas_threading(size_t get_threads, size_t set_threads):
     """As fastbp._kernels.set_blas_threading, for this module's copy of the C core."""
     fb_set_blas_threading(<fb_get_threads_fn>get_threads, <fb_set_threads_fn>set_threads)
+
+
+def set_parallel_min(Py_ssize_t elements):
+    """As fastbp._kernels.set_parallel_min, for this module's copy of the C core."""
+    old = fb_parallel_min
+    fb_set_parallel_min(max(1, elements))
+    return old
 
 
 cdef extern from "fb_plan.h" nogil:

@@ -28,6 +28,8 @@ cdef extern from "fastbp_core.h" nogil:
     void fb_set_blas(fb_sgemm_fn sgemm, fb_dgemm_fn dgemm)
     void fb_set_blas_threading(fb_get_threads_fn get_threads, fb_set_threads_fn set_threads)
     void fb_set_num_threads(int n)
+    void fb_set_parallel_min(Py_ssize_t elements)
+    Py_ssize_t fb_parallel_min
     int fb_get_num_threads()
     int fb_have_openmp()
 

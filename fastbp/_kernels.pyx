@@ -117,6 +117,15 @@ def set_blas_threading(size_t get_threads, size_t set_threads):
     fb_set_blas_threading(<fb_get_threads_fn>get_threads, <fb_set_threads_fn>set_threads)
 
 
+def set_parallel_min(Py_ssize_t elements):
+    """Run elementwise kernels on several threads from this many elements (returns the old
+    value). The default suits the machines fastbp is tuned on; tests lower it to reach the
+    parallel branches with small arrays."""
+    old = fb_parallel_min
+    fb_set_parallel_min(max(1, elements))
+    return old
+
+
 def set_num_threads(int n):
     """Set the number of OpenMP threads of the C core (n >= 1)."""
     if n < 1:

@@ -41,6 +41,13 @@ def set_num_threads(n: int) -> None:
     _num_threads = n
 
 
+def _set_parallel_min(elements: int) -> int:
+    """Array size from which the C core's elementwise kernels use several threads (in both
+    compiled modules); returns the previous value. For tests of the parallel code paths."""
+    _engine.set_parallel_min(elements)
+    return _kernels.set_parallel_min(elements)
+
+
 def get_num_threads() -> int:
     """Number of threads fastbp uses."""
     return _num_threads

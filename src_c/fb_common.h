@@ -16,7 +16,10 @@
  * OpenMP workers (passive waiting, so that they leave the cores to BLAS) costs about 50 us on
  * the 2-core machines we measure on: a relu pass over 2^19 floats takes 94 us on one thread and
  * 114 us on two, over 2^20 floats 186 and 147 us; Adam breaks even near 2^18. */
-#define FB_PARALLEL_MIN (1 << 19)
+#define FB_PARALLEL_MIN_DEFAULT (1 << 19)
+#define FB_PARALLEL_MIN fb_parallel_min
+extern ptrdiff_t fb_parallel_min;  /* FB_PARALLEL_MIN_DEFAULT; tests lower it to reach the
+                                    * parallel branches with small arrays */
 
 /* Reductions split their input into this many fixed chunks whatever the thread count, and combine
  * the partial sums in chunk order: results do not depend on the number of threads. */
@@ -121,6 +124,7 @@ static inline int fb_activation_needs_input(fb_activation act)
     } while (0)
 
 void fb_set_num_threads(int n);
+void fb_set_parallel_min(ptrdiff_t elements);
 int fb_get_num_threads(void);
 int fb_have_openmp(void);
 

@@ -19,6 +19,13 @@ void gather_labels_i64(const int64_t *restrict src, const int64_t *restrict indi
         out[i] = src[indices[i]];
 }
 
+ptrdiff_t fb_parallel_min = FB_PARALLEL_MIN_DEFAULT;
+
+void fb_set_parallel_min(ptrdiff_t elements)
+{
+    fb_parallel_min = elements;
+}
+
 void fb_set_num_threads(int n)
 {
 #ifdef _OPENMP

@@ -62,12 +62,10 @@ void FB(gather_rows)(const real *restrict src, ptrdiff_t cols, const int64_t *re
 void FB(clip_grad_value)(real *g, ptrdiff_t n, real c)
 {
     const int parallel = n >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t i = 0; i < n; ++i) {
+    FB_FOR(parallel, i, n,
         const real x = g[i];
         g[i] = x < -c ? -c : (x > c ? c : x);
-    }
+    );
 }
 
 /* active[j] = active[j] OR (A[i, j] > 0 for some row i): accumulates, over batches, which units
@@ -77,9 +75,7 @@ void FB(mark_active_units)(const real *restrict A, ptrdiff_t rows, ptrdiff_t col
 {
     const ptrdiff_t blocks = (cols + FB_COLUMN_BLOCK - 1) / FB_COLUMN_BLOCK;
     const int parallel = blocks > 1 && rows * cols >= FB_PARALLEL_MIN;
-    (void)parallel;
-#pragma omp parallel for if(parallel) schedule(static)
-    for (ptrdiff_t b = 0; b < blocks; ++b) {
+    FB_FOR(parallel, b, blocks,
         const ptrdiff_t j0 = b * FB_COLUMN_BLOCK;
         const ptrdiff_t width = cols - j0 < FB_COLUMN_BLOCK ? cols - j0 : FB_COLUMN_BLOCK;
         uint8_t seen[FB_COLUMN_BLOCK];
@@ -92,5 +88,5 @@ void FB(mark_active_units)(const real *restrict A, ptrdiff_t rows, ptrdiff_t col
         }
         for (ptrdiff_t j = 0; j < width; ++j)
             active[j0 + j] = seen[j];
-    }
+    );
 }

@@ -89,14 +89,6 @@ def dtype(request):
     return request.param
 
 
-@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
-def threads(request):
-    old = K.get_num_threads()
-    K.set_num_threads(request.param)
-    yield request.param
-    K.set_num_threads(old)
-
-
 def inputs(rows, cols, dtype, seed, scale=3.0):
     """Random z with the special values (large |z|, 0, the softplus thresholds) in row 0."""
     z = scale * np.random.default_rng(seed).standard_normal((rows, cols))

@@ -3,6 +3,7 @@ modes, running statistics, buffers (saved, loaded, converted, never optimized), 
 PyTorch's BatchNorm1d, and bad arguments."""
 import numpy as np
 import pytest
+from thread_helpers import num_threads
 
 import fastbp as fb
 from fastbp import _kernels as K
@@ -15,14 +16,6 @@ def tol(dtype):
     if np.dtype(dtype) == np.float32:
         return {"rtol": 2e-5, "atol": 2e-5}
     return {"rtol": 1e-11, "atol": 1e-12}
-
-
-@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
-def threads(request):
-    old = fb.get_num_threads()
-    fb.set_num_threads(request.param)
-    yield request.param
-    fb.set_num_threads(old)
 
 
 def rnd(shape, seed, dtype="float64", scale=1.0, shift=0.0):
@@ -127,12 +120,10 @@ def test_backward_kernel_without_input_gradient(dtype):
 def test_kernels_same_bits_for_any_thread_count(dtype):
     """Column sums run in row order in double: statistics and gradients do not depend on the
     number of threads."""
-    n, d = 700, 100                                   # above the parallel threshold
+    n, d = 700, 100                                   # several column blocks
     results = []
-    old = fb.get_num_threads()
-    try:
-        for threads in (1, 2):
-            fb.set_num_threads(threads)
+    for threads in (1, 2):
+        with num_threads(threads):
             X, gamma, beta, rm, rv = kernel_arrays(n, d, dtype, seed=5)
             mean, invstd, Y = np.empty(d, dtype), np.empty(d, dtype), np.empty((n, d), dtype)
             K.batchnorm_forward(X, gamma, beta, rm, rv, mean, invstd, Y, True, 0.1, 1e-5)
@@ -140,8 +131,6 @@ def test_kernels_same_bits_for_any_thread_count(dtype):
                                 np.empty((2, d), dtype), np.empty((n, d), dtype))
             K.batchnorm_backward(X, rnd((n, d), 6, dtype), gamma, mean, invstd, dg, db, work, dX)
             results.append((Y, mean, invstd, rm, rv, dg, db, dX))
-    finally:
-        fb.set_num_threads(old)
     for one, two in zip(*results, strict=True):
         assert np.array_equal(one, two)
 

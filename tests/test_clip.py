@@ -1,24 +1,14 @@
 """Gradient clipping by value: the C kernel against NumPy (and PyTorch), and fit(clip_value)."""
-import contextlib
 
 import numpy as np
 import pytest
+from thread_helpers import num_threads
 
 import fastbp as fb
 from fastbp import _kernels as K
 
 DTYPES = [np.float32, np.float64]
-SIZES = [1, 7, 1023, 40000]          # 40000 is above the parallel threshold
-
-
-@contextlib.contextmanager
-def num_threads(n):
-    old = K.get_num_threads()
-    K.set_num_threads(n)
-    try:
-        yield
-    finally:
-        K.set_num_threads(old)
+SIZES = [1, 7, 1023, 40000]
 
 
 def ref_clip_value(g, c):

@@ -1,25 +1,15 @@
 """Training diagnostics: the active-units kernel against NumPy, the activation accessor, the
 per-layer records of fit(monitor=True) against NumPy, and the warnings."""
-import contextlib
 import warnings
 
 import numpy as np
 import pytest
+from thread_helpers import num_threads
 
 import fastbp as fb
 from fastbp import _kernels as K
 
 DTYPES = [np.float32, np.float64]
-
-
-@contextlib.contextmanager
-def num_threads(n):
-    old = K.get_num_threads()
-    K.set_num_threads(n)
-    try:
-        yield
-    finally:
-        K.set_num_threads(old)
 
 
 # --------------------------------------------------------------------------------- kernel

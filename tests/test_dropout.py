@@ -5,20 +5,13 @@ import math
 
 import numpy as np
 import pytest
+from thread_helpers import num_threads
 
 import fastbp as fb
 from fastbp import _kernels as K
 
 DTYPES = ["float32", "float64"]
 MASK64 = (1 << 64) - 1
-
-
-@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
-def threads(request):
-    old = fb.get_num_threads()
-    fb.set_num_threads(request.param)
-    yield request.param
-    fb.set_num_threads(old)
 
 
 def rnd(shape, seed, dtype="float64"):
@@ -62,17 +55,13 @@ def test_kernel_matches_the_numpy_generator(dtype, shape, p, threads):
 
 
 def test_same_mask_for_any_thread_count_and_in_place():
-    x = rnd((500, 130), 1)                             # above the parallel threshold
+    x = rnd((500, 130), 1)
     out = []
-    old = fb.get_num_threads()
-    try:
-        for threads in (1, 2):
-            fb.set_num_threads(threads)
+    for threads in (1, 2):
+        with num_threads(threads):
             y = np.empty_like(x)
             K.dropout(x, y, 0.3, 99, 3)
             out.append(y)
-    finally:
-        fb.set_num_threads(old)
     assert np.array_equal(out[0], out[1])
     in_place = x.copy()
     K.dropout(in_place, in_place, 0.3, 99, 3)

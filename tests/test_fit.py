@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+from thread_helpers import num_threads
 from threadpoolctl import threadpool_limits
 
 import fastbp as fb
@@ -139,7 +140,8 @@ def test_refit_continues_from_current_parameters():
 
 
 def big_problem():
-    """Sizes above the C core's parallel threshold and large enough for threaded BLAS."""
+    """Sizes large enough for threaded BLAS (and, with thread_helpers.num_threads, for the C
+    core's parallel branches)."""
     rng = np.random.default_rng(5)
     X = rng.standard_normal((1024, 64))
     y = rng.integers(0, 10, size=1024)
@@ -160,10 +162,9 @@ def test_core_threads_do_not_change_the_result(restore_threads, dtype):
     (reductions use fixed chunks whatever the thread count)."""
     results = []
     for n in (1, 2):
-        fb.set_num_threads(1)
-        K.set_num_threads(n)
-        assert K.get_num_threads() == (n if K.HAVE_OPENMP else 1)
-        results.append(fit_big(dtype))
+        with num_threads(n), threadpool_limits(limits=1, user_api="blas"):
+            assert K.get_num_threads() == (n if K.HAVE_OPENMP else 1)
+            results.append(fit_big(dtype))
     assert results[0][1] == results[1][1]
     assert np.array_equal(results[0][0], results[1][0])
 

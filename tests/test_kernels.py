@@ -3,11 +3,11 @@
 The references below are written in float64 NumPy. Each kernel runs in float32 and float64, on odd
 sizes, with 1 and 2 OpenMP threads; reductions must give the same bits whatever the thread count.
 """
-import contextlib
 import warnings
 
 import numpy as np
 import pytest
+from thread_helpers import num_threads
 
 from fastbp import _kernels as K
 
@@ -82,22 +82,6 @@ def eps_of(dtype):
 
 def elementwise_tol(dtype):
     return {"rtol": 1e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-14}
-
-
-@contextlib.contextmanager
-def num_threads(n):
-    old = K.get_num_threads()
-    K.set_num_threads(n)
-    try:
-        yield
-    finally:
-        K.set_num_threads(old)
-
-
-@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
-def threads(request):
-    with num_threads(request.param):
-        yield request.param
 
 
 @pytest.fixture(params=DTYPES, ids=["float32", "float64"])

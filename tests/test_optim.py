@@ -45,14 +45,6 @@ def dtype(request):
     return request.param
 
 
-@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
-def threads(request):
-    old = K.get_num_threads()
-    K.set_num_threads(request.param)
-    yield request.param
-    K.set_num_threads(old)
-
-
 def f64(a):
     """A float64 copy (never a view of a float64 input that a kernel then updates)."""
     return np.array(a, dtype=np.float64, copy=True)

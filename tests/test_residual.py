@@ -19,14 +19,6 @@ def tol(dtype):
     return {"rtol": 1e-11, "atol": 1e-12}
 
 
-@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
-def threads(request):
-    old = fb.get_num_threads()
-    fb.set_num_threads(request.param)
-    yield request.param
-    fb.set_num_threads(old)
-
-
 def rnd(shape, seed, dtype="float64", scale=1.0):
     return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
 

@@ -51,14 +51,6 @@ def dtype(request):
     return request.param
 
 
-@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
-def threads(request):
-    old = K.get_num_threads()
-    K.set_num_threads(request.param)
-    yield request.param
-    K.set_num_threads(old)
-
-
 def buffers(n, dtype, case):
     square_avg = np.zeros(n, dtype=dtype)
     grad_avg = np.zeros(n, dtype=dtype) if case.get("centered") else None
