@@ -138,6 +138,7 @@ cdef class TrainingPlan:
     cdef readonly object params, grads, backup, dtype
     cdef readonly int in_features, out_features
     cdef readonly bint labels, unit_targets
+    cdef bint _busy
     cdef list _weights, _outputs, _preacts, _deltas
     cdef object _pool
     cdef object _input, _target
@@ -235,6 +236,14 @@ cdef class TrainingPlan:
                 return
         raise ValueError("stages: expected views into params or grads")
 
+    cdef _claim(self):
+        """Mark the plan in use by a step; a second thread must not reuse or regrow its
+        buffers meanwhile (they are read and written without the GIL)."""
+        if self._busy:
+            raise RuntimeError("train_step: this network is already running a training step in "
+                               "another thread; train one network from one thread at a time")
+        self._busy = True
+
     def reserve(self, Py_ssize_t rows):
         """Grow the workspaces to hold batches of `rows` samples.
 
@@ -243,6 +252,11 @@ cdef class TrainingPlan:
         output, and the other buffers of every segment share one pool, refilled by the
         recomputation in backward.
         """
+        if self._busy:
+            raise RuntimeError("reserve: the plan is running a training step in another thread")
+        self._reserve(rows)
+
+    cdef _reserve(self, Py_ssize_t rows):
         if rows <= self.plan.max_rows:
             return
         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
@@ -377,6 +391,13 @@ cdef class TrainingPlan:
         the output's shape) of the plan's dtype; non-finite values and out-of-range labels
         raise ValueError. `optimizer` is a fastbp Optimizer, or None for gradients only.
         """
+        self._claim()
+        try:
+            return self._train_step(X, y, optimizer)
+        finally:
+            self._busy = False
+
+    cdef object _train_step(self, X, y, optimizer):
         if not _plain(X, self.typenum, 2):
             return None
         cdef cnp.ndarray x = X, t
@@ -402,7 +423,7 @@ cdef class TrainingPlan:
                 raise ValueError("y: expected finite values, got NaN or Inf")
         if not self._finite(x):
             raise ValueError("X: expected finite values, got NaN or Inf")
-        self.reserve(rows)
+        self._reserve(rows)
         return self._run(cnp.PyArray_DATA(x), cnp.PyArray_DATA(t), rows, optimizer)
 
     cdef bint _finite(self, cnp.ndarray a):
@@ -427,6 +448,14 @@ cdef class TrainingPlan:
     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):
         """One step on the rows order[start:stop] of the whole, already validated data (X, y):
         they are gathered in C into the plan's own buffers. Returns the mean loss."""
+        self._claim()
+        try:
+            return self._train_gathered(X, y, order, start, stop, optimizer)
+        finally:
+            self._busy = False
+
+    cdef object _train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop,
+                                optimizer):
         cdef cnp.ndarray x = X, t = y, idx = order
         if not (_plain(X, self.typenum, 2) and x.shape[1] == self.in_features and
                 _plain(order, cnp.NPY_INT64, 1) and 0 <= start < stop <= idx.shape[0]):
@@ -443,7 +472,7 @@ cdef class TrainingPlan:
             if rows_idx[i] < 0 or rows_idx[i] >= n:
                 raise ValueError(f"order: expected row indices in [0, {n}), got "
                                  f"{rows_idx[i]}")
-        self.reserve(rows)
+        self._reserve(rows)
         cdef cnp.ndarray xb = self._input, tb = self._target
         with nogil:
             if self.typenum == cnp.NPY_FLOAT:

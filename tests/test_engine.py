@@ -238,3 +238,29 @@ def test_standardizer_applies_on_the_compiled_step():
     b = twin.train_step((X - X.mean(axis=0)) / X.std(axis=0), y)
     assert a == pytest.approx(b, rel=1e-12)
     np.testing.assert_allclose(net.params, twin.params, rtol=1e-10)
+
+
+def test_concurrent_steps_on_one_network_are_refused_not_crashed():
+    """The plan's buffers are used without the GIL: a second thread gets a clear error."""
+    import threading
+    net = fb.mlp([256, 512, 512, 10], seed=0)
+    rng = np.random.default_rng(0)
+    batches = [(rng.standard_normal((n, 256)).astype(np.float32), rng.integers(0, 10, n))
+               for n in (64, 512, 128, 1024)]  # growing batches also regrow the workspaces
+    errors = []
+
+    def train():
+        for _ in range(10):
+            for X, y in batches:
+                try:
+                    net.train_step(X, y)
+                except RuntimeError as exc:
+                    errors.append(exc)
+
+    workers = [threading.Thread(target=train) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert all("another thread" in str(e) for e in errors)
+    assert np.isfinite(net.params).all()
