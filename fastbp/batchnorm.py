@@ -22,6 +22,8 @@ class BatchNorm(Layer):
     Training needs at least 2 samples per batch (the variance of one sample is undefined).
     """
 
+    forward_state = ("_X",)
+
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.num_features = positive_int(num_features, "num_features")
@@ -66,6 +68,14 @@ class BatchNorm(Layer):
                                    self.buffers["running_mean"], self.buffers["running_var"],
                                    stats[0], stats[1], Y, training, self.momentum, self.eps)
         self._X, self._trained = X, training
+        return Y
+
+    def recompute(self, X: np.ndarray) -> np.ndarray:
+        """The training forward again (same batch statistics), running statistics untouched."""
+        running = {name: buf.copy() for name, buf in self.buffers.items()}
+        Y = self.forward(X, True)
+        for name, buf in self.buffers.items():
+            buf[...] = running[name]
         return Y
 
     def backward(self, dout: np.ndarray, input_grad: bool = True,

@@ -57,6 +57,14 @@ class Dropout(Layer):
         _kernels.dropout(X, Y, self.p, self.seed, self._draw)
         return Y
 
+    def recompute(self, X: np.ndarray) -> np.ndarray:
+        """The training forward again with the same mask."""
+        frozen, self.mask_frozen = self.mask_frozen, True
+        try:
+            return self.forward(X, True)
+        finally:
+            self.mask_frozen = frozen
+
     def backward(self, dout: np.ndarray, input_grad: bool = True,
                  accumulate: bool = False) -> np.ndarray | None:
         if not input_grad:

@@ -119,8 +119,13 @@ class LayerStep(_Step):
     """The layer-by-layer path, for networks with layers the plan does not compile."""
 
     def __init__(self, net, loss: Loss, optimizer, keep_backup: bool = False,
-                 clip_norm: float | None = None, clip_value: float | None = None) -> None:
+                 clip_norm: float | None = None, clip_value: float | None = None,
+                 checkpoint_segments: int | None = None) -> None:
         super().__init__(net, loss, optimizer, clip_norm, clip_value)
+        if checkpoint_segments is not None and not 1 <= checkpoint_segments <= len(net._stages):
+            raise ValueError(f"checkpoint_segments: expected 1 to {len(net._stages)} (the number "
+                             f"of stages of this network), got {checkpoint_segments}")
+        self.segments = checkpoint_segments
         self.backup = net.params.copy() if keep_backup else None
         self._x, self._y, self._dout = Workspace(), None, Workspace()
         self._out = self._target = None
@@ -148,7 +153,10 @@ class LayerStep(_Step):
         net = self.net
         if net.buffers.size:            # running statistics: a failed step must not move them
             self._buffers[...] = net.buffers
-        out = net._forward(X, True)
+        if self.segments:
+            out = net._checkpointed_forward(X, self.segments)
+        else:
+            out = net._forward(X, True)
         dout = self._dout.get(out.shape[0], out.shape[1], out.dtype)
         value = self.loss.compute(out, y, dout)
         if not np.isfinite(value):
@@ -156,7 +164,10 @@ class LayerStep(_Step):
             error = FloatingPointError(f"train_step: the loss is {value}; no update was made")
             error.loss = value
             raise error
-        net._backward(dout, False, False)
+        if self.segments:
+            net._checkpointed_backward(dout)
+        else:
+            net._backward(dout, False, False)
         if self.clip_value is not None:
             _kernels.clip_grad_value(net.grads, self.clip_value)
         if self.clip_norm is not None:
@@ -182,17 +193,12 @@ def make_step(net, loss: Loss, optimizer, labels: bool, keep_backup: bool = Fals
     `labels`: the targets are class labels (n,) rather than arrays of the output's shape.
     `keep_backup`: keep the parameters from before each update (`restore()` puts them back).
     `clip_value`, `clip_norm`: clamp each gradient, then clip their global norm, before updates.
-    `checkpoint_segments`: gradient checkpointing over this many segments of Dense stages
-    (compiled networks only).
+    `checkpoint_segments`: gradient checkpointing over this many segments of stages.
     """
     stages = _plan_stages(net)
     compiled = stages is not None and _plan_loss(loss, labels) is not None
     if compiled:
         return CompiledStep(net, loss, optimizer, stages, labels, keep_backup, clip_norm,
                             clip_value, checkpoint_segments)
-    if checkpoint_segments is not None:
-        raise ValueError("checkpoint_segments: gradient checkpointing needs a network the "
-                         "compiled engine runs (Dense layers, each optionally followed by a "
-                         "built-in activation, and a built-in loss); this one runs layer by "
-                         "layer")
-    return LayerStep(net, loss, optimizer, keep_backup, clip_norm, clip_value)
+    return LayerStep(net, loss, optimizer, keep_backup, clip_norm, clip_value,
+                     checkpoint_segments)

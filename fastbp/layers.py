@@ -31,6 +31,10 @@ class Workspace:
             buf = self._buffer = np.empty((rows, width), dtype=dtype)
         return buf[:rows]
 
+    def release(self) -> None:
+        """Drop the buffer (its memory goes back once no view of it is left)."""
+        self._buffer = None
+
 
 class Layer:
     """Base class of layers.
@@ -43,11 +47,17 @@ class Layer:
     Buffers (`buffer_shapes()`, `self.buffers`) are non-trainable state such as running
     statistics: the network keeps them in its flat `buffers` array, saves, loads and converts
     them with the parameters, and no optimizer touches them.
+
+    Gradient checkpointing uses two more methods: `recompute(X)` repeats the last training
+    forward on the same input without changing any state, and `release()` lets go of the
+    arrays the layer keeps between forward and backward (its `Workspace` attributes and the
+    attributes named in `forward_state`).
     """
 
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
     buffers: dict[str, np.ndarray]
+    forward_state: tuple[str, ...] = ()  # attributes holding arrays of the last forward
 
     def __init__(self) -> None:
         self.params = {}
@@ -89,6 +99,20 @@ class Layer:
                  accumulate: bool = False) -> np.ndarray | None:
         raise NotImplementedError
 
+    def recompute(self, X: np.ndarray) -> np.ndarray:
+        """The last training forward again, on the same X, with no change of state (no new
+        random mask, no running-statistics update). Layers with such state override it."""
+        return self.forward(X, True)
+
+    def release(self) -> None:
+        """Let go of the arrays kept for backward (gradient checkpointing frees them between
+        the forward pass and the recomputation)."""
+        for value in vars(self).values():
+            if isinstance(value, Workspace):
+                value.release()
+        for name in self.forward_state:
+            setattr(self, name, None)
+
     def config(self) -> dict:
         """JSON-serialisable description from which the layer can be rebuilt."""
         raise TypeError(f"{type(self).__name__} cannot be saved: only built-in layers can")
@@ -117,6 +141,7 @@ class Activation(Layer):
 
     kernel_name = "identity"
     needs_preactivation = False
+    forward_state = ("_A", "_Z")
 
     def __init__(self) -> None:
         super().__init__()
@@ -292,6 +317,8 @@ class Dense(Layer):
     When a Sequential places an activation right after a Dense layer, the two run as one fused
     pass (bias-add and activation together); `forward`/`backward` here are the plain layer.
     """
+
+    forward_state = ("_X",)
 
     def __init__(self, in_features: int, out_features: int, init: str = "xavier",
                  bias: bool = True, bias_init: str = "zeros") -> None:

@@ -24,6 +24,18 @@ class _FusedDense:
         return self.dense.backward_fused(dout, self.activation, input_grad, accumulate,
                                          dX_into)
 
+    def recompute(self, X: np.ndarray) -> np.ndarray:
+        return self.forward(X, True)
+
+    def release(self) -> None:
+        self.dense.release()
+        self.activation.release()
+
+
+def _segment_bounds(n: int, k: int) -> list[tuple[int, int]]:
+    """[start, stop) of k consecutive runs of n stages, as equal as possible (1 <= k <= n)."""
+    return [(j * n // k, (j + 1) * n // k) for j in range(k)]
+
 
 def _stages(layers: Sequence[Layer]) -> list:
     """Group the layers into execution stages, fusing exact Dense + built-in activation pairs."""
@@ -192,6 +204,42 @@ class Sequential:
             first = k == len(self._stages) - 1
             dout = stage.backward(dout, input_grad or not first, accumulate)
         return dout
+
+    def _checkpointed_forward(self, X: np.ndarray, segments: int) -> np.ndarray:
+        """Training forward for gradient checkpointing: the stages are split into `segments`
+        runs, each run's input is kept, and every run but the last releases what its stages
+        kept once its output is computed (`_checkpointed_backward` recomputes it)."""
+        if not 1 <= segments <= len(self._stages):
+            raise ValueError(f"checkpoint_segments: expected 1 to {len(self._stages)} (the "
+                             f"number of stages of this network), got {segments}")
+        bounds = _segment_bounds(len(self._stages), segments)
+        self._segment_inputs = []
+        out = X
+        for j, (start, stop) in enumerate(bounds):
+            self._segment_inputs.append(out)
+            for stage in self._stages[start:stop]:
+                out = stage.forward(out, True)
+            if j < len(bounds) - 1:
+                for stage in self._stages[start:stop]:
+                    stage.release()
+        self._trained_forward, self._forward_outputs = False, None
+        return out
+
+    def _checkpointed_backward(self, dout: np.ndarray) -> None:
+        """Backward after `_checkpointed_forward`, run by run from the last: each run but the
+        last is first recomputed from its kept input; each run then releases its arrays."""
+        bounds = _segment_bounds(len(self._stages), len(self._segment_inputs))
+        for j in range(len(bounds) - 1, -1, -1):
+            start, stop = bounds[j]
+            if j < len(bounds) - 1:
+                X = self._segment_inputs[j]
+                for stage in self._stages[start:stop]:
+                    X = stage.recompute(X)
+            for i in range(stop - 1, start - 1, -1):
+                dout = self._stages[i].backward(dout, i > 0, False)
+            for stage in self._stages[start:stop]:
+                stage.release()
+        self._segment_inputs = []
 
     def check_input(self, X, name: str = "X") -> np.ndarray:
         """X validated and converted for this network: (n, in_features), finite, own dtype.

@@ -101,6 +101,19 @@ class Residual(Layer):
         _kernels.residual_add(X, F, Y)
         return Y
 
+    def recompute(self, X: np.ndarray) -> np.ndarray:
+        F = X
+        for stage in self._stages:
+            F = stage.recompute(F)
+        Y = self._out.get(X.shape[0], X.shape[1], X.dtype)
+        _kernels.residual_add(X, F, Y)
+        return Y
+
+    def release(self) -> None:
+        super().release()
+        for stage in self._stages:
+            stage.release()
+
     def backward(self, dout: np.ndarray, input_grad: bool = True,
                  accumulate: bool = False) -> np.ndarray | None:
         grad = dout

@@ -126,7 +126,7 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     checkpoint_segments : gradient checkpointing: split the Dense stages into this many
         segments, keep only each segment's last output during the forward pass and recompute
         the others segment by segment during backward (same gradients, less memory, one more
-        forward pass). Needs a network the compiled engine runs; not with `monitor`.
+        forward pass). Not with `monitor`.
     The reported training loss and accuracy are the means over the epoch's batches, each
     measured before that batch's update.
 

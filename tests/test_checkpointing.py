@@ -62,15 +62,49 @@ def test_bad_segment_counts_are_refused():
         net.fit(X, y, checkpoint_segments=2, monitor=True, verbose=0)
 
 
-def test_layer_by_layer_networks_get_a_clear_error():
-    class Twice(fb.Layer):
-        def forward(self, X, training=True):
-            return 2 * X
+def _layered(dtype="float64", dropout=True):
+    """A network the compiled engine does not run: BatchNorm, Dropout, a Residual block."""
+    dropout_layers = [fb.Dropout(0.2)] if dropout else []
+    return fb.Sequential(fb.Dense(6, 8), fb.BatchNorm(8), fb.ReLU(), *dropout_layers,
+                         fb.Residual(fb.Dense(8, 8), fb.GELU(), fb.BatchNorm(8)),
+                         fb.Dense(8, 7), fb.Tanh(), fb.Dense(7, 5), dtype=dtype, seed=2)
 
-        def backward(self, dout, input_grad=True, accumulate=False):
-            return 2 * dout
 
-    net = fb.Sequential(fb.Dense(6, 4), Twice(), fb.Dense(4, 5))
-    X, y = _data()
-    with pytest.raises(ValueError, match="compiled engine"):
-        net.train_step(X, y, checkpoint_segments=2)
+@pytest.mark.parametrize("segments", [1, 2, 3, 7])
+def test_layer_by_layer_networks_are_bit_identical(segments):
+    """BatchNorm statistics and Dropout masks are replayed, not redrawn or updated twice."""
+    plain, checkpointed = _layered(), _layered()
+    assert len(plain._stages) == 7
+    for k in range(3):
+        X, y = _data(seed=k)
+        a = plain.train_step(X, y)
+        b = checkpointed.train_step(X, y, checkpoint_segments=segments)
+        assert a == b
+        np.testing.assert_array_equal(plain.grads, checkpointed.grads)
+        np.testing.assert_array_equal(plain.params, checkpointed.params)
+        np.testing.assert_array_equal(plain.buffers, checkpointed.buffers)
+    np.testing.assert_array_equal(plain.predict(X), checkpointed.predict(X))
+
+
+def test_layer_by_layer_fit_is_bit_identical():
+    X, y = _data(n=70)
+    plain, checkpointed = _layered(), _layered()
+    h1 = plain.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    h2 = checkpointed.fit(X, y, epochs=2, batch_size=16, verbose=0, checkpoint_segments=2)
+    np.testing.assert_array_equal(plain.params, checkpointed.params)
+    np.testing.assert_array_equal(plain.buffers, checkpointed.buffers)
+    assert h1["loss"] == h2["loss"]
+
+
+def test_layer_by_layer_checkpointing_releases_inner_outputs():
+    """After the forward pass only the kept segment inputs hold activations: the stages of
+    released segments keep no arrays of that pass."""
+    net = _layered(dropout=False)
+    X, _ = _data()
+    net._checkpointed_forward(X, 2)
+    dense, batchnorm = net._stages[:2]   # in the first segment, which is released
+    assert dense._X is None and dense._Z._buffer is None
+    assert batchnorm._X is None and batchnorm._out._buffer is None
+    assert len(net._segment_inputs) == 2
+    with pytest.raises(ValueError, match="checkpoint_segments: expected 1 to 6"):
+        net._checkpointed_forward(X, 7)
