@@ -80,8 +80,6 @@ cdef extern from "fb_plan.h" nogil:
         double clip_value
         double clip_norm
 
-    void plan_forward_f32(const fb_plan *plan, const float *X, Py_ssize_t rows)
-    void plan_forward_f64(const fb_plan *plan, const double *X, Py_ssize_t rows)
     int plan_train_step_f32(const fb_plan *plan, const float *X, const void *target,
                             Py_ssize_t rows, const fb_update *update, double *loss)
     int plan_train_step_f64(const fb_plan *plan, const double *X, const void *target,

@@ -2,8 +2,8 @@
 
 A network made only of Dense layers and built-in activations, trained with a built-in loss,
 runs on the compiled plan (`fastbp._engine.TrainingPlan`): one C call per step, the GIL released,
-no allocation. Any other network (custom layers) runs layer by layer through the same C kernels.
-`make_step` picks the path; both have the same interface.
+no allocation. Any other network (BatchNorm, Dropout, Residual, custom layers) runs layer by
+layer through the same C kernels. `make_step` picks the path; both have the same interface.
 """
 from __future__ import annotations
 

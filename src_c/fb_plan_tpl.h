@@ -1,11 +1,9 @@
 /* Plan functions, declared once per element type by fb_plan.h (no include guard). */
 
-/* Forward of `rows` samples X (rows, in) through every stage; outputs stay in the workspaces. */
-void FB(plan_forward)(const fb_plan *plan, const real *X, ptrdiff_t rows);
-
 /* One training step on (X, target) of `rows` <= max_rows samples: forward, loss (written to
- * *loss), backward into plan->grads, optional clipping (by value, then by norm), then `update`. Returns 0, or 1 when the
- * loss is not finite, in which case gradients and parameters are left untouched. */
+ * *loss), backward into plan->grads, optional clipping (by value, then by norm), then `update`.
+ * Returns 0, or 1 when the loss is not finite, in which case gradients and parameters are left
+ * untouched. */
 int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, ptrdiff_t rows,
                         const fb_update *update, double *loss);
 

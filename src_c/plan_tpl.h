@@ -18,11 +18,6 @@ static void FB(forward_stages)(const fb_plan *plan, const real *input, ptrdiff_t
     }
 }
 
-void FB(plan_forward)(const fb_plan *plan, const real *X, ptrdiff_t rows)
-{
-    FB(forward_stages)(plan, X, rows, 0, plan->n_stages - 1);
-}
-
 /* Mean loss of the last stage's output against `target`; its gradient goes to dout. */
 static double FB(plan_loss)(const fb_plan *plan, const void *target, ptrdiff_t rows, real *dout)
 {
@@ -106,7 +101,7 @@ int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, 
                         const fb_update *update, double *loss)
 {
     real *dout = plan->delta[0];
-    FB(plan_forward)(plan, X, rows);
+    FB(forward_stages)(plan, X, rows, 0, plan->n_stages - 1);
     *loss = FB(plan_loss)(plan, target, rows, dout);
     if (!isfinite(*loss))
         return 1;
