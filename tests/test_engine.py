@@ -1,6 +1,9 @@
 """The compiled training step (fastbp.engine / fastbp._engine) against the layer-by-layer path."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import fastbp as fb
 from fastbp.engine import CompiledStep, LayerStep, make_step
@@ -264,3 +267,34 @@ def test_concurrent_steps_on_one_network_are_refused_not_crashed():
         w.join()
     assert all("another thread" in str(e) for e in errors)
     assert np.isfinite(net.params).all()
+
+
+# --------------------------------------------------------------------- property-based checks
+batch_arrays = hnp.arrays(
+    dtype=st.sampled_from([np.float32, np.float64, np.int64, np.int32, np.float16]),
+    shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6),
+    elements=None)
+label_arrays = hnp.arrays(
+    dtype=st.sampled_from([np.int64, np.int32, np.float32]),
+    shape=hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=6),
+    elements=st.integers(-2, 4))
+
+
+@settings(max_examples=120, deadline=None)
+@given(X=batch_arrays, y=st.one_of(label_arrays, batch_arrays),
+       loss=st.sampled_from(["cross_entropy", "mse", "bce"]),
+       dtype=st.sampled_from(["float32", "float64"]))
+def test_compiled_train_step_gives_a_result_or_a_clear_error(X, y, loss, dtype):
+    """Whatever reaches the compiled step's own checks: a finite loss, or ValueError/TypeError
+    with no update made, never a crash."""
+    net = fb.mlp([4, 5, 3], dtype=dtype, seed=0)
+    before = net.params.copy()
+    try:
+        value = net.train_step(X, y, loss)
+    except (ValueError, TypeError):
+        np.testing.assert_array_equal(before, net.params)
+        return
+    except FloatingPointError:     # e.g. float64 inputs too large for float32 parameters
+        np.testing.assert_array_equal(before, net.params)
+        return
+    assert np.isfinite(value)
