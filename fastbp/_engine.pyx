@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The compiled training step: a plan of Dense + activation stages run by one C call.
+"""The compiled training step: a plan of stages (Dense + activation, BatchNorm, activation,
+Dropout) run by one C call.
 
 A `TrainingPlan` holds C descriptors that point into a network's flat parameter and gradient
 buffers and into workspaces it owns (grown to the largest batch seen, never allocated per step).
@@ -9,7 +10,8 @@ forward, loss, backward, clipping and the optimizer update with the GIL released
 import numpy as np
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int64_t
+from libc.string cimport memset
+from libc.stdint cimport int64_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from fastbp._kernels cimport (
@@ -47,12 +49,24 @@ cdef extern from "fb_plan.h" nogil:
         FB_UPDATE_SGD
         FB_UPDATE_ADAM
         FB_UPDATE_RMSPROP
-    ctypedef struct fb_dense_stage:
+    ctypedef enum fb_stage_kind:
+        FB_STAGE_DENSE
+        FB_STAGE_BATCHNORM
+        FB_STAGE_ACTIVATION
+        FB_STAGE_DROPOUT
+    ctypedef struct fb_stage:
+        fb_stage_kind kind
         int in_features, out_features
         void *weight
         void *bias
         void *weight_grad
         void *bias_grad
+        void *running_mean
+        void *running_var
+        void *stats
+        void *work
+        double momentum, eps, p
+        uint64_t seed, draw
         void *output
         void *preact
         fb_activation activation
@@ -68,13 +82,16 @@ cdef extern from "fb_plan.h" nogil:
         void *state3
     ctypedef struct fb_plan:
         int n_stages
-        fb_dense_stage *stages
+        fb_stage *stages
         Py_ssize_t max_rows
         void *delta[2]
         void *params
         void *grads
         void *backup
         Py_ssize_t n_params
+        void *buffers
+        void *buffers_backup
+        Py_ssize_t n_buffers
         int recompute
         fb_loss_kind loss
         double clip_value
@@ -112,15 +129,23 @@ cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k)
     return -1
 
 
+STAGE_KINDS = {"dense": FB_STAGE_DENSE, "batchnorm": FB_STAGE_BATCHNORM,
+               "activation": FB_STAGE_ACTIVATION, "dropout": FB_STAGE_DROPOUT}
+
+
 cdef class TrainingPlan:
-    """Compiled forward/loss/backward/update of a network of Dense + activation stages.
+    """Compiled forward/loss/backward/update of a network of stages.
 
     Parameters
     ----------
-    params, grads : the network's flat buffers (1-D, float32 or float64).
-    stages : list of (weight, bias or None, weight_grad, bias_grad or None, activation code,
-        activation parameters (dict of slope, alpha, beta, threshold)); weights (out, in) views
-        into params/grads.
+    params, grads, buffers : the network's flat arrays (1-D, one float dtype).
+    stages : list of dicts, each with "kind" (a key of STAGE_KINDS) and "in_features",
+        "out_features", and by kind: dense "weight" (out, in), "bias" (or None),
+        "weight_grad", "bias_grad" (views into params/grads), "activation" (code) and
+        "params" (dict of slope, alpha, beta, threshold); batchnorm "weight", "bias",
+        "weight_grad", "bias_grad", "running_mean", "running_var" (views into buffers),
+        "momentum", "eps"; activation "activation", "params"; dropout "layer" (the
+        fastbp Dropout, whose p, seed and mask counter the plan uses and advances).
     loss : a key of LOSS_KINDS.
     keep_backup : keep a copy of the parameters from before each update (`backup`).
     clip_norm : clip the global gradient norm to this before each update (None: never).
@@ -137,7 +162,10 @@ cdef class TrainingPlan:
     cdef readonly int in_features, out_features
     cdef readonly bint labels, unit_targets
     cdef bint _busy
-    cdef list _weights, _outputs, _preacts, _deltas
+    cdef list _views, _outputs, _preacts, _deltas, _dropouts
+    cdef readonly object buffers
+    cdef object _buffers_backup
+    cdef bint _batchnorm
     cdef object _pool
     cdef object _input, _target
     cdef tuple _states
@@ -148,17 +176,18 @@ cdef class TrainingPlan:
     def __dealloc__(self):
         PyMem_Free(self.plan.stages)
 
-    def __init__(self, params, grads, list stages, str loss, bint keep_backup=False,
+    def __init__(self, params, grads, buffers, list stages, str loss, bint keep_backup=False,
                  clip_norm=None, clip_value=None, checkpoint_segments=None):
-        cdef cnp.ndarray p = params, g = grads
+        cdef cnp.ndarray p = params, g = grads, b = buffers
         if p.dtype not in (np.float32, np.float64) or g.dtype != p.dtype or \
-                p.ndim != 1 or g.shape[0] != p.shape[0] or \
-                not p.flags.c_contiguous or not g.flags.c_contiguous:
-            raise ValueError("params, grads: expected two C-contiguous 1-D float arrays of one "
-                             "dtype and size")
+                b.dtype != p.dtype or p.ndim != 1 or b.ndim != 1 or \
+                g.shape[0] != p.shape[0] or not p.flags.c_contiguous or \
+                not g.flags.c_contiguous or not b.flags.c_contiguous:
+            raise ValueError("params, grads, buffers: expected C-contiguous 1-D float arrays of "
+                             "one dtype, params and grads of one size")
         if not stages:
             raise ValueError("stages: expected at least one stage")
-        self.params, self.grads, self.dtype = p, g, p.dtype
+        self.params, self.grads, self.buffers, self.dtype = p, g, b, p.dtype
         self.typenum = cnp.PyArray_TYPE(p)
         self.plan.n_params = p.shape[0]
         self.plan.params = cnp.PyArray_DATA(p)
@@ -170,34 +199,25 @@ cdef class TrainingPlan:
         self.plan.clip_value = 0.0 if clip_value is None else float(clip_value)
         self.backup = np.empty_like(p) if keep_backup else None
         self.plan.backup = cnp.PyArray_DATA(self.backup) if keep_backup else NULL
-        self.plan.stages = <fb_dense_stage *>PyMem_Malloc(len(stages) * sizeof(fb_dense_stage))
+        self.plan.stages = <fb_stage *>PyMem_Malloc(len(stages) * sizeof(fb_stage))
         if self.plan.stages == NULL:
             raise MemoryError()
         self.plan.n_stages = len(stages)
-        self._weights = []
+        self._views, self._dropouts, self._batchnorm = [], [], False
         cdef int s
-        cdef cnp.ndarray w
-        for s, (weight, bias, weight_grad, bias_grad, activation, params) in enumerate(stages):
-            for arr in (weight, weight_grad, bias, bias_grad):
-                if arr is not None:
-                    self._check_view(arr)
-            w = weight
-            self.plan.stages[s].out_features = w.shape[0]
-            self.plan.stages[s].in_features = w.shape[1]
-            if s > 0 and w.shape[1] != self.plan.stages[s - 1].out_features:
+        for s, stage in enumerate(stages):
+            self._describe(s, stage)
+            if s > 0 and self.plan.stages[s].in_features != self.plan.stages[s - 1].out_features:
                 raise ValueError(f"stages[{s}]: expected input width "
-                                 f"{self.plan.stages[s - 1].out_features}, got {w.shape[1]}")
-            self.plan.stages[s].weight = cnp.PyArray_DATA(w)
-            self.plan.stages[s].weight_grad = cnp.PyArray_DATA(weight_grad)
-            self.plan.stages[s].bias = NULL if bias is None else cnp.PyArray_DATA(bias)
-            self.plan.stages[s].bias_grad = (NULL if bias_grad is None
-                                             else cnp.PyArray_DATA(bias_grad))
-            self.plan.stages[s].activation = activation
-            self.plan.stages[s].params.slope = params.get("slope", 0.0)
-            self.plan.stages[s].params.alpha = params.get("alpha", 1.0)
-            self.plan.stages[s].params.beta = params.get("beta", 1.0)
-            self.plan.stages[s].params.threshold = params.get("threshold", 20.0)
-            self._weights.append((weight, bias, weight_grad, bias_grad))
+                                 f"{self.plan.stages[s - 1].out_features}, got "
+                                 f"{self.plan.stages[s].in_features}")
+        self.plan.buffers = self.plan.buffers_backup = NULL
+        self.plan.n_buffers = 0
+        if self._batchnorm:
+            self._buffers_backup = np.empty_like(b)
+            self.plan.buffers = cnp.PyArray_DATA(b)
+            self.plan.buffers_backup = cnp.PyArray_DATA(<cnp.ndarray>self._buffers_backup)
+            self.plan.n_buffers = b.shape[0]
         self._set_segments(checkpoint_segments)
         self.in_features = self.plan.stages[0].in_features
         self.out_features = self.plan.stages[self.plan.n_stages - 1].out_features
@@ -205,14 +225,57 @@ cdef class TrainingPlan:
         self.update.kind = FB_UPDATE_NONE
         self.reserve(1)
 
+    cdef _describe(self, int s, dict stage):
+        """Fill the C descriptor of stage s from its dict (see the class docstring)."""
+        cdef fb_stage *st = &self.plan.stages[s]
+        cdef cnp.ndarray view
+        memset(st, 0, sizeof(fb_stage))
+        st.kind = STAGE_KINDS[stage["kind"]]
+        st.in_features, st.out_features = stage["in_features"], stage["out_features"]
+        names = [n for n in ("weight", "bias", "weight_grad", "bias_grad", "running_mean",
+                             "running_var") if stage.get(n) is not None]
+        for name in names:
+            view = stage[name]
+            self._check_view(view)
+            self._views.append(view)
+        st.weight = self._data(stage, "weight")
+        st.bias = self._data(stage, "bias")
+        st.weight_grad = self._data(stage, "weight_grad")
+        st.bias_grad = self._data(stage, "bias_grad")
+        st.running_mean = self._data(stage, "running_mean")
+        st.running_var = self._data(stage, "running_var")
+        if st.kind == FB_STAGE_DENSE or st.kind == FB_STAGE_ACTIVATION:
+            params = stage["params"]
+            st.activation = stage["activation"]
+            st.params.slope = params.get("slope", 0.0)
+            st.params.alpha = params.get("alpha", 1.0)
+            st.params.beta = params.get("beta", 1.0)
+            st.params.threshold = params.get("threshold", 20.0)
+        elif st.kind == FB_STAGE_BATCHNORM:
+            st.momentum, st.eps = stage["momentum"], stage["eps"]
+            stats = np.empty((2, st.out_features), dtype=self.dtype)   # mean, invstd
+            work = np.empty((2, st.out_features), dtype=self.dtype)    # backward scratch
+            st.stats = cnp.PyArray_DATA(<cnp.ndarray>stats)
+            st.work = cnp.PyArray_DATA(<cnp.ndarray>work)
+            self._views += [stats, work]
+            self._batchnorm = True
+        else:
+            layer = stage["layer"]
+            st.p, st.seed = layer.p, layer.seed
+            self._dropouts.append((s, layer))
+
+    cdef void *_data(self, dict stage, str name):
+        view = stage.get(name)
+        return NULL if view is None else cnp.PyArray_DATA(<cnp.ndarray>view)
+
     cdef _set_segments(self, checkpoint_segments):
         """Mark each segment's last stage (every stage without checkpointing)."""
         cdef int n = self.plan.n_stages, k = 1, s
         if checkpoint_segments is not None:
             k = checkpoint_segments
             if not 1 <= k <= n:
-                raise ValueError(f"checkpoint_segments: expected 1 to {n} (the number of Dense "
-                                 f"stages), got {k}")
+                raise ValueError(f"checkpoint_segments: expected 1 to {n} (the number of "
+                                 f"stages of this network), got {k}")
         self.plan.recompute = k > 1
         for s in range(n):
             self.plan.stages[s].segment_end = 1
@@ -221,18 +284,18 @@ cdef class TrainingPlan:
                 self.plan.stages[s].segment_end = (s + 1) * k // n != s * k // n or s == n - 1
 
     cdef _check_view(self, cnp.ndarray arr):
-        """Every descriptor must point inside params or grads."""
+        """Every descriptor must point inside params, grads or buffers."""
         cdef char *lo
         cdef char *start = <char *>cnp.PyArray_DATA(arr)
         cdef Py_ssize_t size = arr.nbytes, buf_size
         if arr.dtype != self.dtype or not arr.flags.c_contiguous:
-            raise ValueError("stages: expected C-contiguous views of params/grads")
-        for buf in (self.params, self.grads):
+            raise ValueError("stages: expected C-contiguous views of params/grads/buffers")
+        for buf in (self.params, self.grads, self.buffers):
             lo = <char *>cnp.PyArray_DATA(<cnp.ndarray>buf)
             buf_size = (<cnp.ndarray>buf).nbytes
             if lo <= start and start + size <= lo + buf_size:
                 return
-        raise ValueError("stages: expected views into params or grads")
+        raise ValueError("stages: expected views into params, grads or buffers")
 
     cdef _claim(self):
         """Mark the plan in use by a step; a second thread must not reuse or regrow its
@@ -259,7 +322,7 @@ cdef class TrainingPlan:
             return
         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
         cdef Py_ssize_t offset = 0, pool_width = 0
-        cdef fb_dense_stage *st
+        cdef fb_stage *st
         layout = []  # per stage: (own output?, output offset in the pool, preact offset or -1)
         for s in range(self.plan.n_stages):
             st = &self.plan.stages[s]
@@ -267,7 +330,7 @@ cdef class TrainingPlan:
             out_at = offset if shared else -1
             offset += st.out_features if shared else 0
             preact_at = -1
-            if fb_activation_needs_input(st.activation):
+            if self._needs_preact(st):
                 preact_at = offset if self.plan.recompute else -1
                 offset += st.out_features if self.plan.recompute else 0
             layout.append((out_at, preact_at))
@@ -285,7 +348,7 @@ cdef class TrainingPlan:
             st.output = cnp.PyArray_DATA(out)
             self._outputs.append(out)
             st.preact = NULL
-            if fb_activation_needs_input(st.activation):
+            if self._needs_preact(st):
                 preact = (np.empty(shape, dtype=self.dtype) if preact_at < 0 else
                           self._pool[preact_at * rows:
                                      (preact_at + st.out_features) * rows].reshape(shape))
@@ -298,6 +361,10 @@ cdef class TrainingPlan:
         self._target = (np.empty(rows, dtype=np.int64) if self.labels
                         else np.empty((rows, self.out_features), dtype=self.dtype))
         self.plan.max_rows = rows
+
+    cdef bint _needs_preact(self, fb_stage *st):
+        """A Dense stage keeps input W^T + b where its activation's backward reads it."""
+        return st.kind == FB_STAGE_DENSE and fb_activation_needs_input(st.activation)
 
     @property
     def activation_nbytes(self):
@@ -365,7 +432,12 @@ cdef class TrainingPlan:
                      object optimizer) except? -1.0:
         cdef double loss = 0.0
         cdef int status
+        if self._batchnorm and rows < 2:
+            raise ValueError(f"BatchNorm: expected at least 2 samples per batch in training (the "
+                             f"batch variance of one sample is undefined), got {rows}; in fit, "
+                             f"choose a batch_size that does not leave a last batch of one sample")
         self._set_update(optimizer)
+        self._draw_masks()
         with nogil:
             if self.typenum == cnp.NPY_FLOAT:
                 status = plan_train_step_f32(&self.plan, <const float *>X, target, rows,
@@ -380,6 +452,16 @@ cdef class TrainingPlan:
         if self.update.kind != FB_UPDATE_NONE:
             optimizer.step_count += 1
         return loss
+
+    cdef _draw_masks(self):
+        """Each Dropout stage takes its layer's next mask (its latest one when frozen), as the
+        layer's own forward would."""
+        for s, layer in self._dropouts:
+            if not (layer.mask_frozen and layer._draw is not None):
+                layer._draw = layer._draws
+                layer._draws += 1
+            layer._identity = False
+            self.plan.stages[s].draw = layer._draw
 
     def train_step(self, X, y, optimizer):
         """One step on a batch: returns the mean loss, or None when X or y must first be

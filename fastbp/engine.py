@@ -1,35 +1,58 @@
 """Training steps: one batch of forward, loss, backward and update per call.
 
-A network made only of Dense layers and built-in activations, trained with a built-in loss,
-runs on the compiled plan (`fastbp._engine.TrainingPlan`): one C call per step, the GIL released,
-no allocation. Any other network (BatchNorm, Dropout, Residual, custom layers) runs layer by
-layer through the same C kernels. `make_step` picks the path; both have the same interface.
+A network of Dense layers, built-in activations, BatchNorm and Dropout, trained with a built-in
+loss, runs on the compiled plan (`fastbp._engine.TrainingPlan`): one C call per step, the GIL
+released, no allocation. Any other network (Residual blocks, custom layers) runs layer by layer
+through the same C kernels. `make_step` picks the path; both have the same interface.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from fastbp import _engine, _kernels
-from fastbp.layers import Dense, Workspace
+from fastbp.layers import ACTIVATIONS, Dense, Workspace
 from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
 
 
-def _plan_stages(net) -> list | None:
-    """C descriptors of the network's stages, or None when one has no compiled form."""
+def _activation_stage(activation) -> dict:
+    return {"activation": _kernels.ACTIVATIONS[activation.kernel_name],
+            "params": activation.kernel_params()}
+
+
+def _plan_stages(net) -> list[dict] | None:
+    """C stage descriptions of the network (see `_engine.TrainingPlan`), or None when one of
+    its stages has no compiled form (Residual blocks, custom layers)."""
+    from fastbp.batchnorm import BatchNorm
+    from fastbp.dropout import Dropout
     from fastbp.network import _FusedDense
-    stages = []
+    stages, width = [], net.in_features
     for stage in net._stages:
-        if isinstance(stage, _FusedDense):
-            dense, activation = stage.dense, stage.activation
-        elif type(stage) is Dense:
-            dense, activation = stage, None
+        kind = type(stage)
+        if kind is _FusedDense or kind is Dense:
+            dense = stage.dense if kind is _FusedDense else stage
+            activation = (_activation_stage(stage.activation) if kind is _FusedDense else
+                          {"activation": _kernels.ACTIVATIONS["identity"], "params": {}})
+            entry = {"kind": "dense", "weight": dense.params["weight"],
+                     "bias": dense.params.get("bias"), "weight_grad": dense.grads["weight"],
+                     "bias_grad": dense.grads.get("bias"), **activation}
+            out = dense.out_features
+        elif kind is BatchNorm:
+            entry = {"kind": "batchnorm", "weight": stage.params["weight"],
+                     "bias": stage.params["bias"], "weight_grad": stage.grads["weight"],
+                     "bias_grad": stage.grads["bias"], "momentum": stage.momentum,
+                     "eps": stage.eps, **stage.buffers}
+            out = width
+        elif kind in ACTIVATIONS.values():
+            entry, out = {"kind": "activation", **_activation_stage(stage)}, width
+        elif kind is Dropout:
+            if stage.p == 0:          # the identity: no stage
+                continue
+            entry, out = {"kind": "dropout", "layer": stage}, width
         else:
             return None
-        code = _kernels.ACTIVATIONS[activation.kernel_name if activation else "identity"]
-        params = activation.kernel_params() if activation else {}
-        stages.append((dense.params["weight"], dense.params.get("bias"), dense.grads["weight"],
-                       dense.grads.get("bias"), code, params))
-    return stages
+        stages.append({**entry, "in_features": width, "out_features": out})
+        width = out
+    return stages or None
 
 
 def _plan_loss(loss: Loss, labels: bool) -> str | None:
@@ -75,7 +98,7 @@ class CompiledStep(_Step):
                  clip_value: float | None = None, checkpoint_segments: int | None = None) -> None:
         super().__init__(net, loss, optimizer, clip_norm, clip_value)
         self.labels = labels
-        self.plan = _engine.TrainingPlan(net.params, net.grads, stages,
+        self.plan = _engine.TrainingPlan(net.params, net.grads, net.buffers, stages,
                                          _plan_loss(loss, labels), keep_backup, clip_norm,
                                          clip_value, checkpoint_segments)
         self.backup = self.plan.backup

@@ -337,10 +337,11 @@ class Sequential:
         """One training step on the batch (X, y): forward, loss, backward, update.
 
         `optimizer` is an Optimizer for this net, or a name: that optimizer is then created once
-        with its default lr and kept in `self.optimizer` for the next steps. Networks of Dense
-        layers and built-in activations with a built-in loss run the whole step as one compiled
-        call. `checkpoint_segments` turns on gradient checkpointing (see `fit`). Returns the
-        batch loss; a non-finite loss raises FloatingPointError before any update.
+        with its default lr and kept in `self.optimizer` for the next steps. Networks of Dense,
+        BatchNorm, Dropout and built-in activation layers with a built-in loss run the whole
+        step as one compiled call (see `fastbp.engine`). `checkpoint_segments` turns on
+        gradient checkpointing (see `fit`). Returns the batch loss; a non-finite loss raises
+        FloatingPointError before any update.
         """
         step = self._train_step
         if step is None or step.loss_arg is not loss or step.optimizer_arg is not optimizer \

@@ -123,7 +123,7 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
         (before clip_norm when both are given).
     monitor : True or an fb.Monitor: record per-layer diagnostics in the history and warn about
         vanishing/exploding gradients and dead units (see fastbp.diagnostics).
-    checkpoint_segments : gradient checkpointing: split the Dense stages into this many
+    checkpoint_segments : gradient checkpointing: split the network's stages into this many
         segments, keep only each segment's last output during the forward pass and recompute
         the others segment by segment during backward (same gradients, less memory, one more
         forward pass). Not with `monitor`.

@@ -1,6 +1,7 @@
-/* A compiled training step: a network of Dense + activation stages described by C structs that
- * point into the network's flat parameter and gradient buffers and into preallocated
- * workspaces. One call runs forward, loss, backward and the optimizer update.
+/* A compiled training step: a network of stages (Dense + activation, BatchNorm, activation,
+ * Dropout) described by C structs that point into the network's flat parameter, gradient and
+ * buffer arrays and into preallocated workspaces. One call runs forward, loss, backward and the
+ * optimizer update.
  *
  * The structs are shared by float and double plans (pointers are void *); the functions are
  * instantiated for both element types from plan_tpl.h. */
@@ -24,19 +25,35 @@ typedef enum {
     FB_UPDATE_RMSPROP = 3
 } fb_update_kind;
 
-/* One Dense layer and the activation after it: output = f(input W^T + b). */
+typedef enum {
+    FB_STAGE_DENSE = 0,      /* output = f(input W^T + b) */
+    FB_STAGE_BATCHNORM = 1,  /* output = gamma (input - mean) invstd + beta, batch statistics */
+    FB_STAGE_ACTIVATION = 2, /* output = f(input) */
+    FB_STAGE_DROPOUT = 3     /* output = input * keep(seed, draw, i) / (1 - p) */
+} fb_stage_kind;
+
+/* One stage; each kind reads its own fields. */
 typedef struct {
+    fb_stage_kind kind;
     int in_features, out_features;
-    void *weight, *bias;             /* (out, in) and (out,) in the parameter buffer; bias may be NULL */
-    void *weight_grad, *bias_grad;   /* same places in the gradient buffer */
+    void *weight, *bias;             /* Dense: W (out, in), b (out,) or NULL.  BatchNorm: gamma,
+                                      * beta (out,).  In the parameter buffer. */
+    void *weight_grad, *bias_grad;   /* the same places in the gradient buffer */
+    void *running_mean, *running_var; /* BatchNorm: in the network's buffers array */
+    void *stats;                     /* BatchNorm: (2, out) workspace, mean and invstd of the batch */
+    void *work;                      /* BatchNorm: (2, out) workspace of backward */
+    double momentum, eps;            /* BatchNorm */
+    double p;                        /* Dropout */
+    uint64_t seed, draw;             /* Dropout: the mask of this step */
     void *output;                    /* (max_rows, out) workspace: the output of the last forward */
-    void *preact;                    /* (max_rows, out) workspace keeping input W^T + b where
-                                      * fb_activation_needs_input(activation), else NULL */
-    fb_activation activation;
+    void *preact;                    /* (max_rows, out) workspace keeping what the activation
+                                      * was applied to, where fb_activation_needs_input, else
+                                      * NULL (Dense) */
+    fb_activation activation;        /* Dense (fused) and Activation stages */
     fb_activation_params params;
     int segment_end;                 /* gradient checkpointing: this stage ends a segment, its
                                       * output is kept; the others' are recomputed in backward */
-} fb_dense_stage;
+} fb_stage;
 
 /* The optimizer update of one step (torch.optim semantics, see optim_tpl.h). */
 typedef struct {
@@ -51,12 +68,15 @@ typedef struct {
 
 typedef struct {
     int n_stages;
-    fb_dense_stage *stages;
+    fb_stage *stages;
     ptrdiff_t max_rows;              /* workspaces hold this many rows */
     void *delta[2];                  /* (max_rows, widest layer) gradient workspaces */
     void *params, *grads;            /* flat buffers of n_params elements */
     void *backup;                    /* receives the parameters before each update; may be NULL */
     ptrdiff_t n_params;
+    void *buffers, *buffers_backup;  /* the network's buffers (running statistics) and room for
+                                      * a copy, restored when a step fails; NULL when none */
+    ptrdiff_t n_buffers;
     int recompute;                   /* gradient checkpointing on: outputs inside a segment share
                                       * buffers with other segments and are recomputed */
     fb_loss_kind loss;

@@ -2,8 +2,8 @@
 
 /* One training step on (X, target) of `rows` <= max_rows samples: forward, loss (written to
  * *loss), backward into plan->grads, optional clipping (by value, then by norm), then `update`.
- * Returns 0, or 1 when the loss is not finite, in which case gradients and parameters are left
- * untouched. */
+ * Returns 0, or 1 when the loss is not finite, in which case gradients, parameters and buffers
+ * are left untouched. */
 int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, ptrdiff_t rows,
                         const fb_update *update, double *loss);
 

@@ -1,5 +1,6 @@
-/* The compiled training step: forward, loss, backward and update of a Dense network in one call. */
+/* The compiled training step: forward, loss, backward and update of a network in one call. */
 #include <float.h>
+#include <string.h>
 #include <tgmath.h>
 
 #include "fastbp_core.h"

@@ -1,19 +1,40 @@
-/* The compiled training step over a plan of Dense + activation stages (see fb_plan.h). */
+/* The compiled training step over a plan of stages (see fb_plan.h). */
 
-/* Forward of stages first..last, the first reading `input`. */
+/* Forward of stages first..last, the first reading `input`. `replay`: the stages ran on this
+ * input before in this step (gradient checkpointing): BatchNorm then leaves its running
+ * statistics as they are (momentum 0 keeps them bit for bit) and Dropout reuses its mask. */
 static void FB(forward_stages)(const fb_plan *plan, const real *input, ptrdiff_t rows, int first,
-                               int last)
+                               int last, int replay)
 {
     for (int s = first; s <= last; ++s) {
-        const fb_dense_stage *st = &plan->stages[s];
+        const fb_stage *st = &plan->stages[s];
+        const int out = st->out_features;
         real *A = st->output;
         real *Z = st->preact ? (real *)st->preact : A;
-        /* A = f(input W^T + b): one gemm (beta = 0 writes Z without reading it), one fused pass
-         * (in place unless the activation's backward needs Z) */
-        FB(gemm_rowmajor)(0, 1, (int)rows, st->out_features, st->in_features, 1, input,
-                          st->in_features, st->weight, st->in_features, 0, Z, st->out_features);
-        FB(bias_activation_forward)(Z, st->bias, A, rows, st->out_features, st->activation,
-                                    st->params);
+        switch (st->kind) {
+        case FB_STAGE_DENSE:
+            /* A = f(input W^T + b): one gemm (beta = 0 writes Z without reading it), one fused
+             * pass (in place unless the activation's backward needs Z) */
+            FB(gemm_rowmajor)(0, 1, (int)rows, out, st->in_features, 1, input, st->in_features,
+                              st->weight, st->in_features, 0, Z, out);
+            FB(bias_activation_forward)(Z, st->bias, A, rows, out, st->activation, st->params);
+            break;
+        case FB_STAGE_BATCHNORM: {
+            real *mean = st->stats, *invstd = (real *)st->stats + out;
+            FB(batchnorm_forward)(input, rows, out, st->weight, st->bias, st->running_mean,
+                                  st->running_var, 1, replay ? 0.0 : st->momentum, st->eps, mean,
+                                  invstd, A);
+            break;
+        }
+        case FB_STAGE_ACTIVATION:
+            /* A = f(input): out of place, the input stays for backward */
+            FB(bias_activation_forward)((real *)input, NULL, A, rows, out, st->activation,
+                                        st->params);
+            break;
+        case FB_STAGE_DROPOUT:
+            FB(dropout)(input, A, rows * out, st->p, st->seed, st->draw);
+            break;
+        }
         input = A;
     }
 }
@@ -21,7 +42,7 @@ static void FB(forward_stages)(const fb_plan *plan, const real *input, ptrdiff_t
 /* Mean loss of the last stage's output against `target`; its gradient goes to dout. */
 static double FB(plan_loss)(const fb_plan *plan, const void *target, ptrdiff_t rows, real *dout)
 {
-    const fb_dense_stage *last = &plan->stages[plan->n_stages - 1];
+    const fb_stage *last = &plan->stages[plan->n_stages - 1];
     const real *out = last->output;
     const ptrdiff_t k = last->out_features;
     switch (plan->loss) {
@@ -38,10 +59,48 @@ static double FB(plan_loss)(const fb_plan *plan, const void *target, ptrdiff_t r
     return NAN;
 }
 
-/* Backward from dout = d(loss)/d(output) (overwritten): per stage dZ = dA * f' in place,
- * dW = dZ^T input, db = colsum dZ, and dX = dZ W except for the first stage.
- * With checkpointing, each segment's forward is first recomputed from the kept output of the
- * segment before it (the last segment's outputs are still in place after the forward pass). */
+/* Backward of one stage from dA (overwritten), given its input; writes its parameter
+ * gradients and returns d(loss)/d(input) in `dX` (NULL for the first stage: not needed).
+ *   Dense: dZ = dA * f' in place, dW = dZ^T input, db = colsum dZ, dX = dZ W
+ *   BatchNorm: through the batch statistics (batchnorm_tpl.h)
+ *   Activation: dX = dA * f'        Dropout: dX = dA * keep / (1 - p), the same mask */
+static real *FB(stage_backward)(const fb_stage *st, const real *input, ptrdiff_t rows, real *dA,
+                                real *dX)
+{
+    const int in = st->in_features, out = st->out_features;
+    switch (st->kind) {
+    case FB_STAGE_DENSE:
+        FB(activation_backward)(dA, st->output, st->preact, dA, rows * out, st->activation,
+                                st->params);
+        FB(gemm_rowmajor)(1, 0, out, in, (int)rows, 1, dA, out, input, in, 0, st->weight_grad,
+                          in);
+        if (st->bias_grad)
+            FB(bias_grad)(dA, rows, out, st->bias_grad, 0);
+        if (dX)
+            FB(gemm_rowmajor)(0, 0, (int)rows, in, out, 1, dA, out, st->weight, in, 0, dX, in);
+        return dX;
+    case FB_STAGE_BATCHNORM:
+        FB(batchnorm_backward)(input, dA, rows, out, st->weight, st->stats,
+                               (const real *)st->stats + out, st->weight_grad, st->bias_grad, 0,
+                               st->work, dX);
+        return dX;
+    case FB_STAGE_ACTIVATION:
+        if (dX)
+            FB(activation_backward)(dA, st->output, input, dA, rows * out, st->activation,
+                                    st->params);
+        return dA;
+    case FB_STAGE_DROPOUT:
+        if (dX)
+            FB(dropout)(dA, dA, rows * out, st->p, st->seed, st->draw);
+        return dA;
+    }
+    return dX;
+}
+
+/* Backward from dout = d(loss)/d(output) (overwritten), stage by stage; the input gradient of
+ * the first stage is never formed. With checkpointing, each segment's forward is first
+ * recomputed from the kept output of the segment before it (the last segment's outputs are
+ * still in place after the forward pass). */
 static void FB(plan_backward)(const fb_plan *plan, const real *X, ptrdiff_t rows, real *dout)
 {
     real *dA = dout;
@@ -53,24 +112,12 @@ static void FB(plan_backward)(const fb_plan *plan, const real *X, ptrdiff_t rows
                 --first;
             if (s < plan->n_stages - 1)
                 FB(forward_stages)(plan, first > 0 ? plan->stages[first - 1].output : X, rows,
-                                   first, s);
+                                   first, s, 1);
         }
         for (; s >= first; --s) {
-            const fb_dense_stage *st = &plan->stages[s];
-            const int in = st->in_features, out = st->out_features;
             const real *input = s > 0 ? (const real *)plan->stages[s - 1].output : X;
-            FB(activation_backward)(dA, st->output, st->preact, dA, rows * out, st->activation,
-                                    st->params);
-            FB(gemm_rowmajor)(1, 0, out, in, (int)rows, 1, dA, out, input, in, 0,
-                              st->weight_grad, in);
-            if (st->bias_grad)
-                FB(bias_grad)(dA, rows, out, st->bias_grad, 0);
-            if (s > 0) {
-                real *dX = dA == (real *)plan->delta[0] ? plan->delta[1] : plan->delta[0];
-                FB(gemm_rowmajor)(0, 0, (int)rows, in, out, 1, dA, out, st->weight, in, 0, dX,
-                                  in);
-                dA = dX;
-            }
+            real *other = dA == (real *)plan->delta[0] ? plan->delta[1] : plan->delta[0];
+            dA = FB(stage_backward)(&plan->stages[s], input, rows, dA, s > 0 ? other : NULL);
         }
     }
 }
@@ -101,10 +148,16 @@ int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, 
                         const fb_update *update, double *loss)
 {
     real *dout = plan->delta[0];
-    FB(forward_stages)(plan, X, rows, 0, plan->n_stages - 1);
+    const size_t buffer_bytes = (size_t)plan->n_buffers * sizeof(real);
+    if (plan->buffers)  /* the forward moves the running statistics: keep them for a failure */
+        memcpy(plan->buffers_backup, plan->buffers, buffer_bytes);
+    FB(forward_stages)(plan, X, rows, 0, plan->n_stages - 1, 0);
     *loss = FB(plan_loss)(plan, target, rows, dout);
-    if (!isfinite(*loss))
+    if (!isfinite(*loss)) {
+        if (plan->buffers)
+            memcpy(plan->buffers, plan->buffers_backup, buffer_bytes);
         return 1;
+    }
     FB(plan_backward)(plan, X, rows, dout);
     if (plan->clip_value > 0)
         FB(clip_grad_value)(plan->grads, plan->n_params, (real)plan->clip_value);

@@ -202,9 +202,10 @@ def test_plan_refuses_foreign_views():
     from fastbp import _engine
     net = _net("float32")
     W = np.zeros((7, 5), np.float32)
-    stages = [(W, None, net.layers[0].grads["weight"], None, 0, 0.0)]
-    with pytest.raises(ValueError, match="views into params or grads"):
-        _engine.TrainingPlan(net.params, net.grads, stages, "mse")
+    stages = [{"kind": "dense", "in_features": 5, "out_features": 7, "weight": W,
+               "weight_grad": net.layers[0].grads["weight"], "activation": 0, "params": {}}]
+    with pytest.raises(ValueError, match="views into params, grads or buffers"):
+        _engine.TrainingPlan(net.params, net.grads, net.buffers, stages, "mse")
 
 
 def test_train_gathered_checks_the_batch_bounds():
@@ -298,3 +299,64 @@ def test_compiled_train_step_gives_a_result_or_a_clear_error(X, y, loss, dtype):
         np.testing.assert_array_equal(before, net.params)
         return
     assert np.isfinite(value)
+
+
+# ------------------------------------------------------------ BatchNorm, Dropout, activations
+def _normed(dtype, p=0.25):
+    """Dense, BatchNorm, standalone activations and Dropout: all compiled."""
+    return fb.Sequential(fb.Dense(5, 8), fb.BatchNorm(8), fb.ReLU(), fb.Dropout(p),
+                         fb.Dense(8, 8, bias=False), fb.BatchNorm(8), fb.GELU(), fb.Tanh(),
+                         fb.Dense(8, 3), dtype=dtype, seed=4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_batchnorm_and_dropout_compile_and_match_the_layer_path(dtype, loss, frozen):
+    net, twin = _normed(dtype), _normed(dtype)
+    if frozen:
+        net.layers[3].freeze_mask()
+        twin.layers[3].freeze_mask()
+    compiled = make_step(net, get_loss(loss), fb.Adam(net, lr=1e-2), loss == "cross_entropy")
+    layered = _layer_path(twin, loss, fb.Adam(twin, lr=1e-2), loss == "cross_entropy")
+    assert isinstance(compiled, CompiledStep)
+    for k in range(4):
+        X, y = _data(dtype, loss, n=9 + k, seed=k)
+        assert compiled.step(X, y) == layered.step(X, y)
+        np.testing.assert_array_equal(net.grads, twin.grads)
+        np.testing.assert_array_equal(net.params, twin.params)
+        np.testing.assert_array_equal(net.buffers, twin.buffers)   # running statistics
+    assert net.layers[3]._draws == twin.layers[3]._draws            # the same masks drawn
+    X, _ = _data(dtype, loss, seed=9)
+    np.testing.assert_array_equal(net.predict(X), twin.predict(X))   # evaluation mode
+
+
+@pytest.mark.parametrize("segments", [2, 3, 9])
+def test_checkpointing_replays_batchnorm_and_dropout_in_the_plan(segments):
+    plain, checkpointed = _normed("float64"), _normed("float64")
+    for k in range(3):
+        X, y = _data("float64", "cross_entropy", seed=k)
+        assert plain.train_step(X, y) == checkpointed.train_step(
+            X, y, checkpoint_segments=segments)
+        np.testing.assert_array_equal(plain.params, checkpointed.params)
+        np.testing.assert_array_equal(plain.buffers, checkpointed.buffers)
+    assert isinstance(checkpointed._train_step, CompiledStep)
+
+
+def test_compiled_batchnorm_refuses_a_batch_of_one():
+    net = _normed("float32")
+    X, y = _data("float32", "cross_entropy", n=1)
+    before = net.params.copy(), net.buffers.copy()
+    with pytest.raises(ValueError, match="BatchNorm: expected at least 2 samples"):
+        net.train_step(X, y)
+    np.testing.assert_array_equal(before[0], net.params)
+    np.testing.assert_array_equal(before[1], net.buffers)
+
+
+def test_a_failed_compiled_step_keeps_the_running_statistics():
+    net = _normed("float64")
+    X, _ = _data("float64", "mse")
+    buffers = net.buffers.copy()
+    with pytest.raises(FloatingPointError, match="no update"):
+        net.train_step(X, np.full((9, 3), 1e200), "mse")   # (1e200)^2 overflows
+    np.testing.assert_array_equal(net.buffers, buffers)
