@@ -50,10 +50,10 @@ class FitEpoch:
 class CheckpointedStep:
     """Deep narrow networks trained with and without gradient checkpointing (0 = off), where
     activations dominate memory: 32 Dense + ReLU layers of width 128 on batches of 2048 (the
-    compiled engine), and 16 Dense + BatchNorm + ReLU layers of width 128 on batches of 4096
-    (layer by layer)."""
+    compiled engine), and 16 residual blocks of Dense + BatchNorm + ReLU of width 128 on
+    batches of 4096 (layer by layer)."""
 
-    params = (["dense", "batchnorm"], [0, 4, 8])
+    params = (["dense", "residual"], [0, 4, 8])
     param_names = ["network", "checkpoint_segments"]
     timer = timeit.default_timer
     number = 1
@@ -65,10 +65,9 @@ class CheckpointedStep:
             self.net = fb.mlp([128] * 33, activation="relu", seed=0)
             rows = 2048
         else:
-            layers = []
-            for _ in range(16):
-                layers += [fb.Dense(128, 128, init="he"), fb.BatchNorm(128), fb.ReLU()]
-            self.net = fb.Sequential(*layers, fb.Dense(128, 128), seed=0)
+            blocks = [fb.Residual(fb.Dense(128, 128, init="he"), fb.BatchNorm(128), fb.ReLU())
+                      for _ in range(16)]
+            self.net = fb.Sequential(*blocks, fb.Dense(128, 128), seed=0)
             rows = 4096
         self.X, self.y = make_data([128, 128], "cross_entropy", rows, "float32")
         self.segments = segments or None
