@@ -455,8 +455,10 @@ cdef class TrainingPlan:
 
     cdef _draw_masks(self):
         """Each Dropout stage takes its layer's next mask (its latest one when frozen), as the
-        layer's own forward would."""
+        layer's own forward would (p = 0 keeps every element with any mask)."""
         for s, layer in self._dropouts:
+            if layer.p == 0:      # the identity, as the layer's forward: no mask drawn
+                continue
             if not (layer.mask_frozen and layer._draw is not None):
                 layer._draw = layer._draws
                 layer._draws += 1

@@ -45,8 +45,6 @@ def _plan_stages(net) -> list[dict] | None:
         elif kind in ACTIVATIONS.values():
             entry, out = {"kind": "activation", **_activation_stage(stage)}, width
         elif kind is Dropout:
-            if stage.p == 0:          # the identity: no stage
-                continue
             entry, out = {"kind": "dropout", "layer": stage}, width
         else:
             return None

@@ -360,3 +360,16 @@ def test_a_failed_compiled_step_keeps_the_running_statistics():
     with pytest.raises(FloatingPointError, match="no update"):
         net.train_step(X, np.full((9, 3), 1e200), "mse")   # (1e200)^2 overflows
     np.testing.assert_array_equal(net.buffers, buffers)
+
+
+def test_monitoring_reads_the_compiled_stages_like_the_layer_path():
+    X, y = _data("float64", "cross_entropy", n=40)
+    net = _normed("float64", p=0.0)
+    twin = fb.Sequential(PassThrough(), *_normed("float64", p=0.0).layers, dtype="float64",
+                         seed=4)                   # the same network, run layer by layer
+    assert isinstance(make_step(net, get_loss("cross_entropy"), fb.Adam(net), True),
+                      CompiledStep)
+    hists = [n.fit(X, y, epochs=2, batch_size=8, verbose=0, monitor=True) for n in (net, twin)]
+    np.testing.assert_array_equal(hists[0]["dead_fraction"], hists[1]["dead_fraction"])
+    np.testing.assert_array_equal(hists[0]["grad_norm"], hists[1]["grad_norm"])
+    np.testing.assert_array_equal(net.params, twin.params)
