@@ -232,12 +232,31 @@ cdef class TrainingPlan:
         memset(st, 0, sizeof(fb_stage))
         st.kind = STAGE_KINDS[stage["kind"]]
         st.in_features, st.out_features = stage["in_features"], stage["out_features"]
-        names = [n for n in ("weight", "bias", "weight_grad", "bias_grad", "running_mean",
-                             "running_var") if stage.get(n) is not None]
-        for name in names:
-            view = stage[name]
+        n_in, n_out = stage["in_features"], stage["out_features"]   # Python ints, for shapes
+        dense = st.kind == FB_STAGE_DENSE
+        if n_in < 1 or n_out < 1 or (not dense and n_in != n_out):
+            raise ValueError(f"stages[{s}]: expected positive widths, equal unless Dense, got "
+                             f"{n_in} -> {n_out}")
+        shapes = {"weight": (n_out, n_in) if dense else (n_out,), "bias": (n_out,),
+                  "running_mean": (n_out,), "running_var": (n_out,)}
+        shapes["weight_grad"], shapes["bias_grad"] = shapes["weight"], shapes["bias"]
+        for name, shape in shapes.items():
+            view = stage.get(name)
+            if view is None:
+                continue
+            if (<object>view).shape != shape:
+                raise ValueError(f"stages[{s}]: expected {name} of shape {shape}, got "
+                                 f"{(<object>view).shape}")
             self._check_view(view)
             self._views.append(view)
+        needed = {FB_STAGE_DENSE: ("weight", "weight_grad"),
+                  FB_STAGE_BATCHNORM: ("weight", "bias", "weight_grad", "bias_grad",
+                                       "running_mean", "running_var")}.get(st.kind, ())
+        for name in needed:
+            if stage.get(name) is None:
+                raise ValueError(f"stages[{s}]: expected {name!r} for a {stage['kind']} stage")
+        if dense and (stage.get("bias") is None) != (stage.get("bias_grad") is None):
+            raise ValueError(f"stages[{s}]: expected bias and bias_grad together")
         st.weight = self._data(stage, "weight")
         st.bias = self._data(stage, "bias")
         st.weight_grad = self._data(stage, "weight_grad")

@@ -373,3 +373,21 @@ def test_monitoring_reads_the_compiled_stages_like_the_layer_path():
     np.testing.assert_array_equal(hists[0]["dead_fraction"], hists[1]["dead_fraction"])
     np.testing.assert_array_equal(hists[0]["grad_norm"], hists[1]["grad_norm"])
     np.testing.assert_array_equal(net.params, twin.params)
+
+
+def test_plan_checks_every_stage_description():
+    from fastbp import _engine
+    net = _net("float32")
+    W, dW = net.layers[0].params["weight"], net.layers[0].grads["weight"]
+    dense = {"kind": "dense", "in_features": 5, "out_features": 7, "weight": W,
+             "weight_grad": dW, "activation": 0, "params": {}}
+    bad = [({**dense, "in_features": 6}, "weight of shape"),
+           ({**dense, "weight_grad": None}, "'weight_grad'"),
+           ({**dense, "bias": net.layers[0].params["bias"]}, "bias and bias_grad"),
+           ({"kind": "activation", "in_features": 5, "out_features": 6, "activation": 0,
+             "params": {}}, "equal unless Dense"),
+           ({"kind": "batchnorm", "in_features": 7, "out_features": 7, "momentum": 0.1,
+             "eps": 1e-5}, "'weight'")]
+    for stage, match in bad:
+        with pytest.raises(ValueError, match=match):
+            _engine.TrainingPlan(net.params, net.grads, net.buffers, [stage], "mse")
