@@ -54,6 +54,7 @@ cdef extern from "fb_plan.h" nogil:
         FB_STAGE_BATCHNORM
         FB_STAGE_ACTIVATION
         FB_STAGE_DROPOUT
+        FB_STAGE_RESIDUAL
     ctypedef struct fb_stage:
         fb_stage_kind kind
         int in_features, out_features
@@ -71,6 +72,10 @@ cdef extern from "fb_plan.h" nogil:
         void *preact
         fb_activation activation
         fb_activation_params params
+        int skip_from
+        void *skip_grad
+        int next_residual
+        int first_residual
         int segment_end
     ctypedef struct fb_update:
         fb_update_kind kind
@@ -130,7 +135,8 @@ cdef Py_ssize_t _first_bad_label(const int64_t *labels, Py_ssize_t n, int64_t k)
 
 
 STAGE_KINDS = {"dense": FB_STAGE_DENSE, "batchnorm": FB_STAGE_BATCHNORM,
-               "activation": FB_STAGE_ACTIVATION, "dropout": FB_STAGE_DROPOUT}
+               "activation": FB_STAGE_ACTIVATION, "dropout": FB_STAGE_DROPOUT,
+               "residual": FB_STAGE_RESIDUAL}
 
 
 cdef class TrainingPlan:
@@ -145,7 +151,9 @@ cdef class TrainingPlan:
         "params" (dict of slope, alpha, beta, threshold); batchnorm "weight", "bias",
         "weight_grad", "bias_grad", "running_mean", "running_var" (views into buffers),
         "momentum", "eps"; activation "activation", "params"; dropout "layer" (the
-        fastbp Dropout, whose p, seed and mask counter the plan uses and advances).
+        fastbp Dropout, whose p, seed and mask counter the plan uses and advances); residual
+        "skip_from" (the index of the stage whose output is the block input, -1 for the
+        network input: the block's layers are the stages between).
     loss : a key of LOSS_KINDS.
     keep_backup : keep a copy of the parameters from before each update (`backup`).
     clip_norm : clip the global gradient norm to this before each update (None: never).
@@ -162,7 +170,7 @@ cdef class TrainingPlan:
     cdef readonly int in_features, out_features
     cdef readonly bint labels, unit_targets
     cdef bint _busy
-    cdef list _views, _outputs, _preacts, _deltas, _dropouts
+    cdef list _views, _outputs, _preacts, _skips, _deltas, _dropouts
     cdef readonly object buffers
     cdef object _buffers_backup
     cdef bint _batchnorm
@@ -211,6 +219,7 @@ cdef class TrainingPlan:
                 raise ValueError(f"stages[{s}]: expected input width "
                                  f"{self.plan.stages[s - 1].out_features}, got "
                                  f"{self.plan.stages[s].in_features}")
+        self._link_residuals()
         self.plan.buffers = self.plan.buffers_backup = NULL
         self.plan.n_buffers = 0
         if self._batchnorm:
@@ -278,10 +287,36 @@ cdef class TrainingPlan:
             st.work = cnp.PyArray_DATA(<cnp.ndarray>work)
             self._views += [stats, work]
             self._batchnorm = True
-        else:
+        elif st.kind == FB_STAGE_DROPOUT:
             layer = stage["layer"]
             st.p, st.seed = layer.p, layer.seed
             self._dropouts.append((s, layer))
+        else:
+            st.skip_from = stage["skip_from"]
+            width = (self.plan.stages[0].in_features if st.skip_from == -1 else
+                     self.plan.stages[st.skip_from].out_features)
+            if not -1 <= st.skip_from < s - 1 or width != n_out:
+                raise ValueError(f"stages[{s}]: expected a residual block over earlier stages "
+                                 f"that keeps the width {n_out}, got skip_from "
+                                 f"{st.skip_from}")
+
+    cdef _link_residuals(self):
+        """Chain, for each stage, the residual blocks that start at it, innermost first."""
+        cdef int s, r, n = self.plan.n_stages
+        cdef fb_stage *stages = self.plan.stages
+        for s in range(n):
+            stages[s].first_residual = stages[s].next_residual = -1
+        for s in range(n):
+            if stages[s].kind != FB_STAGE_RESIDUAL:
+                continue
+            r = stages[s].skip_from + 1           # the block's first stage
+            if stages[r].first_residual < 0:
+                stages[r].first_residual = s
+                continue
+            r = stages[r].first_residual
+            while stages[r].next_residual >= 0:
+                r = stages[r].next_residual
+            stages[r].next_residual = s
 
     cdef void *_data(self, dict stage, str name):
         view = stage.get(name)
@@ -342,10 +377,13 @@ cdef class TrainingPlan:
         cdef int s, widest = 0  # dX is never formed for the input, so its width does not count
         cdef Py_ssize_t offset = 0, pool_width = 0
         cdef fb_stage *st
+        sources = {self.plan.stages[s].skip_from for s in range(self.plan.n_stages)
+                   if self.plan.stages[s].kind == FB_STAGE_RESIDUAL}
         layout = []  # per stage: (own output?, output offset in the pool, preact offset or -1)
         for s in range(self.plan.n_stages):
             st = &self.plan.stages[s]
-            shared = self.plan.recompute and not st.segment_end
+            # a block input is read again at the block's end: it keeps its own buffer
+            shared = self.plan.recompute and not st.segment_end and s not in sources
             out_at = offset if shared else -1
             offset += st.out_features if shared else 0
             preact_at = -1
@@ -373,6 +411,8 @@ cdef class TrainingPlan:
                                      (preact_at + st.out_features) * rows].reshape(shape))
                 st.preact = cnp.PyArray_DATA(preact)
                 self._preacts.append(preact)
+
+        self._allocate_skips(rows)
         self._deltas = [np.empty(rows * widest, dtype=self.dtype) for _ in range(2)]
         self.plan.delta[0] = cnp.PyArray_DATA(self._deltas[0])
         self.plan.delta[1] = cnp.PyArray_DATA(self._deltas[1])
@@ -384,6 +424,23 @@ cdef class TrainingPlan:
     cdef bint _needs_preact(self, fb_stage *st):
         """A Dense stage keeps input W^T + b where its activation's backward reads it."""
         return st.kind == FB_STAGE_DENSE and fb_activation_needs_input(st.activation)
+
+    cdef _allocate_skips(self, Py_ssize_t rows):
+        """Skip-gradient buffers of the residual stages. A skip gradient lives from its block's
+        end to its block's start in backward, so blocks at the same nesting depth share one
+        buffer (of the widest such block); nested blocks each have their own."""
+        cdef fb_stage *stages = self.plan.stages
+        cdef int r, q, n = self.plan.n_stages
+        depths, sizes = {}, {}
+        for r in range(n):
+            if stages[r].kind != FB_STAGE_RESIDUAL:
+                continue
+            depths[r] = sum(1 for q in range(r + 1, n) if stages[q].kind == FB_STAGE_RESIDUAL
+                            and stages[q].skip_from <= stages[r].skip_from)  # blocks around r
+            sizes[depths[r]] = max(sizes.get(depths[r], 0), rows * stages[r].out_features)
+        self._skips = [np.empty(sizes[d], dtype=self.dtype) for d in sorted(sizes)]
+        for r, depth in depths.items():
+            stages[r].skip_grad = cnp.PyArray_DATA(<cnp.ndarray>self._skips[depth])
 
     @property
     def activation_nbytes(self):

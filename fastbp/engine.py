@@ -1,9 +1,10 @@
 """Training steps: one batch of forward, loss, backward and update per call.
 
-A network of Dense layers, built-in activations, BatchNorm and Dropout, trained with a built-in
-loss, runs on the compiled plan (`fastbp._engine.TrainingPlan`): one C call per step, the GIL
-released, no allocation. Any other network (Residual blocks, custom layers) runs layer by layer
-through the same C kernels. `make_step` picks the path; both have the same interface.
+A network of built-in layers (Dense, the activations, BatchNorm, Dropout, Residual blocks of
+them), trained with a built-in loss, runs on the compiled plan (`fastbp._engine.TrainingPlan`):
+one C call per step, the GIL released, no allocation. A network with a custom layer, or a custom
+loss, runs layer by layer through the same C kernels. `make_step` picks the path; both have the
+same interface.
 """
 from __future__ import annotations
 
@@ -19,38 +20,58 @@ def _activation_stage(activation) -> dict:
             "params": activation.kernel_params()}
 
 
-def _plan_stages(net) -> list[dict] | None:
-    """C stage descriptions of the network (see `_engine.TrainingPlan`), or None when one of
-    its stages has no compiled form (Residual blocks, custom layers)."""
+def _plan_stages(net) -> tuple[list[dict], list[int]] | None:
+    """C stage descriptions of the network (see `_engine.TrainingPlan`) and, for each of the
+    network's own stages, the index of the plan stage that computes its output; None when a
+    stage has no compiled form (a custom layer)."""
+    stages: list[dict] = []
+    top = []
+    for stage in net._stages:
+        if not _append_stage(stage, stages, net.in_features if not stages else
+                             stages[-1]["out_features"]):
+            return None
+        top.append(len(stages) - 1)
+    return stages, top
+
+
+def _append_stage(stage, stages: list[dict], width: int) -> bool:
+    """Append the description of one network stage (a Residual block: its layers' stages and
+    its end) to `stages`; False when it has no compiled form."""
     from fastbp.batchnorm import BatchNorm
     from fastbp.dropout import Dropout
     from fastbp.network import _FusedDense
-    stages, width = [], net.in_features
-    for stage in net._stages:
-        kind = type(stage)
-        if kind is _FusedDense or kind is Dense:
-            dense = stage.dense if kind is _FusedDense else stage
-            activation = (_activation_stage(stage.activation) if kind is _FusedDense else
-                          {"activation": _kernels.ACTIVATIONS["identity"], "params": {}})
-            entry = {"kind": "dense", "weight": dense.params["weight"],
-                     "bias": dense.params.get("bias"), "weight_grad": dense.grads["weight"],
-                     "bias_grad": dense.grads.get("bias"), **activation}
-            out = dense.out_features
-        elif kind is BatchNorm:
-            entry = {"kind": "batchnorm", "weight": stage.params["weight"],
-                     "bias": stage.params["bias"], "weight_grad": stage.grads["weight"],
-                     "bias_grad": stage.grads["bias"], "momentum": stage.momentum,
-                     "eps": stage.eps, **stage.buffers}
-            out = width
-        elif kind in ACTIVATIONS.values():
-            entry, out = {"kind": "activation", **_activation_stage(stage)}, width
-        elif kind is Dropout:
-            entry, out = {"kind": "dropout", "layer": stage}, width
-        else:
-            return None
-        stages.append({**entry, "in_features": width, "out_features": out})
-        width = out
-    return stages or None
+    from fastbp.residual import Residual
+    kind = type(stage)
+    if kind is _FusedDense or kind is Dense:
+        dense = stage.dense if kind is _FusedDense else stage
+        activation = (_activation_stage(stage.activation) if kind is _FusedDense else
+                      {"activation": _kernels.ACTIVATIONS["identity"], "params": {}})
+        entry = {"kind": "dense", "weight": dense.params["weight"],
+                 "bias": dense.params.get("bias"), "weight_grad": dense.grads["weight"],
+                 "bias_grad": dense.grads.get("bias"), **activation}
+        out = dense.out_features
+    elif kind is BatchNorm:
+        entry = {"kind": "batchnorm", "weight": stage.params["weight"],
+                 "bias": stage.params["bias"], "weight_grad": stage.grads["weight"],
+                 "bias_grad": stage.grads["bias"], "momentum": stage.momentum, "eps": stage.eps,
+                 **stage.buffers}
+        out = width
+    elif kind in ACTIVATIONS.values():
+        entry, out = {"kind": "activation", **_activation_stage(stage)}, width
+    elif kind is Dropout:
+        entry, out = {"kind": "dropout", "layer": stage}, width
+    elif kind is Residual:
+        skip_from = len(stages) - 1
+        inner = width
+        for block_stage in stage._stages:
+            if not _append_stage(block_stage, stages, inner):
+                return False
+            inner = stages[-1]["out_features"]
+        entry, out = {"kind": "residual", "skip_from": skip_from}, width
+    else:
+        return False
+    stages.append({**entry, "in_features": width, "out_features": out})
+    return True
 
 
 def _plan_loss(loss: Loss, labels: bool) -> str | None:
@@ -91,11 +112,12 @@ class _Step:
 class CompiledStep(_Step):
     """The compiled path: one C call per step."""
 
-    def __init__(self, net, loss: Loss, optimizer, stages: list, labels: bool,
-                 keep_backup: bool = False, clip_norm: float | None = None,
+    def __init__(self, net, loss: Loss, optimizer, stages: tuple[list[dict], list[int]],
+                 labels: bool, keep_backup: bool = False, clip_norm: float | None = None,
                  clip_value: float | None = None, checkpoint_segments: int | None = None) -> None:
         super().__init__(net, loss, optimizer, clip_norm, clip_value)
         self.labels = labels
+        stages, self._top = stages
         self.plan = _engine.TrainingPlan(net.params, net.grads, net.buffers, stages,
                                          _plan_loss(loss, labels), keep_backup, clip_norm,
                                          clip_value, checkpoint_segments)
@@ -126,7 +148,7 @@ class CompiledStep(_Step):
             if self.backup is not None:
                 self.backup[...] = self.net.params
             self.optimizer.step()
-        self.net._forward_outputs = lambda: self.plan.outputs(rows)
+        self.net._forward_outputs = lambda: [self.plan.outputs(rows)[i] for i in self._top]
         self.net._trained_forward = False  # backward() needs a forward of its own
 
     def output(self, rows: int) -> np.ndarray:

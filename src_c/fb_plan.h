@@ -29,7 +29,9 @@ typedef enum {
     FB_STAGE_DENSE = 0,      /* output = f(input W^T + b) */
     FB_STAGE_BATCHNORM = 1,  /* output = gamma (input - mean) invstd + beta, batch statistics */
     FB_STAGE_ACTIVATION = 2, /* output = f(input) */
-    FB_STAGE_DROPOUT = 3     /* output = input * keep(seed, draw, i) / (1 - p) */
+    FB_STAGE_DROPOUT = 3,    /* output = input * keep(seed, draw, i) / (1 - p) */
+    FB_STAGE_RESIDUAL = 4    /* output = block input + input: the end of a residual block whose
+                              * layers are the stages after stage skip_from */
 } fb_stage_kind;
 
 /* One stage; each kind reads its own fields. */
@@ -51,6 +53,14 @@ typedef struct {
                                       * NULL (Dense) */
     fb_activation activation;        /* Dense (fused) and Activation stages */
     fb_activation_params params;
+    int skip_from;                   /* Residual: the stage whose output is the block input (-1:
+                                      * the step's input X) */
+    void *skip_grad;                 /* Residual: (max_rows, out) workspace, the gradient that
+                                      * the skip path carries back to the block input */
+    int next_residual;               /* Residual: the next Residual stage whose block starts at
+                                      * the same stage (nested blocks), or -1 */
+    int first_residual;              /* any stage: the innermost Residual stage whose block
+                                      * starts at this stage, or -1 */
     int segment_end;                 /* gradient checkpointing: this stage ends a segment, its
                                       * output is kept; the others' are recomputed in backward */
 } fb_stage;

@@ -1,11 +1,19 @@
 /* The compiled training step over a plan of stages (see fb_plan.h). */
 
-/* Forward of stages first..last, the first reading `input`. `replay`: the stages ran on this
- * input before in this step (gradient checkpointing): BatchNorm then leaves its running
- * statistics as they are (momentum 0 keeps them bit for bit) and Dropout reuses its mask. */
-static void FB(forward_stages)(const fb_plan *plan, const real *input, ptrdiff_t rows, int first,
+/* The output of stage s, or the step's input X for s = -1. */
+static const real *FB(stage_output)(const fb_plan *plan, const real *X, int s)
+{
+    return s < 0 ? X : (const real *)plan->stages[s].output;
+}
+
+/* Forward of stages first..last, the first reading the output of stage first - 1 (X for the
+ * first stage). `replay`: the stages ran on this input before in this step (gradient
+ * checkpointing): BatchNorm then leaves its running statistics as they are (momentum 0 keeps
+ * them bit for bit) and Dropout reuses its mask. */
+static void FB(forward_stages)(const fb_plan *plan, const real *X, ptrdiff_t rows, int first,
                                int last, int replay)
 {
+    const real *input = FB(stage_output)(plan, X, first - 1);
     for (int s = first; s <= last; ++s) {
         const fb_stage *st = &plan->stages[s];
         const int out = st->out_features;
@@ -34,6 +42,9 @@ static void FB(forward_stages)(const fb_plan *plan, const real *input, ptrdiff_t
         case FB_STAGE_DROPOUT:
             FB(dropout)(input, A, rows * out, st->p, st->seed, st->draw);
             break;
+        case FB_STAGE_RESIDUAL:
+            FB(residual_add)(FB(stage_output)(plan, X, st->skip_from), input, A, rows * out);
+            break;
         }
         input = A;
     }
@@ -60,12 +71,15 @@ static double FB(plan_loss)(const fb_plan *plan, const void *target, ptrdiff_t r
 }
 
 /* Backward of one stage from dA (overwritten), given its input; writes its parameter
- * gradients and returns d(loss)/d(input) in `dX` (NULL for the first stage: not needed).
- *   Dense: dZ = dA * f' in place, dW = dZ^T input, db = colsum dZ, dX = dZ W
+ * gradients and returns d(loss)/d(input) in `dX` (NULL for the first stage: not needed), or in
+ * dA itself for the stages that work in place.
+ *   Dense: dZ = dA * f' in place, dW = dZ^T input, db = colsum dZ, dX = dZ W (+ dX: beta_dx 1)
  *   BatchNorm: through the batch statistics (batchnorm_tpl.h)
- *   Activation: dX = dA * f'        Dropout: dX = dA * keep / (1 - p), the same mask */
+ *   Activation: dX = dA * f'        Dropout: dX = dA * keep / (1 - p), the same mask
+ *   Residual: dA goes on to the block's last stage unchanged and, kept in skip_grad, to the
+ *   block input (added where the block's first stage forms its input gradient) */
 static real *FB(stage_backward)(const fb_stage *st, const real *input, ptrdiff_t rows, real *dA,
-                                real *dX)
+                                real *dX, real beta_dx)
 {
     const int in = st->in_features, out = st->out_features;
     switch (st->kind) {
@@ -77,7 +91,8 @@ static real *FB(stage_backward)(const fb_stage *st, const real *input, ptrdiff_t
         if (st->bias_grad)
             FB(bias_grad)(dA, rows, out, st->bias_grad, 0);
         if (dX)
-            FB(gemm_rowmajor)(0, 0, (int)rows, in, out, 1, dA, out, st->weight, in, 0, dX, in);
+            FB(gemm_rowmajor)(0, 0, (int)rows, in, out, 1, dA, out, st->weight, in, beta_dx, dX,
+                              in);
         return dX;
     case FB_STAGE_BATCHNORM:
         FB(batchnorm_backward)(input, dA, rows, out, st->weight, st->stats,
@@ -93,7 +108,32 @@ static real *FB(stage_backward)(const fb_stage *st, const real *input, ptrdiff_t
         if (dX)
             FB(dropout)(dA, dA, rows * out, st->p, st->seed, st->draw);
         return dA;
+    case FB_STAGE_RESIDUAL:
+        memcpy(st->skip_grad, dA, (size_t)(rows * out) * sizeof(real));
+        return dA;
     }
+    return dX;
+}
+
+/* Backward of stage s into `dX`, then the skip gradients of the residual blocks that start at
+ * s added to it, innermost first, in the order the layers' own backward adds them: a Dense
+ * first stage accumulates onto the innermost skip gradient (a beta = 1 gemm into a copy of
+ * it), any other first stage's input gradient is added to it. */
+static real *FB(stage_backward_with_skips)(const fb_plan *plan, int s, const real *input,
+                                           ptrdiff_t rows, real *dA, real *dX)
+{
+    const fb_stage *st = &plan->stages[s];
+    const size_t n = (size_t)(rows * st->in_features);
+    int r = dX ? st->first_residual : -1;
+    if (r >= 0 && st->kind == FB_STAGE_DENSE) {
+        memcpy(dX, plan->stages[r].skip_grad, n * sizeof(real));
+        dX = FB(stage_backward)(st, input, rows, dA, dX, 1);
+        r = plan->stages[r].next_residual;
+    } else {
+        dX = FB(stage_backward)(st, input, rows, dA, dX, 0);
+    }
+    for (; r >= 0; r = plan->stages[r].next_residual)
+        FB(residual_add)(plan->stages[r].skip_grad, dX, dX, (ptrdiff_t)n);
     return dX;
 }
 
@@ -111,13 +151,12 @@ static void FB(plan_backward)(const fb_plan *plan, const real *X, ptrdiff_t rows
             while (first > 0 && !plan->stages[first - 1].segment_end)
                 --first;
             if (s < plan->n_stages - 1)
-                FB(forward_stages)(plan, first > 0 ? plan->stages[first - 1].output : X, rows,
-                                   first, s, 1);
+                FB(forward_stages)(plan, X, rows, first, s, 1);
         }
         for (; s >= first; --s) {
-            const real *input = s > 0 ? (const real *)plan->stages[s - 1].output : X;
             real *other = dA == (real *)plan->delta[0] ? plan->delta[1] : plan->delta[0];
-            dA = FB(stage_backward)(&plan->stages[s], input, rows, dA, s > 0 ? other : NULL);
+            dA = FB(stage_backward_with_skips)(plan, s, FB(stage_output)(plan, X, s - 1), rows,
+                                               dA, s > 0 ? other : NULL);
         }
     }
 }

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
+from fastbp.engine import LayerStep
 
 
 def _deep(activation, dtype="float64"):
@@ -62,23 +63,35 @@ def test_bad_segment_counts_are_refused():
         net.fit(X, y, checkpoint_segments=2, monitor=True, verbose=0)
 
 
+class PassThrough(fb.Layer):
+    """A custom layer (the identity): it sends a network down the layer-by-layer path."""
+
+    def forward(self, X, training=True):
+        return X
+
+    def backward(self, dout, input_grad=True, accumulate=False):
+        return dout
+
+
 def _layered(dtype="float64", dropout=True):
-    """A network the compiled engine does not run: BatchNorm, Dropout, a Residual block."""
+    """A network run layer by layer (a custom layer), with BatchNorm, Dropout and Residual."""
     dropout_layers = [fb.Dropout(0.2)] if dropout else []
-    return fb.Sequential(fb.Dense(6, 8), fb.BatchNorm(8), fb.ReLU(), *dropout_layers,
+    return fb.Sequential(PassThrough(), fb.Dense(6, 8), fb.BatchNorm(8), fb.ReLU(),
+                         *dropout_layers,
                          fb.Residual(fb.Dense(8, 8), fb.GELU(), fb.BatchNorm(8)),
                          fb.Dense(8, 7), fb.Tanh(), fb.Dense(7, 5), dtype=dtype, seed=2)
 
 
-@pytest.mark.parametrize("segments", [1, 2, 3, 7])
+@pytest.mark.parametrize("segments", [1, 2, 3, 8])
 def test_layer_by_layer_networks_are_bit_identical(segments):
     """BatchNorm statistics and Dropout masks are replayed, not redrawn or updated twice."""
     plain, checkpointed = _layered(), _layered()
-    assert len(plain._stages) == 7
+    assert len(plain._stages) == 8
     for k in range(3):
         X, y = _data(seed=k)
         a = plain.train_step(X, y)
         b = checkpointed.train_step(X, y, checkpoint_segments=segments)
+        assert isinstance(checkpointed._train_step, LayerStep)
         assert a == b
         np.testing.assert_array_equal(plain.grads, checkpointed.grads)
         np.testing.assert_array_equal(plain.params, checkpointed.params)
@@ -102,9 +115,9 @@ def test_layer_by_layer_checkpointing_releases_inner_outputs():
     net = _layered(dropout=False)
     X, _ = _data()
     net._checkpointed_forward(X, 2)
-    dense, batchnorm = net._stages[:2]   # in the first segment, which is released
+    dense, batchnorm = net._stages[1:3]   # in the first segment, which is released
     assert dense._X is None and dense._Z._buffer is None
     assert batchnorm._X is None and batchnorm._out._buffer is None
     assert len(net._segment_inputs) == 2
-    with pytest.raises(ValueError, match="checkpoint_segments: expected 1 to 6"):
-        net._checkpointed_forward(X, 7)
+    with pytest.raises(ValueError, match="checkpoint_segments: expected 1 to 7"):
+        net._checkpointed_forward(X, 8)

@@ -391,3 +391,63 @@ def test_plan_checks_every_stage_description():
     for stage, match in bad:
         with pytest.raises(ValueError, match=match):
             _engine.TrainingPlan(net.params, net.grads, net.buffers, [stage], "mse")
+
+
+# ------------------------------------------------------------------------- Residual blocks
+def _residual(dtype):
+    """Residual blocks compiled: one at the network input, one starting with BatchNorm, nested
+    blocks starting at the same layer, Dropout and a standalone activation inside."""
+    return fb.Sequential(
+        fb.Residual(fb.Dense(5, 5), fb.Tanh()),
+        fb.Dense(5, 8), fb.ReLU(),
+        fb.Residual(fb.BatchNorm(8), fb.Dense(8, 8), fb.GELU(), fb.Dropout(0.3)),
+        fb.Residual(fb.Residual(fb.Dense(8, 8), fb.Sigmoid()), fb.Dense(8, 8)),
+        fb.Dense(8, 3), dtype=dtype, seed=6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_residual_blocks_compile_and_match_the_layer_path(dtype):
+    net = _residual(dtype)
+    twin = fb.Sequential(PassThrough(), *_residual(dtype).layers, dtype=dtype, seed=6)
+    compiled = make_step(net, get_loss("cross_entropy"), fb.Adam(net, lr=1e-2), True)
+    layered = make_step(twin, get_loss("cross_entropy"), fb.Adam(twin, lr=1e-2), True)
+    assert isinstance(compiled, CompiledStep) and isinstance(layered, LayerStep)
+    for k in range(4):
+        X, y = _data(dtype, "cross_entropy", n=9 + k, seed=k)
+        assert compiled.step(X, y) == layered.step(X, y)
+        np.testing.assert_array_equal(net.grads, twin.grads)
+        np.testing.assert_array_equal(net.params, twin.params)
+        np.testing.assert_array_equal(net.buffers, twin.buffers)
+
+
+@pytest.mark.parametrize("segments", [2, 3, 5, 8])
+def test_checkpointing_segments_may_cut_residual_blocks(segments):
+    """Segment ends fall inside blocks: block inputs keep their own buffers."""
+    plain, checkpointed = _residual("float64"), _residual("float64")
+    for k in range(3):
+        X, y = _data("float64", "cross_entropy", seed=k)
+        assert plain.train_step(X, y) == checkpointed.train_step(
+            X, y, checkpoint_segments=segments)
+        np.testing.assert_array_equal(plain.params, checkpointed.params)
+        np.testing.assert_array_equal(plain.buffers, checkpointed.buffers)
+
+
+class NoUpdate(fb.Optimizer):
+    """Leaves the parameters alone: the compiled step then only computes gradients."""
+
+    def step(self):
+        self.step_count += 1
+
+
+def test_compiled_residual_gradients_are_the_checked_ones():
+    """The compiled step's gradients equal the layer path's, which gradcheck checks against
+    finite differences."""
+    net = _residual("float64")
+    net.layers[3].layers[3].freeze_mask()
+    X, y = _data("float64", "cross_entropy")
+    net.train_step(X, y, optimizer=NoUpdate(net, lr=1.0))
+    compiled = net.grads.copy()
+    dout = fb.SoftmaxCrossEntropy()(net.forward(X, training=True), y)[1]
+    net.backward(dout)
+    np.testing.assert_allclose(compiled, net.grads, rtol=1e-12, atol=1e-15)
+    fb.gradcheck(net, "cross_entropy", X, y)
