@@ -35,6 +35,7 @@ import fastbp as fb  # noqa: E402
 from fastbp import _kernels  # noqa: E402
 
 PEERS = ["torch_default", "torch_fused", "sklearn", "numpy"]
+SETTLE_S = 0.2  # longer than OpenBLAS's default spin-wait (2^28 cycles) after a call
 ADAM_SIZES = [10**5, 10**6, 10**7]
 torch = sklearn = None
 
@@ -66,7 +67,9 @@ def import_peers(peers: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------ timing
 def median_time(fn, min_repeat_s: float = 0.05, repeats: int = 7, warmup: int = 3) -> float:
     """Median seconds per call of fn(): warm-up calls, then `repeats` timed rounds of enough
-    calls to last about `min_repeat_s` each."""
+    calls to last about `min_repeat_s` each. It first idles for SETTLE_S, so that threads the
+    previous measurement left spin-waiting (OpenMP, OpenBLAS) have gone to sleep."""
+    time.sleep(SETTLE_S)
     start = time.perf_counter()
     for _ in range(warmup):
         fn()
@@ -389,11 +392,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--peers", nargs="+", default=PEERS, choices=PEERS)
     parser.add_argument("--adam-sizes", nargs="*", type=float, default=ADAM_SIZES)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--settle", type=float, default=SETTLE_S,
+                        help="seconds to idle before each measurement")
     parser.add_argument("--sgemm-size", type=int, default=2048,
                         help="size of the square sgemm whose rate the targets refer to")
     parser.add_argument("--json", default=None, help="where to write the results "
                         "(default: compare-threads<N>.json in the current folder)")
     args = parser.parse_args(argv)
+    global SETTLE_S
+    SETTLE_S = args.settle
     peers = import_peers(args.peers)
     fb.set_num_threads(args.threads)
     if torch is not None:

@@ -24,7 +24,7 @@ def test_step_flops_counts_every_gemm(compare):
 def test_compare_writes_the_table_and_json(compare, tmp_path, capsys):
     out = tmp_path / "result.json"
     compare.main(["--threads", "1", "--workloads", "tiny", "small", "--peers", "numpy",
-                  "--adam-sizes", "1000", "--repeats", "1", "--sgemm-size", "128",
+                  "--adam-sizes", "1000", "--repeats", "1", "--sgemm-size", "128", "--settle", "0",
                   "--json", str(out)])
     result = json.loads(out.read_text())
     printed = capsys.readouterr().out
