@@ -386,6 +386,7 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    global SETTLE_S
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
@@ -399,7 +400,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", default=None, help="where to write the results "
                         "(default: compare-threads<N>.json in the current folder)")
     args = parser.parse_args(argv)
-    global SETTLE_S
     SETTLE_S = args.settle
     peers = import_peers(args.peers)
     fb.set_num_threads(args.threads)
