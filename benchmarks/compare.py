@@ -67,9 +67,12 @@ def import_peers(peers: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------ timing
 def median_time(fn, min_repeat_s: float = 0.05, repeats: int = 7, warmup: int = 3) -> float:
     """Median seconds per call of fn(): warm-up calls, then `repeats` timed rounds of enough
-    calls to last about `min_repeat_s` each. It first idles for SETTLE_S, so that threads the
-    previous measurement left spin-waiting (OpenMP, OpenBLAS) have gone to sleep."""
-    time.sleep(SETTLE_S)
+    calls to last about `min_repeat_s` each. It first waits SETTLE_S, so that threads the
+    previous measurement left spin-waiting (OpenMP, OpenBLAS) have gone to sleep; it waits
+    busily, as sleeping would let the core slow down before the measurement."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < SETTLE_S:
+        pass
     start = time.perf_counter()
     for _ in range(warmup):
         fn()
