@@ -5,6 +5,7 @@ in float64 NumPy.
 """
 import numpy as np
 import pytest
+from thread_helpers import num_threads
 
 import fastbp as fb
 from fastbp import _kernels as K
@@ -160,15 +161,11 @@ def test_optimizer_kernels_are_deterministic(dtype):
     p0, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     results = []
     for threads in (1, 2):
-        old = K.get_num_threads()
-        K.set_num_threads(threads)
-        try:
+        with num_threads(threads):
             p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
             K.adam_step(p, g, m, v, 1, 1e-3, 0.9, 0.999, 1e-8, 0.01, True)
             q, buf = p0.copy(), np.zeros_like(p0)
             K.sgd_step(q, g, buf, 0.1, 0.9, True, 0.01)
-        finally:
-            K.set_num_threads(old)
         results.append((p, m, v, q, buf))
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -2,6 +2,7 @@
 PyTorch itself (one tensor, and a network trained step by step), state save and load."""
 import numpy as np
 import pytest
+from thread_helpers import num_threads
 
 import fastbp as fb
 from fastbp import _kernels as K
@@ -114,14 +115,10 @@ def test_kernel_is_deterministic_across_threads(dtype):
     p0, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     results = []
     for threads in (1, 2):
-        old = K.get_num_threads()
-        K.set_num_threads(threads)
-        try:
+        with num_threads(threads):
             p, sq, m, buf = p0.copy(), np.zeros_like(p0), np.zeros_like(p0), np.zeros_like(p0)
             K.rmsprop_step(p, g, sq, m, buf, 0.01, momentum=0.9, centered=True,
                            weight_decay=0.01)
-        finally:
-            K.set_num_threads(old)
         results.append((p, sq, m, buf))
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
