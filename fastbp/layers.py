@@ -36,6 +36,25 @@ class Workspace:
         self._buffer = None
 
 
+def chain_widths(layers, width: int | None = None,
+                 where: str = "layer") -> tuple[int | None, int | None]:
+    """(input width the first fixed-width layer requires, width the chain outputs) for layers
+    applied in order to an input of `width` (None: unknown); None where not fixed. A mismatch
+    raises ValueError naming the layer (`where` and its index) and both widths."""
+    first = None
+    for i, layer in enumerate(layers):
+        need = layer.input_width()
+        if need is not None:
+            if width is not None and need != width:
+                raise ValueError(
+                    f"{where} {i} ({type(layer).__name__}): expected input width {need}, "
+                    f"but the layer before it outputs width {width}")
+            if first is None and width is None:
+                first = need
+        width = layer.output_width(width if width is not None else need)
+    return first, width
+
+
 class Layer:
     """Base class of layers.
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fastbp._validation import as_dtype, as_matrix, choose, positive_int
-from fastbp.layers import ACTIVATIONS, Activation, Dense, Layer
+from fastbp.layers import ACTIVATIONS, Activation, Dense, Layer, chain_widths
 
 
 class _FusedDense:
@@ -105,18 +105,7 @@ class Sequential:
 
     def _check_widths(self) -> tuple[int, int]:
         """Propagate widths through the layers; a mismatch names the layer and both widths."""
-        width = None
-        in_features = None
-        for i, layer in enumerate(self.layers):
-            need = layer.input_width()
-            if need is not None:
-                if width is not None and need != width:
-                    raise ValueError(
-                        f"layer {i} ({type(layer).__name__}): expected input width {need}, "
-                        f"but the layer before it outputs width {width}")
-                if in_features is None and width is None:
-                    in_features = need
-            width = layer.output_width(width if width is not None else need)
+        in_features, width = chain_widths(self.layers)
         if in_features is None or width is None:
             raise ValueError("layers: expected at least one layer with a fixed width (Dense)")
         return in_features, width

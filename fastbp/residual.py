@@ -4,26 +4,16 @@ from __future__ import annotations
 import numpy as np
 
 from fastbp import _kernels
-from fastbp.layers import LAYER_TYPES, Dense, Identity, Layer, Workspace, layer_from_config
+from fastbp.layers import (
+    LAYER_TYPES,
+    Dense,
+    Identity,
+    Layer,
+    Workspace,
+    chain_widths,
+    layer_from_config,
+)
 from fastbp.network import _FusedDense, _stages
-
-
-def _block_widths(layers: list[Layer],
-                  width: int | None = None) -> tuple[int | None, int | None]:
-    """(input width the block requires, width it outputs) for an input of `width` (None:
-    unknown); None where not fixed."""
-    first = None
-    for i, layer in enumerate(layers):
-        need = layer.input_width()
-        if need is not None:
-            if width is not None and need != width:
-                raise ValueError(
-                    f"Residual layer {i} ({type(layer).__name__}): expected input width "
-                    f"{need}, but the layer before it outputs width {width}")
-            if first is None and width is None:
-                first = need
-        width = layer.output_width(width if width is not None else need)
-    return first, width
 
 
 class Residual(Layer):
@@ -51,7 +41,7 @@ class Residual(Layer):
             raise ValueError("layers: the same layer object appears twice in the Residual "
                              "block; create one per use")
         self.layers = list(layers)
-        self._in_width, out_width = _block_widths(self.layers)
+        self._in_width, out_width = chain_widths(self.layers, where='Residual layer')
         if self._in_width is not None and out_width is not None and out_width != self._in_width:
             raise ValueError(f"Residual: y = x + f(x) needs a block that keeps the width, but "
                              f"it takes width {self._in_width} and outputs width {out_width}")
@@ -65,7 +55,7 @@ class Residual(Layer):
         return self._in_width
 
     def output_width(self, in_width: int | None) -> int | None:
-        _, out_width = _block_widths(self.layers, in_width)
+        _, out_width = chain_widths(self.layers, in_width, where='Residual layer')
         if in_width is not None and out_width != in_width:
             raise ValueError(f"Residual: y = x + f(x) needs a block that keeps the width, but "
                              f"it takes width {in_width} and outputs width {out_width}")
