@@ -4,17 +4,8 @@
 
 #include "fb_common.h"
 
-#define real float
-#define FB(name) FB_CONCAT(name, f32)
-#include "fastbp_core_tpl.h"
-#undef real
-#undef FB
-
-#define real double
-#define FB(name) FB_CONCAT(name, f64)
-#include "fastbp_core_tpl.h"
-#undef real
-#undef FB
+#define FB_DECLARATIONS "fastbp_core_tpl.h"
+#include "fb_declare.h"
 
 /* Integer labels need no float variant. */
 void gather_labels_i64(const int64_t *restrict src, const int64_t *restrict indices, ptrdiff_t n,

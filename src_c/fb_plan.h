@@ -94,16 +94,7 @@ typedef struct {
     double clip_norm;                /* then clip the global gradient norm to this (<= 0: no) */
 } fb_plan;
 
-#define real float
-#define FB(name) FB_CONCAT(name, f32)
-#include "fb_plan_tpl.h"
-#undef real
-#undef FB
-
-#define real double
-#define FB(name) FB_CONCAT(name, f64)
-#include "fb_plan_tpl.h"
-#undef real
-#undef FB
+#define FB_DECLARATIONS "fb_plan_tpl.h"
+#include "fb_declare.h"
 
 #endif
