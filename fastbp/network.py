@@ -349,6 +349,8 @@ class Sequential:
         else:
             opt = get_optimizer(optimizer, self)
         self.optimizer = opt
+        if checkpoint_segments is not None:
+            checkpoint_segments = positive_int(checkpoint_segments, "checkpoint_segments")
         labels = np.ndim(y) == 1
         step = make_step(self, get_loss(loss), opt, labels,
                          checkpoint_segments=checkpoint_segments)

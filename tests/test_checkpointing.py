@@ -59,6 +59,9 @@ def test_bad_segment_counts_are_refused():
         net.train_step(X, y, checkpoint_segments=7)
     with pytest.raises(ValueError, match="checkpoint_segments"):
         net.fit(X, y, checkpoint_segments=0, verbose=0)
+    for bad in ("2", 2.5, True):
+        with pytest.raises(ValueError, match="checkpoint_segments: expected a positive integer"):
+            net.train_step(X, y, checkpoint_segments=bad)
     with pytest.raises(ValueError, match="monitor"):
         net.fit(X, y, checkpoint_segments=2, monitor=True, verbose=0)
 
