@@ -10,6 +10,7 @@ forward, loss, backward, clipping and the optimizer update with the GIL released
 import numpy as np
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.math cimport NAN
 from libc.string cimport memset
 from libc.stdint cimport int64_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -103,9 +104,11 @@ cdef extern from "fb_plan.h" nogil:
         double clip_norm
 
     int plan_train_step_f32(const fb_plan *plan, const float *X, const void *target,
-                            Py_ssize_t rows, const fb_update *update, double *loss)
+                            Py_ssize_t rows, const fb_update *update, double *loss,
+                            Py_ssize_t *hits)
     int plan_train_step_f64(const fb_plan *plan, const double *X, const void *target,
-                            Py_ssize_t rows, const fb_update *update, double *loss)
+                            Py_ssize_t rows, const fb_update *update, double *loss,
+                            Py_ssize_t *hits)
     int all_finite_f32(const float *x, Py_ssize_t n)
     int all_finite_f64(const double *x, Py_ssize_t n)
     int all_in_range_f32(const float *x, Py_ssize_t n, float lo, float hi)
@@ -169,6 +172,7 @@ cdef class TrainingPlan:
     cdef readonly object params, grads, backup, dtype
     cdef readonly int in_features, out_features
     cdef readonly bint labels, unit_targets
+    cdef readonly double accuracy  # of the last train_gathered, classification losses; else NaN
     cdef bint _busy
     cdef list _views, _outputs, _preacts, _skips, _deltas, _dropouts
     cdef readonly object buffers
@@ -449,20 +453,12 @@ cdef class TrainingPlan:
         own = [a for a in self._outputs + self._preacts if a.base is None]
         return sum(a.nbytes for a in own) + self._pool.nbytes
 
-    def output(self, Py_ssize_t rows):
-        """The network output of the last step's first `rows` samples (a view)."""
-        return self._outputs[self.plan.n_stages - 1][:rows]
-
     def outputs(self, Py_ssize_t rows):
         """Every stage's output of the last step's first `rows` samples (views)."""
         if self.plan.recompute:
             raise RuntimeError("the outputs of every stage are not kept with gradient "
                                "checkpointing (checkpoint_segments)")
         return [out[:rows] for out in self._outputs]
-
-    def batch_target(self, Py_ssize_t rows):
-        """The targets gathered by the last `train_gathered` (a view)."""
-        return self._target[:rows]
 
     cdef int _set_update(self, object optimizer) except -1:
         """Describe the next update of `optimizer` (a fastbp Optimizer) to C."""
@@ -505,9 +501,12 @@ cdef class TrainingPlan:
         return NULL if state is None else cnp.PyArray_DATA(<cnp.ndarray>state)
 
     cdef double _run(self, const void *X, const void *target, Py_ssize_t rows,
-                     object optimizer) except? -1.0:
+                     object optimizer, bint count_hits=False) except? -1.0:
         cdef double loss = 0.0
         cdef int status
+        cdef Py_ssize_t hits = 0
+        cdef Py_ssize_t *hits_out = &hits if count_hits and self.plan.loss not in (
+            FB_LOSS_MSE, FB_LOSS_MSE_HALF) else NULL
         if self._batchnorm and rows < 2:
             raise ValueError(f"BatchNorm: expected at least 2 samples per batch in training (the "
                              f"batch variance of one sample is undefined), got {rows}; in fit, "
@@ -517,10 +516,14 @@ cdef class TrainingPlan:
         with nogil:
             if self.typenum == cnp.NPY_FLOAT:
                 status = plan_train_step_f32(&self.plan, <const float *>X, target, rows,
-                                             &self.update, &loss)
+                                             &self.update, &loss, hits_out)
             else:
                 status = plan_train_step_f64(&self.plan, <const double *>X, target, rows,
-                                             &self.update, &loss)
+                                             &self.update, &loss, hits_out)
+        self.accuracy = NAN
+        if hits_out != NULL:
+            self.accuracy = hits / <double>(rows * (self.out_features if self.unit_targets
+                                                    else 1))
         if status != 0:
             error = FloatingPointError(f"train_step: the loss is {loss}; no update was made")
             error.loss = loss
@@ -605,7 +608,8 @@ cdef class TrainingPlan:
 
     def train_gathered(self, X, y, order, Py_ssize_t start, Py_ssize_t stop, optimizer):
         """One step on the rows order[start:stop] of the whole, already validated data (X, y):
-        they are gathered in C into the plan's own buffers. Returns the mean loss."""
+        they are gathered in C into the plan's own buffers. Returns the mean loss; `accuracy`
+        then holds the batch's accuracy for a classification loss."""
         self._claim()
         try:
             return self._train_gathered(X, y, order, start, stop, optimizer)
@@ -648,4 +652,4 @@ cdef class TrainingPlan:
             else:
                 gather_rows_f64(<double *>cnp.PyArray_DATA(t), self.out_features, rows_idx,
                                 rows, <double *>cnp.PyArray_DATA(tb))
-        return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer)
+        return self._run(cnp.PyArray_DATA(xb), cnp.PyArray_DATA(tb), rows, optimizer, True)

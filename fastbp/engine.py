@@ -151,11 +151,9 @@ class CompiledStep(_Step):
         self.net._forward_outputs = lambda: [self.plan.outputs(rows)[i] for i in self._top]
         self.net._trained_forward = False  # backward() needs a forward of its own
 
-    def output(self, rows: int) -> np.ndarray:
-        return self.plan.output(rows)
-
-    def batch_target(self, rows: int) -> np.ndarray:
-        return self.plan.batch_target(rows)
+    def accuracy(self, rows: int) -> float:
+        """Accuracy of the last `gathered` batch (classification losses), counted in C."""
+        return self.plan.accuracy
 
 
 class LayerStep(_Step):
@@ -221,11 +219,9 @@ class LayerStep(_Step):
         self._out, self._target = out, y
         return value
 
-    def output(self, rows: int) -> np.ndarray:
-        return self._out[:rows]
-
-    def batch_target(self, rows: int) -> np.ndarray:
-        return self._target[:rows]
+    def accuracy(self, rows: int) -> float:
+        """Accuracy of the last `gathered` batch (classification losses)."""
+        return self.loss.accuracy(self._out[:rows], self._target[:rows])
 
 
 def make_step(net, loss: Loss, optimizer, labels: bool, keep_backup: bool = False,

@@ -200,7 +200,7 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
             total += value * m
             seen += m
             if loss.classification:
-                correct += loss.accuracy(step.output(m), step.batch_target(m)) * m
+                correct += step.accuracy(m) * m
             if monitor is not None:
                 monitor.after_step(epoch, batch)
             progress.batch(m, total / seen)

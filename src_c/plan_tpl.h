@@ -70,6 +70,38 @@ static double FB(plan_loss)(const fb_plan *plan, const void *target, ptrdiff_t r
     return NAN;
 }
 
+/* The correct predictions of the last forward, as the losses' accuracy counts them: rows whose
+ * largest output (the first, on ties, as numpy's argmax) is the label, or the largest target
+ * for probability targets; for BCE the elements with (output > 0) == (target > 0.5). */
+static ptrdiff_t FB(plan_hits)(const fb_plan *plan, const void *target, ptrdiff_t rows)
+{
+    const fb_stage *last = &plan->stages[plan->n_stages - 1];
+    const real *out = last->output;
+    const ptrdiff_t k = last->out_features;
+    ptrdiff_t hits = 0;
+    if (plan->loss == FB_LOSS_BCE_WITH_LOGITS) {
+        const real *t = target;
+        for (ptrdiff_t i = 0; i < rows * k; ++i)
+            hits += (out[i] > 0) == (t[i] > (real)0.5);
+        return hits;
+    }
+    for (ptrdiff_t i = 0; i < rows; ++i) {
+        const real *z = out + i * k;
+        ptrdiff_t best = 0, want = 0;
+        for (ptrdiff_t j = 1; j < k; ++j)
+            best = z[j] > z[best] ? j : best;
+        if (plan->loss == FB_LOSS_CROSS_ENTROPY) {
+            want = ((const int64_t *)target)[i];
+        } else {
+            const real *t = (const real *)target + i * k;
+            for (ptrdiff_t j = 1; j < k; ++j)
+                want = t[j] > t[want] ? j : want;
+        }
+        hits += best == want;
+    }
+    return hits;
+}
+
 /* Backward of one stage from dA (overwritten), given its input; writes its parameter
  * gradients and returns d(loss)/d(input) in `dX` (NULL for the first stage: not needed), or in
  * dA itself for the stages that work in place.
@@ -184,7 +216,7 @@ static void FB(plan_update)(const fb_plan *plan, const fb_update *u)
 }
 
 int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, ptrdiff_t rows,
-                        const fb_update *update, double *loss)
+                        const fb_update *update, double *loss, ptrdiff_t *hits)
 {
     real *dout = plan->delta[0];
     const size_t buffer_bytes = (size_t)plan->n_buffers * sizeof(real);
@@ -192,6 +224,8 @@ int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, 
         memcpy(plan->buffers_backup, plan->buffers, buffer_bytes);
     FB(forward_stages)(plan, X, rows, 0, plan->n_stages - 1, 0);
     *loss = FB(plan_loss)(plan, target, rows, dout);
+    if (hits)
+        *hits = FB(plan_hits)(plan, target, rows);
     if (!isfinite(*loss)) {
         if (plan->buffers)
             memcpy(plan->buffers, plan->buffers_backup, buffer_bytes);

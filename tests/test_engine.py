@@ -81,12 +81,17 @@ class PassThrough(fb.Layer):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fit_gathers_batches_like_the_layer_path(dtype):
-    X, y = _data(dtype, "cross_entropy", n=50)
+@pytest.mark.parametrize("loss", ["cross_entropy", "cross_entropy_probs", "bce"])
+def test_fit_gathers_batches_like_the_layer_path(dtype, loss):
+    """Same parameters, losses and accuracies (counted in C by the plan, by the loss's own
+    accuracy on the layer path)."""
+    X, y = _data(dtype, loss, n=50)
     net = _net(dtype)
     twin = fb.Sequential(PassThrough(), *_net(dtype).layers, dtype=dtype, seed=3)
     assert isinstance(make_step(twin, get_loss("cross_entropy"), fb.Adam(twin), True), LayerStep)
-    options = dict(epochs=3, batch_size=16, verbose=0, clip_norm=0.5, clip_value=0.05)
+    loss = "bce" if loss == "bce" else "cross_entropy"
+    options = dict(loss=loss, epochs=3, batch_size=16, verbose=0, clip_norm=0.5,
+                   clip_value=0.05)
     hist = net.fit(X, y, **options)
     hist_twin = twin.fit(X, y, **options)
     np.testing.assert_array_equal(net.params, twin.params)
