@@ -10,6 +10,7 @@ import pytest
 from thread_helpers import num_threads
 from threadpoolctl import threadpool_limits
 
+import fastbp
 from fastbp import _kernels
 from fastbp.threads import _openblas_thread_functions, _set_parallel_min
 
@@ -39,12 +40,13 @@ def test_parallel_threshold_is_a_runtime_setting():
     ({}, "PASSIVE 22"),
     ({"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": "28"}, "ACTIVE 28"),
 ])
-def test_spin_wait_settings_at_import_respect_the_user(preset, expected):
+def test_spin_wait_settings_at_import_respect_the_user(preset, expected, tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
     code = ("import os, fastbp; print(os.environ['OMP_WAIT_POLICY'], "
             "os.environ['OPENBLAS_THREAD_TIMEOUT'])")
-    out = subprocess.run([sys.executable, "-c", code], env={**env, **preset},
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(fastbp.__file__))  # this fastbp
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **preset}, cwd=tmp_path,
                          capture_output=True, text=True, check=True)
     assert out.stdout.split() == expected.split()
 
