@@ -11,32 +11,37 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # products of one step. Read when SciPy's OpenBLAS loads, so it applies if fastbp loads it first.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
 
-from fastbp.batchnorm import BatchNorm
-from fastbp.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from fastbp.diagnostics import Monitor, TrainingWarning
-from fastbp.dropout import Dropout
 from fastbp.gradcheck import GradcheckError, GradcheckReport, gradcheck
-from fastbp.io import load
-from fastbp.layers import (
+from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
+from fastbp.nn import (
     ELU,
     GELU,
+    BatchNorm,
     Dense,
+    Dropout,
     Identity,
     Layer,
     LeakyReLU,
     ReLU,
+    Residual,
     Sigmoid,
     Softplus,
     Tanh,
 )
-from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
-from fastbp.network import Sequential, mlp
 from fastbp.optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from fastbp.preprocessing import Standardizer
-from fastbp.residual import Residual
-from fastbp.schedules import CosineAnnealing, ExponentialDecay, LinearWarmup, LRSchedule, StepDecay
+from fastbp.sequential import Sequential, load, mlp
 from fastbp.threads import _init_threads, get_num_threads, set_num_threads
-from fastbp.training import History
+from fastbp.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from fastbp.train.diagnostics import Monitor, TrainingWarning
+from fastbp.train.history import History
+from fastbp.train.schedules import (
+    CosineAnnealing,
+    ExponentialDecay,
+    LinearWarmup,
+    LRSchedule,
+    StepDecay,
+)
 
 __version__ = "0.1.0"
 

@@ -85,10 +85,10 @@ def gradcheck(net, loss, X, y, eps: float = 1e-6, atol: float = 1e-7, rtol: floa
     dout = np.empty((X.shape[0], net64.out_features))
 
     def objective() -> float:
-        return loss.compute(net64._forward(X, True), target, dout)
+        return loss.compute(net64.run_forward(X, True), target, dout)
 
     objective()
-    net64._backward(dout, False, False)
+    net64.run_backward(dout, False, False)
     analytic = net64.grads.copy()
     rng = np.random.default_rng(seed)
     results = []

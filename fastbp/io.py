@@ -13,9 +13,8 @@ import zipfile
 
 import numpy as np
 
-from fastbp.layers import layer_from_config
 from fastbp.losses import loss_from_config
-from fastbp.network import Sequential
+from fastbp.nn import layer_from_config  # the package: every built-in layer is registered
 from fastbp.optim import optimizer_from_config
 from fastbp.preprocessing import Standardizer
 
@@ -23,7 +22,7 @@ FORMAT = "fastbp"
 VERSION = 1
 
 
-def save(net: Sequential, path, include_optimizer: bool = False) -> None:
+def save(net, path, include_optimizer: bool = False) -> None:
     """Write `net` (architecture, parameters, metadata; optimizer state if asked) to `path`."""
     description = {"format": FORMAT, "version": VERSION, **net.config(),
                    "metadata": net.metadata}
@@ -88,12 +87,13 @@ def _read(path) -> tuple[dict, dict[str, np.ndarray]]:
     return description, arrays
 
 
-def load(path) -> Sequential:
-    """Load a network saved by `Sequential.save` (with its optimizer when it was saved)."""
+def load(path, network_class):
+    """The network saved at `path` by `save`, built as a `network_class` (fastbp.Sequential),
+    with its optimizer when it was saved."""
     description, arrays = _read(path)
     try:
         layers = [layer_from_config(c) for c in description["layers"]]
-        net = Sequential(*layers, dtype=description["dtype"], seed=description["seed"])
+        net = network_class(*layers, dtype=description["dtype"], seed=description["seed"])
     except (KeyError, TypeError) as exc:
         raise ValueError(f"path: {path!r} has a malformed architecture: {exc}") from None
     params = arrays["params"]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastbp import _kernels
+from fastbp import _core
 from fastbp._validation import _numeric, as_matrix, check_finite
+from fastbp.registry import LOSSES
 
 
 class Loss:
     """Base class. ``value, dout = loss(out, y)``: mean loss over the batch and d(value)/d(out).
 
     `prepare_targets` validates targets once (e.g. for a whole data set); `compute` then runs the
-    kernel without checks on already-prepared arrays (the training hot path).
+    kernel without checks on already-prepared arrays (the training hot path). A loss the
+    compiled training step computes says so by `plan_kind`. Built-in losses join the registry
+    with ``@LOSSES.register(name, aliases...)``.
     """
 
     name = ""
@@ -38,6 +41,11 @@ class Loss:
         """Fraction of correct predictions, or None for a regression loss."""
         return None
 
+    def plan_kind(self, labels: bool) -> str | None:
+        """The compiled plan's name of this loss (a key of `fastbp._core.LOSS_KINDS`) for
+        class-label targets (`labels`) or targets of the output's shape; None: not compiled."""
+        return None
+
     def config(self) -> dict:
         return {"name": self.name}
 
@@ -58,6 +66,7 @@ def _same_shape_targets(y, n: int, width: int, dtype: np.dtype, name: str = "y")
     return arr
 
 
+@LOSSES.register("cross_entropy", "softmax_cross_entropy")
 class SoftmaxCrossEntropy(Loss):
     """Softmax followed by cross-entropy, fused and stable (log-sum-exp).
 
@@ -89,16 +98,20 @@ class SoftmaxCrossEntropy(Loss):
                              f"got {bad}")
         return labels
 
+    def plan_kind(self, labels: bool) -> str:
+        return "cross_entropy" if labels else "cross_entropy_probs"
+
     def compute(self, out, target, dout) -> float:
         if target.ndim == 1:
-            return _kernels.softmax_cross_entropy(out, target, dout)
-        return _kernels.softmax_cross_entropy_probs(out, target, dout)
+            return _core.softmax_cross_entropy(out, target, dout)
+        return _core.softmax_cross_entropy_probs(out, target, dout)
 
     def accuracy(self, out, target) -> float:
         labels = target if target.ndim == 1 else target.argmax(axis=1)
         return float(np.mean(out.argmax(axis=1) == labels))
 
 
+@LOSSES.register("mse")
 class MSE(Loss):
     """Mean squared error over all elements, as torch.nn.MSELoss: mean((out - y)^2).
 
@@ -113,8 +126,11 @@ class MSE(Loss):
     def prepare_targets(self, y, n: int, width: int, dtype: np.dtype) -> np.ndarray:
         return _same_shape_targets(y, n, width, dtype)
 
+    def plan_kind(self, labels: bool) -> str:
+        return "mse_half" if self.half else "mse"
+
     def compute(self, out, target, dout) -> float:
-        return _kernels.mse(out, target, dout, half=self.half)
+        return _core.mse(out, target, dout, half=self.half)
 
     def config(self) -> dict:
         return {"name": self.name, "half": self.half}
@@ -123,6 +139,7 @@ class MSE(Loss):
         return f"MSE(half={self.half})"
 
 
+@LOSSES.register("bce", "bce_with_logits")
 class BCEWithLogits(Loss):
     """Binary cross-entropy on logits (sigmoid fused, stable), mean over all elements.
 
@@ -139,15 +156,14 @@ class BCEWithLogits(Loss):
             raise ValueError(f"y: expected targets in [0, 1] for binary cross-entropy, got {bad}")
         return arr
 
+    def plan_kind(self, labels: bool) -> str:
+        return "bce_with_logits"
+
     def compute(self, out, target, dout) -> float:
-        return _kernels.bce_with_logits(out, target, dout)
+        return _core.bce_with_logits(out, target, dout)
 
     def accuracy(self, out, target) -> float:
         return float(np.mean((out > 0) == (target > 0.5)))
-
-
-LOSSES = {"cross_entropy": SoftmaxCrossEntropy, "softmax_cross_entropy": SoftmaxCrossEntropy,
-          "mse": MSE, "bce": BCEWithLogits, "bce_with_logits": BCEWithLogits}
 
 
 def get_loss(loss) -> Loss:
@@ -156,7 +172,7 @@ def get_loss(loss) -> Loss:
         return loss
     if isinstance(loss, str) and loss in LOSSES:
         return LOSSES[loss]()
-    raise ValueError(f"loss: expected a fastbp Loss or one of {sorted(LOSSES)}, got {loss!r}")
+    raise ValueError(f"loss: expected a fastbp Loss or one of {LOSSES.names()}, got {loss!r}")
 
 
 def loss_from_config(config: dict) -> Loss:

@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastbp import _kernels
+from fastbp import _core
 from fastbp._validation import nonnegative_float, positive_float
+from fastbp.nn.network import Network
+from fastbp.registry import OPTIMIZERS
 
 
 class Optimizer:
-    """Base class: updates `net.params` from `net.grads` in place."""
+    """Base class: updates `net.params` from `net.grads` in place.
 
-    name = ""
+    Built-in optimizers join the registry with ``@OPTIMIZERS.register(name)`` and run their
+    update inside the compiled training step too (`fused_update`).
+    """
+
     # Name in OPTIMIZERS of the update the compiled training step runs for this class, if any.
     fused_update: str | None = None
 
     def __init__(self, net, lr: float) -> None:
-        from fastbp.network import Sequential
-        if not isinstance(net, Sequential):
+        if not isinstance(net, Network):
             raise TypeError(f"net: expected a fastbp Sequential, got {type(net).__name__}")
         self.net = net
         self.lr = positive_float(lr, "lr")
@@ -44,6 +48,7 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+@OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
 
@@ -65,7 +70,7 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         self.step_count += 1
-        _kernels.sgd_step(self.net.params, self.net.grads, self.momentum_buffer, self.lr,
+        _core.sgd_step(self.net.params, self.net.grads, self.momentum_buffer, self.lr,
                           self.momentum, self.nesterov, self.weight_decay)
 
     def hyperparameters(self) -> dict:
@@ -76,6 +81,7 @@ class SGD(Optimizer):
         return {} if self.momentum_buffer is None else {"momentum_buffer": self.momentum_buffer}
 
 
+@OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     """Adam (Kingma & Ba), as torch.optim.Adam: L2 weight decay added to the gradient.
 
@@ -100,7 +106,7 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         self.step_count += 1
-        _kernels.adam_step(self.net.params, self.net.grads, self.m, self.v, self.step_count,
+        _core.adam_step(self.net.params, self.net.grads, self.m, self.v, self.step_count,
                            self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay,
                            self.decoupled)
 
@@ -112,6 +118,7 @@ class Adam(Optimizer):
         return {"m": self.m, "v": self.v}
 
 
+@OPTIMIZERS.register("adamw")
 class AdamW(Adam):
     """Adam with decoupled weight decay, as torch.optim.AdamW: p *= 1 - lr weight_decay first.
 
@@ -125,6 +132,7 @@ class AdamW(Adam):
         super().__init__(net, lr, betas, eps, weight_decay)
 
 
+@OPTIMIZERS.register("rmsprop")
 class RMSprop(Optimizer):
     """RMSprop (Hinton), as torch.optim.RMSprop: L2 weight decay added to the gradient.
 
@@ -151,7 +159,7 @@ class RMSprop(Optimizer):
 
     def step(self) -> None:
         self.step_count += 1
-        _kernels.rmsprop_step(self.net.params, self.net.grads, self.square_avg, self.grad_avg,
+        _core.rmsprop_step(self.net.params, self.net.grads, self.square_avg, self.grad_avg,
                               self.momentum_buffer, self.lr, self.alpha, self.eps,
                               self.momentum, self.centered, self.weight_decay)
 
@@ -165,9 +173,6 @@ class RMSprop(Optimizer):
         return {name: buf for name, buf in buffers.items() if buf is not None}
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
-
-
 def get_optimizer(optimizer, net, lr: float | None = None) -> Optimizer:
     """An optimizer for `net`: an Optimizer bound to it, or a name in OPTIMIZERS built with
     `lr` (the class's default lr when None)."""
@@ -178,7 +183,7 @@ def get_optimizer(optimizer, net, lr: float | None = None) -> Optimizer:
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
         cls = OPTIMIZERS[optimizer]
         return cls(net) if lr is None else cls(net, lr=lr)
-    raise ValueError(f"optimizer: expected a fastbp Optimizer or one of {sorted(OPTIMIZERS)}, "
+    raise ValueError(f"optimizer: expected a fastbp Optimizer or one of {OPTIMIZERS.names()}, "
                      f"got {optimizer!r}")
 
 
@@ -187,7 +192,7 @@ def optimizer_from_config(config: dict, net, state: dict[str, np.ndarray]) -> Op
     kwargs = dict(config)
     kind = kwargs.pop("type", None)
     step = kwargs.pop("step", 0)
-    classes = {cls.__name__: cls for cls in OPTIMIZERS.values()}
+    classes = {cls.__name__: cls for cls in OPTIMIZERS.classes()}
     if kind not in classes:
         raise ValueError(f"optimizer type: expected one of {sorted(classes)}, got {kind!r}")
     if "betas" in kwargs:

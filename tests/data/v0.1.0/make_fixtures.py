@@ -1,7 +1,13 @@
 """How the model files beside this script were written, with fastbp 0.1.0 (kept as a record;
 the files must never be regenerated with a later version): python make_fixtures.py DIR."""
-import json, os, subprocess, sys
+import csv
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
+
 import fastbp as fb
 
 out = sys.argv[1]
@@ -53,11 +59,10 @@ np.savez(os.path.join(out, "inputs.npz"), X=X, y=y)
 with open(os.path.join(out, "expected.json"), "w") as f:
     json.dump(expected, f)
 # a model trained by the command line, and what `fastbp predict` writes for it
-import csv
 with open(os.path.join(out, "cli_train.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow([f"f{i}" for i in range(6)] + ["label"])
-    for row, label in zip(X, y):
+    for row, label in zip(X, y, strict=True):
         w.writerow([f"{v:.6f}" for v in row] + [["cat", "dog", "emu"][label]])
 subprocess.run([sys.executable, "-m", "fastbp", "train", os.path.join(out, "cli_train.csv"),
                 "--target", "label", "--layers", "8", "--epochs", "3", "--quiet",

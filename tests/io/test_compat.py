@@ -10,7 +10,7 @@ import pytest
 
 import fastbp as fb
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "data", "v0.1.0")
+FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, "data", "v0.1.0")
 with open(os.path.join(FIXTURES, "expected.json")) as f:
     EXPECTED = json.load(f)
 with np.load(os.path.join(FIXTURES, "inputs.npz")) as data:

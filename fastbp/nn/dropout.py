@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastbp import _kernels
+from fastbp import _core
 from fastbp._validation import nonnegative_float
-from fastbp.layers import LAYER_TYPES, Layer, Workspace
+from fastbp.nn.layer import Layer, Workspace
+from fastbp.registry import LAYERS
 
 
+@LAYERS.register()
 class Dropout(Layer):
     """Zeroes each input element with probability p in training, scaling the kept ones.
 
@@ -54,7 +56,7 @@ class Dropout(Layer):
             self._draw = self._draws
             self._draws += 1
         Y = self._out.get(X.shape[0], X.shape[1], X.dtype)
-        _kernels.dropout(X, Y, self.p, self.seed, self._draw)
+        _core.dropout(X, Y, self.p, self.seed, self._draw)
         return Y
 
     def recompute(self, X: np.ndarray) -> np.ndarray:
@@ -72,11 +74,13 @@ class Dropout(Layer):
         if self._identity:
             return dout
         dX = self._dX.get(dout.shape[0], dout.shape[1], dout.dtype)
-        _kernels.dropout(dout, dX, self.p, self.seed, self._draw)
+        _core.dropout(dout, dX, self.p, self.seed, self._draw)
         return dX
+
+    def plan_stages(self, in_width: int) -> list[dict]:
+        return [{"kind": "dropout", "in_features": in_width, "out_features": in_width,
+                 "layer": self}]
 
     def config(self) -> dict:
         return {"type": "Dropout", "p": self.p}
 
-
-LAYER_TYPES["Dropout"] = Dropout

@@ -28,9 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 import fastbp as fb
-from fastbp.datasets import load_digits, train_test_split
-from fastbp.plotting import figure_class
-from fastbp.tabular import (
+from fastbp.cli.tabular import (
     Table,
     Target,
     decode_predictions,
@@ -40,6 +38,8 @@ from fastbp.tabular import (
     read_training_data,
     standardisation,
 )
+from fastbp.datasets import load_digits, train_test_split
+from fastbp.plotting import figure_class
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "softplus", "tanh", "sigmoid", "identity")
 LOSSES = ("cross_entropy", "mse", "bce")

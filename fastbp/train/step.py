@@ -1,94 +1,46 @@
 """Training steps: one batch of forward, loss, backward and update per call.
 
-A network of built-in layers (Dense, the activations, BatchNorm, Dropout, Residual blocks of
-them), trained with a built-in loss, runs on the compiled plan (`fastbp._engine.TrainingPlan`):
-one C call per step, the GIL released, no allocation. A network with a custom layer, or a custom
-loss, runs layer by layer through the same C kernels. `make_step` picks the path; both have the
-same interface.
+A network whose every layer has a compiled form (`Layer.plan_stages`: Dense, the activations,
+BatchNorm, Dropout, Residual blocks of them), trained with a loss that has one
+(`Loss.plan_kind`), runs on the compiled plan (`fastbp._core.TrainingPlan`): one C call per
+step, the GIL released, no allocation. Any other network or loss runs layer by layer through
+the same C kernels. `make_step` picks the path; both have the same interface.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from fastbp import _engine, _kernels
-from fastbp.layers import ACTIVATIONS, Dense, Workspace
-from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
+from fastbp import _core
+from fastbp.losses import Loss
+from fastbp.nn.layer import Workspace
+from fastbp.nn.stages import check_segments
+from fastbp.registry import OPTIMIZERS
 
 
-def _activation_stage(activation) -> dict:
-    return {"activation": _kernels.ACTIVATIONS[activation.kernel_name],
-            "params": activation.kernel_params()}
+def plan_stages(net) -> tuple[list[dict], list[int]] | None:
+    """C stage descriptions of the network (see `fastbp._core.TrainingPlan`), each layer's from
+    its `plan_stages`, and for each of the network's own stages the index of the plan stage
+    that computes its output; None when a stage has no compiled form (a custom layer).
 
-
-def _plan_stages(net) -> tuple[list[dict], list[int]] | None:
-    """C stage descriptions of the network (see `_engine.TrainingPlan`) and, for each of the
-    network's own stages, the index of the plan stage that computes its output; None when a
-    stage has no compiled form (a custom layer)."""
+    A residual block's end names its block by the number of stages it spans
+    (``"block_stages"``); the plan takes the index of the stage before the block instead."""
     stages: list[dict] = []
     top = []
-    for stage in net._stages:
-        if not _append_stage(stage, stages, net.in_features if not stages else
-                             stages[-1]["out_features"]):
+    for stage in net.stages:
+        described = stage.plan_stages(stages[-1]["out_features"] if stages else net.in_features)
+        if described is None:
             return None
+        for entry in described:
+            if "block_stages" in entry:
+                entry = dict(entry)
+                entry["skip_from"] = len(stages) - entry.pop("block_stages") - 1
+            stages.append(entry)
         top.append(len(stages) - 1)
     return stages, top
 
 
-def _append_stage(stage, stages: list[dict], width: int) -> bool:
-    """Append the description of one network stage (a Residual block: its layers' stages and
-    its end) to `stages`; False when it has no compiled form."""
-    from fastbp.batchnorm import BatchNorm
-    from fastbp.dropout import Dropout
-    from fastbp.network import _FusedDense
-    from fastbp.residual import Residual
-    kind = type(stage)
-    if kind is _FusedDense or kind is Dense:
-        dense = stage.dense if kind is _FusedDense else stage
-        activation = (_activation_stage(stage.activation) if kind is _FusedDense else
-                      {"activation": _kernels.ACTIVATIONS["identity"], "params": {}})
-        entry = {"kind": "dense", "weight": dense.params["weight"],
-                 "bias": dense.params.get("bias"), "weight_grad": dense.grads["weight"],
-                 "bias_grad": dense.grads.get("bias"), **activation}
-        out = dense.out_features
-    elif kind is BatchNorm:
-        entry = {"kind": "batchnorm", "weight": stage.params["weight"],
-                 "bias": stage.params["bias"], "weight_grad": stage.grads["weight"],
-                 "bias_grad": stage.grads["bias"], "momentum": stage.momentum, "eps": stage.eps,
-                 **stage.buffers}
-        out = width
-    elif kind in ACTIVATIONS.values():
-        entry, out = {"kind": "activation", **_activation_stage(stage)}, width
-    elif kind is Dropout:
-        entry, out = {"kind": "dropout", "layer": stage}, width
-    elif kind is Residual:
-        skip_from = len(stages) - 1
-        inner = width
-        for block_stage in stage._stages:
-            if not _append_stage(block_stage, stages, inner):
-                return False
-            inner = stages[-1]["out_features"]
-        entry, out = {"kind": "residual", "skip_from": skip_from}, width
-    else:
-        return False
-    stages.append({**entry, "in_features": width, "out_features": out})
-    return True
-
-
-def _plan_loss(loss: Loss, labels: bool) -> str | None:
-    """The plan's name for a built-in loss, or None for a loss it does not compile."""
-    kind = type(loss)
-    if kind is SoftmaxCrossEntropy:
-        return "cross_entropy" if labels else "cross_entropy_probs"
-    if kind is MSE:
-        return "mse_half" if loss.half else "mse"
-    if kind is BCEWithLogits:
-        return "bce_with_logits"
-    return None
-
-
 def _fused(optimizer) -> bool:
     """True when the optimizer's update can run inside the compiled step."""
-    from fastbp.optim import OPTIMIZERS
     kind = optimizer.fused_update
     return kind is not None and type(optimizer).step is OPTIMIZERS[kind].step
 
@@ -118,9 +70,9 @@ class CompiledStep(_Step):
         super().__init__(net, loss, optimizer, clip_norm, clip_value)
         self.labels = labels
         stages, self._top = stages
-        self.plan = _engine.TrainingPlan(net.params, net.grads, net.buffers, stages,
-                                         _plan_loss(loss, labels), keep_backup, clip_norm,
-                                         clip_value, checkpoint_segments)
+        self.plan = _core.TrainingPlan(net.params, net.grads, net.buffers, stages,
+                                       loss.plan_kind(labels), keep_backup, clip_norm,
+                                       clip_value, checkpoint_segments)
         self.backup = self.plan.backup
         self._fused = optimizer if _fused(optimizer) else None
 
@@ -148,10 +100,9 @@ class CompiledStep(_Step):
             if self.backup is not None:
                 self.backup[...] = self.net.params
             self.optimizer.step()
-        self.net._forward_outputs = lambda: [self.plan.outputs(rows)[i] for i in self._top]
-        self.net._trained_forward = False  # backward() needs a forward of its own
+        self.net.use_plan_outputs(lambda: [self.plan.outputs(rows)[i] for i in self._top])
 
-    def accuracy(self, rows: int) -> float:
+    def accuracy(self) -> float:
         """Accuracy of the last `gathered` batch (classification losses), counted in C."""
         return self.plan.accuracy
 
@@ -163,9 +114,8 @@ class LayerStep(_Step):
                  clip_norm: float | None = None, clip_value: float | None = None,
                  checkpoint_segments: int | None = None) -> None:
         super().__init__(net, loss, optimizer, clip_norm, clip_value)
-        if checkpoint_segments is not None and not 1 <= checkpoint_segments <= len(net._stages):
-            raise ValueError(f"checkpoint_segments: expected 1 to {len(net._stages)} (the number "
-                             f"of stages of this network), got {checkpoint_segments}")
+        if checkpoint_segments is not None:
+            check_segments(checkpoint_segments, len(net.stages))
         self.segments = checkpoint_segments
         self.backup = net.params.copy() if keep_backup else None
         self._x, self._y, self._dout = Workspace(), None, Workspace()
@@ -183,11 +133,11 @@ class LayerStep(_Step):
         if self._y is None or self._y.shape[0] < idx.shape[0]:
             self._y = np.empty((idx.shape[0],) + y.shape[1:], dtype=y.dtype)
         yb = self._y[:idx.shape[0]]
-        _kernels.gather_rows(X, idx, xb)
+        _core.gather_rows(X, idx, xb)
         if y.ndim == 1:
-            _kernels.gather_labels(y, idx, yb)
+            _core.gather_labels(y, idx, yb)
         else:
-            _kernels.gather_rows(y, idx, yb)
+            _core.gather_rows(y, idx, yb)
         return self._step(xb, yb)
 
     def _step(self, X: np.ndarray, y: np.ndarray) -> float:
@@ -195,9 +145,9 @@ class LayerStep(_Step):
         if net.buffers.size:            # running statistics: a failed step must not move them
             self._buffers[...] = net.buffers
         if self.segments:
-            out = net._checkpointed_forward(X, self.segments)
+            out = net.run_checkpointed_forward(X, self.segments)
         else:
-            out = net._forward(X, True)
+            out = net.run_forward(X, True)
         dout = self._dout.get(out.shape[0], out.shape[1], out.dtype)
         value = self.loss.compute(out, y, dout)
         if not np.isfinite(value):
@@ -206,22 +156,22 @@ class LayerStep(_Step):
             error.loss = value
             raise error
         if self.segments:
-            net._checkpointed_backward(dout)
+            net.run_checkpointed_backward(dout)
         else:
-            net._backward(dout, False, False)
+            net.run_backward(dout, False, False)
         if self.clip_value is not None:
-            _kernels.clip_grad_value(net.grads, self.clip_value)
+            _core.clip_grad_value(net.grads, self.clip_value)
         if self.clip_norm is not None:
-            _kernels.clip_grad_norm(net.grads, self.clip_norm)
+            _core.clip_grad_norm(net.grads, self.clip_norm)
         if self.backup is not None:
             self.backup[...] = net.params
         self.optimizer.step()
         self._out, self._target = out, y
         return value
 
-    def accuracy(self, rows: int) -> float:
+    def accuracy(self) -> float:
         """Accuracy of the last `gathered` batch (classification losses)."""
-        return self.loss.accuracy(self._out[:rows], self._target[:rows])
+        return self.loss.accuracy(self._out, self._target)
 
 
 def make_step(net, loss: Loss, optimizer, labels: bool, keep_backup: bool = False,
@@ -234,9 +184,8 @@ def make_step(net, loss: Loss, optimizer, labels: bool, keep_backup: bool = Fals
     `clip_value`, `clip_norm`: clamp each gradient, then clip their global norm, before updates.
     `checkpoint_segments`: gradient checkpointing over this many segments of stages.
     """
-    stages = _plan_stages(net)
-    compiled = stages is not None and _plan_loss(loss, labels) is not None
-    if compiled:
+    stages = plan_stages(net)
+    if stages is not None and loss.plan_kind(labels) is not None:
         return CompiledStep(net, loss, optimizer, stages, labels, keep_backup, clip_norm,
                             clip_value, checkpoint_segments)
     return LayerStep(net, loss, optimizer, keep_backup, clip_norm, clip_value,

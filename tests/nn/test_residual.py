@@ -8,7 +8,7 @@ import pytest
 
 import fastbp as fb
 from fastbp import _kernels as K
-from fastbp.network import _FusedDense
+from fastbp.nn.stages import FusedDense
 
 DTYPES = ["float32", "float64"]
 
@@ -145,8 +145,8 @@ def test_nested_names_views_and_fused_stages():
         assert np.shares_memory(value, net.params[region])
         assert np.shares_memory(grad, net.grads[region])
     assert block.layers[0].params["weight"] is block.params["0.weight"]
-    assert [type(stage) for stage in block._stages] == [_FusedDense, fb.Dense]
-    assert [type(stage) for stage in net.layers[3]._stages] == [_FusedDense]
+    assert [type(stage) for stage in block._stages] == [FusedDense, fb.Dense]
+    assert [type(stage) for stage in net.layers[3]._stages] == [FusedDense]
     assert net.params.size == 5 * 8 + 8 + (8 * 16 + 16) + (16 * 8 + 8) + (8 * 8 + 8) + 8 * 3 + 3
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fastbp.engine import LayerStep
+from fastbp.train.step import LayerStep
 
 
 def _deep(activation, dtype="float64"):
@@ -117,10 +117,10 @@ def test_layer_by_layer_checkpointing_releases_inner_outputs():
     released segments keep no arrays of that pass."""
     net = _layered(dropout=False)
     X, _ = _data()
-    net._checkpointed_forward(X, 2)
+    net.run_checkpointed_forward(X, 2)
     dense, batchnorm = net._stages[1:3]   # in the first segment, which is released
     assert dense._X is None and dense._Z._buffer is None
     assert batchnorm._X is None and batchnorm._out._buffer is None
     assert len(net._segment_inputs) == 2
     with pytest.raises(ValueError, match="checkpoint_segments: expected 1 to 7"):
-        net._checkpointed_forward(X, 8)
+        net.run_checkpointed_forward(X, 8)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastbp import _kernels
+from fastbp import _core
 from fastbp._validation import nonnegative_float, positive_float, positive_int
-from fastbp.layers import LAYER_TYPES, Layer, Workspace
+from fastbp.nn.layer import Layer, Workspace
+from fastbp.registry import LAYERS
 
 
+@LAYERS.register()
 class BatchNorm(Layer):
     """Normalizes each feature over the batch, then scales and shifts it (as BatchNorm1d).
 
@@ -64,7 +66,7 @@ class BatchNorm(Layer):
                 f"choose a batch_size that does not leave a last batch of one sample")
         Y = self._out.get(X.shape[0], self.num_features, X.dtype)
         stats = self._stats.get(2, self.num_features, X.dtype)
-        _kernels.batchnorm_forward(X, self.params["weight"], self.params["bias"],
+        _core.batchnorm_forward(X, self.params["weight"], self.params["bias"],
                                    self.buffers["running_mean"], self.buffers["running_var"],
                                    stats[0], stats[1], Y, training, self.momentum, self.eps)
         self._X, self._trained = X, training
@@ -85,14 +87,18 @@ class BatchNorm(Layer):
         stats = self._stats.get(2, self.num_features, dout.dtype)
         work = self._work.get(2, self.num_features, dout.dtype)
         dX = self._dX.get(dout.shape[0], self.num_features, dout.dtype) if input_grad else None
-        _kernels.batchnorm_backward(self._X, dout, self.params["weight"], stats[0], stats[1],
+        _core.batchnorm_backward(self._X, dout, self.params["weight"], stats[0], stats[1],
                                     self.grads["weight"], self.grads["bias"], work, dX,
                                     accumulate)
         return dX
+
+    def plan_stages(self, in_width: int) -> list[dict]:
+        return [{"kind": "batchnorm", "in_features": in_width, "out_features": in_width,
+                 "weight": self.params["weight"], "bias": self.params["bias"],
+                 "weight_grad": self.grads["weight"], "bias_grad": self.grads["bias"],
+                 "momentum": self.momentum, "eps": self.eps, **self.buffers}]
 
     def config(self) -> dict:
         return {"type": "BatchNorm", "num_features": self.num_features,
                 "momentum": self.momentum, "eps": self.eps}
 
-
-LAYER_TYPES["BatchNorm"] = BatchNorm

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fastbp.initializers import WEIGHT_INIT_ALIASES, WEIGHT_INITS, weight_init_scheme
+from fastbp.nn.initializers import WEIGHT_INIT_ALIASES, WEIGHT_INITS, weight_init_scheme
 
 FAN_IN, FAN_OUT = 600, 400           # 240 000 weights: the mean and std are within ~0.3% / 0.2%
 N = FAN_IN * FAN_OUT

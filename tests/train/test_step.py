@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastbp as fb
-from fastbp.engine import CompiledStep, LayerStep, make_step
 from fastbp.losses import get_loss
+from fastbp.train.step import CompiledStep, LayerStep, make_step
 
 
 class Doubler(fb.Layer):

@@ -29,11 +29,11 @@ import warnings
 
 import numpy as np
 
-from fastbp import _kernels
+from fastbp import _core
 from fastbp._validation import nonnegative_float, positive_float
 
 RELU_FAMILY = ("relu", "leaky_relu")
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # fastbp/
 
 
 class TrainingWarning(RuntimeWarning):
@@ -89,7 +89,7 @@ class Monitor:
         """Read the step's gradients and activations (after backward, before the next forward)."""
         total = 0.0
         for k, view in enumerate(self._grad_views):
-            norm = _kernels.grad_norm(view)
+            norm = _core.grad_norm(view)
             self._norm_sums[k] += norm
             total += norm * norm
         norm = math.sqrt(total)
@@ -108,10 +108,10 @@ class Monitor:
         steps = max(self._steps, 1)
         grad_norm = np.array(self._norm_sums) / steps
         params, start = self.net.params, self._params_start
-        weight_norm = np.array([_kernels.grad_norm(params[r]) for r in self._regions])
+        weight_norm = np.array([_core.grad_norm(params[r]) for r in self._regions])
         delta = params - start
-        moved = np.array([_kernels.grad_norm(delta[r]) for r in self._regions])
-        initial = np.array([_kernels.grad_norm(start[r]) for r in self._regions])
+        moved = np.array([_core.grad_norm(delta[r]) for r in self._regions])
+        initial = np.array([_core.grad_norm(start[r]) for r in self._regions])
         with np.errstate(divide="ignore", invalid="ignore"):
             update_ratio = np.where(initial > 0, moved / initial, np.nan)
         result = {"grad_norm": grad_norm, "weight_norm": weight_norm,
@@ -130,7 +130,7 @@ class Monitor:
                                      for i, _ in outputs]
             self._active = [np.zeros(A.shape[1], dtype=bool) for _, A in outputs]
         for (_, A), flags in zip(outputs, self._active, strict=True):
-            _kernels.mark_active_units(A, flags)
+            _core.mark_active_units(A, flags)
 
     def _check_epoch(self, epoch: int, result: dict[str, np.ndarray], mean_norm: float) -> None:
         grad_norm = result["grad_norm"]

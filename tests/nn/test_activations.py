@@ -9,7 +9,8 @@ from scipy.special import erfc, expit
 
 import fastbp as fb
 from fastbp import _kernels as K
-from fastbp.layers import ACTIVATIONS, LAYER_TYPES, layer_from_config
+from fastbp.nn import ACTIVATIONS, layer_from_config
+from fastbp.registry import LAYERS
 
 DTYPES = [np.float32, np.float64]
 SPECIAL = np.array([-1e4, -1000.0, -30.0, -20.0, -8.0, -5.0, -1.0, -1e-3, 0.0, 1e-3, 1.0, 5.0,
@@ -405,7 +406,7 @@ def test_config_round_trip():
         assert again.kernel_params() == layer.kernel_params()
     assert repr(layers[1]) == "GELU(approximate='tanh')"
     assert repr(layers[2]) == "Softplus(beta=2.0, threshold=5.0)"
-    assert {"GELU", "Softplus", "ELU"} <= set(LAYER_TYPES)
+    assert {"GELU", "Softplus", "ELU"} <= set(LAYERS)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastbp import _kernels
-from fastbp.layers import (
-    LAYER_TYPES,
-    Dense,
-    Identity,
-    Layer,
-    Workspace,
-    chain_widths,
-    layer_from_config,
-)
-from fastbp.network import _FusedDense, _stages
+from fastbp import _core
+from fastbp.nn.activations import Identity
+from fastbp.nn.dense import Dense
+from fastbp.nn.layer import Layer, Workspace, chain_widths, layer_from_config
+from fastbp.nn.stages import FusedDense, group_stages
+from fastbp.registry import LAYERS
 
 
+@LAYERS.register()
 class Residual(Layer):
     """y = x + f(x), f the layers of the block applied in order (a skip connection).
 
@@ -45,9 +41,9 @@ class Residual(Layer):
         if self._in_width is not None and out_width is not None and out_width != self._in_width:
             raise ValueError(f"Residual: y = x + f(x) needs a block that keeps the width, but "
                              f"it takes width {self._in_width} and outputs width {out_width}")
-        self._stages = _stages(self.layers)
+        self._stages = group_stages(self.layers)
         if type(self._stages[0]) is Dense:     # a stage whose backward can add dX to dy
-            self._stages[0] = _FusedDense(self._stages[0], Identity())
+            self._stages[0] = FusedDense(self._stages[0], Identity())
         self._out = Workspace()
         self._dX = Workspace()
 
@@ -88,7 +84,7 @@ class Residual(Layer):
         for stage in self._stages:
             F = stage.forward(F, training)
         Y = self._out.get(X.shape[0], X.shape[1], X.dtype)
-        _kernels.residual_add(X, F, Y)
+        _core.residual_add(X, F, Y)
         return Y
 
     def recompute(self, X: np.ndarray) -> np.ndarray:
@@ -96,7 +92,7 @@ class Residual(Layer):
         for stage in self._stages:
             F = stage.recompute(F)
         Y = self._out.get(X.shape[0], X.shape[1], X.dtype)
-        _kernels.residual_add(X, F, Y)
+        _core.residual_add(X, F, Y)
         return Y
 
     def release(self) -> None:
@@ -114,11 +110,24 @@ class Residual(Layer):
             first.backward(grad, False, accumulate)
             return None
         dX = self._dX.get(dout.shape[0], dout.shape[1], dout.dtype)
-        if type(first) is _FusedDense:
+        if type(first) is FusedDense:
             dX[...] = dout                                   # skip path, then dX += dF W
             return first.backward(grad, True, accumulate, dX_into=dX)
-        _kernels.residual_add(dout, first.backward(grad, True, accumulate), dX)
+        _core.residual_add(dout, first.backward(grad, True, accumulate), dX)
         return dX
+
+    def plan_stages(self, in_width: int) -> list[dict] | None:
+        """The block's stages, then its end: y = x + f(x), where x is the output of the stage
+        before the block's `block_stages` stages."""
+        stages, width = [], in_width
+        for stage in self._stages:
+            inner = stage.plan_stages(width)
+            if inner is None:
+                return None
+            stages += inner
+            width = inner[-1]["out_features"]
+        return stages + [{"kind": "residual", "in_features": in_width,
+                          "out_features": in_width, "block_stages": len(stages)}]
 
     def config(self) -> dict:
         return {"type": "Residual", "layers": [layer.config() for layer in self.layers]}
@@ -134,5 +143,3 @@ class Residual(Layer):
     def __repr__(self) -> str:
         return f"Residual({', '.join(repr(layer) for layer in self.layers)})"
 
-
-LAYER_TYPES["Residual"] = Residual

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fastbp.progress import epoch_line, format_seconds
+from fastbp.train.progress import epoch_line, format_seconds
 
 
 def blobs(n=60, seed=0):

@@ -1,58 +1,24 @@
-"""Sequential networks: one flat parameter buffer, fused Dense+activation stages."""
+"""The network core: layers in order over one flat parameter buffer, forward and backward.
+
+`Network` owns the flat parameter, gradient and buffer arrays and the views its layers hold,
+runs forward and backward over its stages (with gradient checkpointing), checks inputs and
+predicts. It knows nothing of training: `fastbp.Sequential` adds fit, evaluate, train_step and
+save on top, and `fastbp.train` drives it through the `run_*` methods.
+"""
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 
 import numpy as np
 
-from fastbp._validation import as_dtype, as_matrix, choose, positive_int
-from fastbp.layers import ACTIVATIONS, Activation, Dense, Layer, chain_widths
+from fastbp._validation import as_dtype, as_matrix, positive_int
+from fastbp.nn.activations import Activation
+from fastbp.nn.layer import Layer, chain_widths
+from fastbp.nn.stages import FusedDense, check_segments, group_stages, segment_bounds
+from fastbp.preprocessing import check_standardizer
 
 
-class _FusedDense:
-    """A Dense layer and the activation right after it, run as one stage."""
-
-    def __init__(self, dense: Dense, activation: Activation) -> None:
-        self.dense, self.activation = dense, activation
-
-    def forward(self, X: np.ndarray, training: bool) -> np.ndarray:
-        return self.dense.forward_fused(X, self.activation)
-
-    def backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool,
-                 dX_into: np.ndarray | None = None):
-        return self.dense.backward_fused(dout, self.activation, input_grad, accumulate,
-                                         dX_into)
-
-    def recompute(self, X: np.ndarray) -> np.ndarray:
-        return self.forward(X, True)
-
-    def release(self) -> None:
-        self.dense.release()
-        self.activation.release()
-
-
-def _segment_bounds(n: int, k: int) -> list[tuple[int, int]]:
-    """[start, stop) of k consecutive runs of n stages, as equal as possible (1 <= k <= n)."""
-    return [(j * n // k, (j + 1) * n // k) for j in range(k)]
-
-
-def _stages(layers: Sequence[Layer]) -> list:
-    """Group the layers into execution stages, fusing exact Dense + built-in activation pairs."""
-    stages, i = [], 0
-    while i < len(layers):
-        layer = layers[i]
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        if type(layer) is Dense and type(nxt) in ACTIVATIONS.values():
-            stages.append(_FusedDense(layer, nxt))
-            i += 2
-        else:
-            stages.append(layer)
-            i += 1
-    return stages
-
-
-class Sequential:
+class Network:
     """A feed-forward network: the layers applied in order.
 
     Parameters
@@ -70,8 +36,6 @@ class Sequential:
     buffers : 1-D array of every layer's non-trainable state (BatchNorm running statistics),
         saved and converted with the parameters, never updated by optimizers.
     metadata : dict of JSON-serialisable values saved with the model.
-    optimizer : the optimizer of the last `fit` (saved with ``save(..., include_optimizer=True)``).
-    loss : the loss of the last `fit`, the default of `evaluate`.
     standardizer : a fitted `fastbp.Standardizer` or None (see `check_input`).
     """
 
@@ -90,18 +54,15 @@ class Sequential:
         self.dtype = as_dtype(dtype)
         self.seed = int(seed)
         self.metadata: dict = {}
-        self.optimizer = None
-        self.loss = None
         self._standardizer = None
         self.in_features, self.out_features = self._check_widths()
         self._allocate(self.dtype)
         rng = np.random.default_rng(self.seed)
         for layer in self.layers:
             layer.initialize(rng)
-        self._stages = _stages(self.layers)
+        self._stages = group_stages(self.layers)
         self._trained_forward = False
-        self._forward_outputs = None  # set by the compiled step: its stages' outputs
-        self._train_step = None
+        self._plan_outputs = None  # the compiled step's stage outputs, when it ran the forward
 
     def _check_widths(self) -> tuple[int, int]:
         """Propagate widths through the layers; a mismatch names the layer and both widths."""
@@ -159,49 +120,52 @@ class Sequential:
         """Set every gradient to zero."""
         self.grads[...] = 0
 
-    def astype(self, dtype) -> Sequential:
+    def astype(self, dtype) -> Network:
         """A copy of this network with parameters converted to `dtype`."""
         dtype = as_dtype(dtype)
         twin = copy.copy(self)
         twin.layers = [copy.deepcopy(layer) for layer in self.layers]
         twin.metadata = copy.deepcopy(self.metadata)
-        twin.optimizer = None
         twin.dtype = dtype
         twin._allocate(dtype)
         twin.params[...] = self.params
         twin.buffers[...] = self.buffers
-        twin._stages = _stages(twin.layers)
+        twin._stages = group_stages(twin.layers)
         twin._trained_forward = False
-        twin._forward_outputs = None
-        twin._train_step = None
+        twin._plan_outputs = None
         return twin
 
     # ------------------------------------------------------------------------ forward/backward
-    def _forward(self, X: np.ndarray, training: bool) -> np.ndarray:
-        """Forward pass over a checked C-contiguous array; returns the last stage's buffer."""
+    @property
+    def stages(self) -> list:
+        """The execution stages: the layers, with each Dense + activation pair fused."""
+        return self._stages
+
+    def run_forward(self, X: np.ndarray, training: bool) -> np.ndarray:
+        """Forward pass over an array already through `check_input`; returns the last
+        stage's buffer (a workspace view: read it before the next forward)."""
         out = X
         for stage in self._stages:
             out = stage.forward(out, training)
         self._trained_forward = training
-        self._forward_outputs = None
+        self._plan_outputs = None
         self._batch = X.shape[0]
         return out
 
-    def _backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool):
-        """Backward pass over a checked array; writes self.grads."""
+    def run_backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool):
+        """Backward pass of the last `run_forward` over a checked array; writes `grads` and
+        returns the input gradient's buffer (None unless `input_grad`)."""
         for k, stage in enumerate(reversed(self._stages)):
             first = k == len(self._stages) - 1
             dout = stage.backward(dout, input_grad or not first, accumulate)
         return dout
 
-    def _checkpointed_forward(self, X: np.ndarray, segments: int) -> np.ndarray:
+    def run_checkpointed_forward(self, X: np.ndarray, segments: int) -> np.ndarray:
         """Training forward for gradient checkpointing: the stages are split into `segments`
-        runs, each run's input is kept, and every run but the last releases what its stages
-        kept once its output is computed (`_checkpointed_backward` recomputes it)."""
-        if not 1 <= segments <= len(self._stages):
-            raise ValueError(f"checkpoint_segments: expected 1 to {len(self._stages)} (the "
-                             f"number of stages of this network), got {segments}")
-        bounds = _segment_bounds(len(self._stages), segments)
+        runs (1 to len(stages)), each run's input is kept, and every run but the last releases
+        what its stages kept once its output is computed (`run_checkpointed_backward`
+        recomputes it)."""
+        bounds = segment_bounds(len(self._stages), check_segments(segments, len(self._stages)))
         self._segment_inputs = []
         out = X
         for j, (start, stop) in enumerate(bounds):
@@ -211,13 +175,13 @@ class Sequential:
             if j < len(bounds) - 1:
                 for stage in self._stages[start:stop]:
                     stage.release()
-        self._trained_forward, self._forward_outputs = False, None
+        self._trained_forward, self._plan_outputs = False, None
         return out
 
-    def _checkpointed_backward(self, dout: np.ndarray) -> None:
-        """Backward after `_checkpointed_forward`, run by run from the last: each run but the
-        last is first recomputed from its kept input; each run then releases its arrays."""
-        bounds = _segment_bounds(len(self._stages), len(self._segment_inputs))
+    def run_checkpointed_backward(self, dout: np.ndarray) -> None:
+        """Backward after `run_checkpointed_forward`, run by run from the last: each run but
+        the last is first recomputed from its kept input; each run then releases its arrays."""
+        bounds = segment_bounds(len(self._stages), len(self._segment_inputs))
         for j in range(len(bounds) - 1, -1, -1):
             start, stop = bounds[j]
             if j < len(bounds) - 1:
@@ -229,6 +193,12 @@ class Sequential:
             for stage in self._stages[start:stop]:
                 stage.release()
         self._segment_inputs = []
+
+    def use_plan_outputs(self, outputs) -> None:
+        """Record that the compiled training step ran the last training forward: `outputs()`
+        gives its stages' outputs (for `activation_outputs`); `backward` needs a forward of
+        its own."""
+        self._plan_outputs, self._trained_forward = outputs, False
 
     def check_input(self, X, name: str = "X") -> np.ndarray:
         """X validated and converted for this network: (n, in_features), finite, own dtype.
@@ -248,7 +218,6 @@ class Sequential:
 
     @standardizer.setter
     def standardizer(self, value) -> None:
-        from fastbp.preprocessing import check_standardizer
         self._standardizer = check_standardizer(value, self.in_features)
 
     def forward(self, X, training: bool = True) -> np.ndarray:
@@ -256,7 +225,7 @@ class Sequential:
 
         With ``training=True`` the layers keep what `backward` needs.
         """
-        out = self._forward(self.check_input(X), training)
+        out = self.run_forward(self.check_input(X), training)
         return out.copy()
 
     def backward(self, dout, accumulate: bool = False, input_grad: bool = True):
@@ -271,7 +240,7 @@ class Sequential:
         if arr.shape[0] != self._batch:
             raise ValueError(f"dout: expected shape ({self._batch}, {self.out_features}) like "
                              f"the last forward output, got {arr.shape}")
-        dX = self._backward(arr, input_grad, accumulate)
+        dX = self.run_backward(arr, input_grad, accumulate)
         if dX is None:
             return None
         if self._standardizer is not None:    # d/dx of (x - mean) / std is 1 / std
@@ -281,16 +250,16 @@ class Sequential:
     def activation_outputs(self) -> list[tuple[int, str, np.ndarray]]:
         """[(layer index, activation name, output (batch, units))] of every activation layer
         in the last training forward (views into workspaces: read before the next forward)."""
-        if self._forward_outputs is not None:       # the compiled step's own buffers
-            stage_outputs = self._forward_outputs()
+        if self._plan_outputs is not None:       # the compiled step's own buffers
+            stage_outputs = self._plan_outputs()
         elif self._trained_forward:
-            stage_outputs = [stage.activation._A if isinstance(stage, _FusedDense) else
+            stage_outputs = [stage.activation._A if isinstance(stage, FusedDense) else
                              getattr(stage, "_A", None) for stage in self._stages]
         else:
             raise RuntimeError("activation_outputs: call forward(X, training=True) first")
         outputs, index = [], 0
         for stage, A in zip(self._stages, stage_outputs, strict=True):
-            if isinstance(stage, _FusedDense):
+            if isinstance(stage, FusedDense):
                 outputs.append((index + 1, stage.activation.kernel_name, A))
                 index += 2
             else:
@@ -305,64 +274,9 @@ class Sequential:
         batch_size = positive_int(batch_size, "batch_size")
         out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
-            out[start:start + batch_size] = self._forward(X[start:start + batch_size], False)
+            out[start:start + batch_size] = self.run_forward(X[start:start + batch_size],
+                                                             False)
         return out
-
-    def evaluate(self, X, y, loss=None, batch_size: int = 4096) -> dict:
-        """Mean loss over (X, y), and accuracy for classification losses.
-
-        `loss` defaults to the loss of the last `fit`.
-        """
-        from fastbp.training import evaluate
-        return evaluate(self, X, y, loss, batch_size)
-
-    def fit(self, X, y, **kwargs):
-        """Train with mini-batch backpropagation; see `fastbp.training.fit`."""
-        from fastbp.training import fit
-        return fit(self, X, y, **kwargs)
-
-    def train_step(self, X, y, loss="cross_entropy", optimizer="adam",
-                   checkpoint_segments: int | None = None) -> float:
-        """One training step on the batch (X, y): forward, loss, backward, update.
-
-        `optimizer` is an Optimizer for this net, or a name: that optimizer is then created once
-        with its default lr and kept in `self.optimizer` for the next steps. Networks of Dense,
-        BatchNorm, Dropout and built-in activation layers with a built-in loss run the whole
-        step as one compiled call (see `fastbp.engine`). `checkpoint_segments` turns on
-        gradient checkpointing (see `fit`). Returns the batch loss; a non-finite loss raises
-        FloatingPointError before any update.
-        """
-        step = self._train_step
-        if step is None or step.loss_arg is not loss or step.optimizer_arg is not optimizer \
-                or step.optimizer is not self.optimizer or step.params is not self.params \
-                or step.labels != (np.ndim(y) == 1) or step.segments != checkpoint_segments:
-            step = self._compile_train_step(loss, optimizer, y, checkpoint_segments)
-        return step.step(X, y)
-
-    def _compile_train_step(self, loss, optimizer, y, checkpoint_segments):
-        from fastbp.engine import make_step
-        from fastbp.losses import get_loss
-        from fastbp.optim import get_optimizer
-        if isinstance(optimizer, str) and self.optimizer is not None and \
-                type(self.optimizer).__name__.lower() == optimizer:
-            opt = self.optimizer
-        else:
-            opt = get_optimizer(optimizer, self)
-        self.optimizer = opt
-        if checkpoint_segments is not None:
-            checkpoint_segments = positive_int(checkpoint_segments, "checkpoint_segments")
-        labels = np.ndim(y) == 1
-        step = make_step(self, get_loss(loss), opt, labels,
-                         checkpoint_segments=checkpoint_segments)
-        step.loss_arg, step.optimizer_arg, step.labels = loss, optimizer, labels
-        step.segments = checkpoint_segments
-        self._train_step = step
-        return step
-
-    def save(self, path, include_optimizer: bool = False) -> None:
-        """Save architecture, parameters and metadata (and optimizer state) to one .npz file."""
-        from fastbp.io import save
-        save(self, path, include_optimizer=include_optimizer)
 
     def config(self) -> dict:
         return {"layers": [layer.config() for layer in self.layers], "dtype": self.dtype.name,
@@ -370,28 +284,6 @@ class Sequential:
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
-        return f"Sequential(\n{inner},\n  dtype={self.dtype.name!r}, seed={self.seed})"
+        return f"{type(self).__name__}(\n{inner},\n  dtype={self.dtype.name!r}, seed={self.seed})"
 
 
-def mlp(sizes: Sequence[int], activation: str = "relu", dtype="float32", seed: int = 0,
-        init: str | None = None) -> Sequential:
-    """A multilayer perceptron: Dense layers of `sizes` with `activation` between them.
-
-    ``mlp([64, 128, 10], activation="relu")`` is ``Sequential(Dense(64, 128, init="he"),
-    ReLU(), Dense(128, 10, init="he"))``. The last layer has no activation (logits). `init`
-    defaults to "he" for the relu family (relu, leaky_relu, elu, gelu, softplus) and "xavier"
-    otherwise.
-    """
-    choose(activation, "activation", ACTIVATIONS)
-    sizes = list(sizes)
-    if len(sizes) < 2:
-        raise ValueError(f"sizes: expected at least two widths (input, output), got {sizes}")
-    sizes = [positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
-    if init is None:
-        init = "he" if activation in ("relu", "leaky_relu", "elu", "gelu", "softplus") else "xavier"
-    layers: list[Layer] = []
-    for i in range(len(sizes) - 1):
-        layers.append(Dense(sizes[i], sizes[i + 1], init=init))
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATIONS[activation]())
-    return Sequential(*layers, dtype=dtype, seed=seed)

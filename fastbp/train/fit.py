@@ -6,54 +6,15 @@ import time
 import numpy as np
 
 from fastbp._validation import positive_float, positive_int
-from fastbp.callbacks import CallbackList
-from fastbp.diagnostics import make_monitor
-from fastbp.engine import make_step
-from fastbp.layers import Workspace
 from fastbp.losses import get_loss
+from fastbp.nn.layer import Workspace
 from fastbp.optim import get_optimizer
-from fastbp.progress import Progress, check_verbose
-from fastbp.schedules import Scheduler
-
-
-class History:
-    """Per-epoch record of a fit: ``history["loss"]``, ``"val_loss"``, ``"accuracy"``,
-    ``"val_accuracy"`` (classification), ``"time"`` (seconds per epoch), ``"lr"`` (with an
-    lr_schedule). With ``monitor=True``: ``"grad_norm"``, ``"weight_norm"``, ``"update_ratio"``
-    (arrays (epochs, len(layer_names))) and ``"dead_fraction"`` ((epochs,
-    len(unit_layer_names))); see fastbp.diagnostics."""
-
-    def __init__(self) -> None:
-        self.history: dict[str, list] = {}
-        self.layer_names: list[str] = []
-        self.unit_layer_names: list[str] = []
-
-    def append(self, logs: dict[str, float]) -> None:
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    @property
-    def epochs(self) -> int:
-        """Number of completed epochs."""
-        return len(self.history.get("loss", []))
-
-    def __getitem__(self, key: str):
-        """The list of per-epoch values; per-layer diagnostics as an array (epochs, layers)."""
-        values = self.history[key]
-        if values and isinstance(values[0], np.ndarray):
-            return np.stack(values)
-        return values
-
-    def plot(self, path) -> None:
-        """Save loss, metrics, lr and per-layer gradient norms per epoch as an image (matplotlib;
-        an ImportError says how to install it when missing)."""
-        from fastbp.plotting import plot_history
-        plot_history(self, path)
-
-    def __repr__(self) -> str:
-        last = {k: round(v[-1], 6) for k, v in self.history.items()
-                if v and not isinstance(v[-1], np.ndarray)}
-        return f"History(epochs={self.epochs}, last={last})"
+from fastbp.train.callbacks import CallbackList
+from fastbp.train.diagnostics import make_monitor
+from fastbp.train.history import History
+from fastbp.train.progress import Progress, check_verbose
+from fastbp.train.schedules import Scheduler
+from fastbp.train.step import make_step
 
 
 def _targets(loss, net, y, n: int, name: str = "y") -> np.ndarray:
@@ -86,7 +47,7 @@ def _evaluate_checked(net, X: np.ndarray, target: np.ndarray, loss, batch_size: 
     dout = Workspace()
     for start in range(0, X.shape[0], batch_size):
         stop = min(start + batch_size, X.shape[0])
-        out = net._forward(X[start:stop], False)
+        out = net.run_forward(X[start:stop], False)
         grad = dout.get(stop - start, out.shape[1], out.dtype)
         total += loss.compute(out, target[start:stop], grad) * (stop - start)
         acc = loss.accuracy(out, target[start:stop])
@@ -109,7 +70,8 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     ----------
     X : array (n, in_features); y : targets of the loss (labels (n,) for cross-entropy).
     loss : name ("cross_entropy", "mse", "bce") or Loss object.
-    optimizer : name ("adam", "adamw", "sgd"), built with `lr`, or an Optimizer for this net.
+    optimizer : name ("adam", "adamw", "sgd", "rmsprop"), built with `lr`, or an Optimizer for
+        this net.
     epochs, batch_size : passes over the data and samples per step (last batch may be smaller).
     validation_data : optional (X_val, y_val), evaluated after every epoch.
     clip_norm : clip the global gradient L2 norm to this value before each update.
@@ -200,7 +162,7 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
             total += value * m
             seen += m
             if loss.classification:
-                correct += step.accuracy(m) * m
+                correct += step.accuracy() * m
             if monitor is not None:
                 monitor.after_step(epoch, batch)
             progress.batch(m, total / seen)

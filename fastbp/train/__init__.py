@@ -1,0 +1,2 @@
+"""Training: the compiled step, the fit loop and what it reports (history, callbacks, learning
+rate schedules, diagnostics, progress)."""
