@@ -1,8 +1,10 @@
-"""Build of fastbp's compiled core: the C kernels in src_c/ wrapped by Cython.
+"""Build of fastbp's compiled core: the C kernels in src_c/ wrapped by Cython, one extension.
 
-The C is compiled with -O3 and OpenMP (-fopenmp); where the compiler has no OpenMP (or
-FASTBP_NO_OPENMP=1 is set) the build goes on single-threaded with a warning. BLAS comes from SciPy at run time (scipy.linalg.cython_blas), so
-nothing is linked against a BLAS here.
+The Cython templates fastbp/*.tp are first rendered with Tempita (each to its name without
+.tp, when missing or older than the template). The C is compiled with -O3 and OpenMP
+(-fopenmp); where the compiler has no OpenMP (or FASTBP_NO_OPENMP=1 is set) the build goes on
+single-threaded with a warning. BLAS comes from SciPy at run time (scipy.linalg.cython_blas),
+so nothing is linked against a BLAS here.
 """
 import os
 import sys
@@ -11,11 +13,15 @@ import warnings
 from glob import glob
 
 import numpy as np
+from Cython import Tempita
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 C_SOURCES = sorted(glob(os.path.join("src_c", "*.c")))
+# What the templates loop over to write each typed declaration and C call once: (C element type,
+# suffix of the C functions, the branch of a binding that selects it on its bint `f32`).
+DTYPES = [("float", "f32", "if f32"), ("double", "f64", "else")]
 OPENMP_TEST = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
 
 
@@ -53,22 +59,30 @@ class BuildExtWithOpenMP(build_ext):
         super().build_extensions()
 
 
-def extension(name: str) -> Extension:
-    """The extension fastbp.<name>, built from fastbp/<name>.pyx and the whole C core."""
-    return Extension(
-        f"fastbp.{name}",
-        sources=[f"fastbp/{name}.pyx", *C_SOURCES],
-        include_dirs=["src_c", np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-        extra_compile_args=["-O3", "-std=c11", "-fno-math-errno"],
-        extra_link_args=[],
-    )
+def render_templates() -> None:
+    """Render each fastbp/*.tp Tempita template to the file without .tp, where it is older."""
+    for template in sorted(glob(os.path.join("fastbp", "*.tp"))):
+        target = template[:-len(".tp")]
+        if os.path.exists(target) and os.path.getmtime(target) >= os.path.getmtime(template):
+            continue
+        with open(template) as f:
+            text = Tempita.Template(f.read(), name=template).substitute(DTYPES=DTYPES)
+        with open(target, "w") as f:
+            f.write(f"# Generated from {template} by setup.py: edit the template.\n{text}")
 
 
-# _kernels: one binding per kernel; _engine: the compiled training step.
-extensions = [extension("_kernels"), extension("_engine")]
+render_templates()
+# fastbp._core: the whole C core, its kernels' bindings and the compiled training step.
+core = Extension(
+    "fastbp._core",
+    sources=["fastbp/_core.pyx", *C_SOURCES],
+    include_dirs=["src_c", np.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+    extra_compile_args=["-O3", "-std=c11", "-fno-math-errno"],
+    extra_link_args=[],
+)
 
 setup(
-    ext_modules=cythonize(extensions, language_level=3),
+    ext_modules=cythonize([core], language_level=3),
     cmdclass={"build_ext": BuildExtWithOpenMP},
 )

@@ -55,18 +55,30 @@ void fb_set_blas(fb_sgemm_fn sgemm, fb_dgemm_fn dgemm);
 void fb_set_blas_threading(fb_get_threads_fn get_threads, fb_set_threads_fn set_threads);
 extern fb_blas_table fb_blas;
 
+/* The activations: X(CODE, name) for each, in the order of their codes (FB_CODE = 0, 1, ...).
+ * `name` is the one the Python front end uses; the bindings build their table from it. */
+#define FB_ACTIVATION_LIST(X)                                                                 \
+    X(IDENTITY, identity)                                                                     \
+    X(SIGMOID, sigmoid)                                                                       \
+    X(TANH, tanh)                                                                             \
+    X(RELU, relu)                                                                             \
+    X(LEAKY_RELU, leaky_relu)                                                                 \
+    X(ELU, elu)                                                                               \
+    X(SOFTPLUS, softplus)                                                                     \
+    X(GELU, gelu)                                                                             \
+    X(GELU_TANH, gelu_tanh)
+
 /* Activation codes shared by the forward and backward kernels. */
-typedef enum {
-    FB_IDENTITY = 0,
-    FB_SIGMOID = 1,
-    FB_TANH = 2,
-    FB_RELU = 3,
-    FB_LEAKY_RELU = 4,
-    FB_ELU = 5,
-    FB_SOFTPLUS = 6,
-    FB_GELU = 7,
-    FB_GELU_TANH = 8
-} fb_activation;
+#define FB_ACTIVATION_CODE(CODE, name) FB_##CODE,
+typedef enum { FB_ACTIVATION_LIST(FB_ACTIVATION_CODE) } fb_activation;
+#undef FB_ACTIVATION_CODE
+
+#define FB_ACTIVATION_ONE(CODE, name) +1
+enum { FB_N_ACTIVATIONS = 0 FB_ACTIVATION_LIST(FB_ACTIVATION_ONE) };
+#undef FB_ACTIVATION_ONE
+
+/* The name of `act` ("relu", ...), or NULL for a code that is not an activation. */
+const char *fb_activation_name(fb_activation act);
 
 /* for (I = 0; I < N; ++I) { BODY }, the iterations split over the OpenMP threads when PARALLEL
  * is true. The serial branch is a plain loop: entering a parallel region costs far more than the

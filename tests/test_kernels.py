@@ -366,17 +366,6 @@ def test_grad_norm_equals_clip_grad_norm(dtype, threads, n):
         assert K.grad_norm(x) == K.clip_grad_norm(x.copy(), 1e300)
 
 
-# ------------------------------------------------------------------------------------ scale
-@pytest.mark.parametrize("n", [1, 7, 1023, 300_001])
-@pytest.mark.parametrize("factor", [0.0, 0.37, -2.5])
-def test_scale(dtype, threads, n, factor):
-    rng = np.random.default_rng(n)
-    x = rand(rng, (n,), dtype)
-    expected = x.astype(np.float64) * factor
-    assert K.scale(x, factor) is None
-    np.testing.assert_allclose(x, expected, rtol=2 * eps_of(dtype), atol=0)
-
-
 # --------------------------------------------------------------------------- clip_grad_norm
 @pytest.mark.parametrize("n", [1, 7, 1023, 300_001])
 def test_clip_grad_norm_below_max_leaves_grads(dtype, threads, n):
