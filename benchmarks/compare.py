@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from benchmarks.common import WORKLOADS, make_data  # noqa: E402  (benchmarks/benchmarks/)
 
 import fastbp as fb  # noqa: E402
-from fastbp import _kernels  # noqa: E402
+from fastbp import _core  # noqa: E402
 
 PEERS = ["torch_default", "torch_fused", "sklearn", "numpy"]
 SETTLE_S = 0.2  # longer than OpenBLAS's default spin-wait (2^28 cycles) after a call
@@ -233,10 +233,10 @@ def gemm_seconds(sizes: list[int], batch: int) -> float:
         W = rng.standard_normal((n_out, n_in)).astype(np.float32)
         dZ = rng.standard_normal((batch, n_out)).astype(np.float32)
         Z, dW, dX = np.empty_like(dZ), np.empty_like(W), np.empty_like(X)
-        products = [partial(_kernels.gemm, X, W, Z, trans_b=True),
-                    partial(_kernels.gemm, dZ, X, dW, trans_a=True)]
+        products = [partial(_core.gemm, X, W, Z, trans_b=True),
+                    partial(_core.gemm, dZ, X, dW, trans_a=True)]
         if layer > 0:
-            products.append(partial(_kernels.gemm, dZ, W, dX))
+            products.append(partial(_core.gemm, dZ, W, dX))
         total += sum(median_time(p, min_repeat_s=0.02, repeats=5) for p in products)
     return total
 
@@ -274,7 +274,7 @@ def fastbp_adam(p, g, m, v):
 
     def update():
         state["t"] += 1
-        _kernels.adam_step(p, g, m, v, state["t"], 1e-3, 0.9, 0.999, 1e-8, 0.0, False)
+        _core.adam_step(p, g, m, v, state["t"], 1e-3, 0.9, 0.999, 1e-8, 0.0, False)
     return update
 
 
@@ -305,7 +305,7 @@ def sgemm_gflops(n: int) -> float:
     A = rng.standard_normal((n, n)).astype(np.float32)
     B = rng.standard_normal((n, n)).astype(np.float32)
     C = np.empty((n, n), np.float32)
-    return 2 * n**3 / median_time(lambda: _kernels.gemm(A, B, C), repeats=5, min_repeat_s=0.2) / 1e9
+    return 2 * n**3 / median_time(lambda: _core.gemm(A, B, C), repeats=5, min_repeat_s=0.2) / 1e9
 
 
 # ----------------------------------------------------------------------------- the targets

@@ -16,11 +16,12 @@ class Optimizer:
     """Base class: updates `net.params` from `net.grads` in place.
 
     Built-in optimizers join the registry with ``@OPTIMIZERS.register(name)`` and run their
-    update inside the compiled training step too (`fused_update`).
+    update inside the compiled training step too: `fused_update` describes it, and
+    `fused_update_done` counts it once the step has made it.
     """
 
     # Name in OPTIMIZERS of the update the compiled training step runs for this class, if any.
-    fused_update: str | None = None
+    fused_kind: str | None = None
 
     def __init__(self, net, lr: float) -> None:
         if not isinstance(net, Network):
@@ -32,6 +33,15 @@ class Optimizer:
     def step(self) -> None:
         """Apply one update with the current gradients."""
         raise NotImplementedError
+
+    def fused_update(self) -> dict | None:
+        """The next update (step `step_count + 1`) as the compiled training step runs it:
+        `fastbp._core.TrainingPlan.train_step` describes the dict. None: it cannot."""
+        return None
+
+    def fused_update_done(self) -> None:
+        """Count the update that the compiled step made from `fused_update()`."""
+        self.step_count += 1
 
     def hyperparameters(self) -> dict:
         return {"lr": self.lr}
@@ -56,7 +66,7 @@ class SGD(Optimizer):
     p -= lr d   (torch.optim.SGD with dampening 0).
     """
 
-    fused_update = "sgd"
+    fused_kind = "sgd"
 
     def __init__(self, net, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
@@ -72,6 +82,11 @@ class SGD(Optimizer):
         self.step_count += 1
         _core.sgd_step(self.net.params, self.net.grads, self.momentum_buffer, self.lr,
                           self.momentum, self.nesterov, self.weight_decay)
+
+    def fused_update(self) -> dict:
+        return {"kind": "sgd", "step": self.step_count + 1, "lr": self.lr,
+                "weight_decay": self.weight_decay, "momentum": self.momentum,
+                "nesterov": self.nesterov, "momentum_buffer": self.momentum_buffer}
 
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -90,7 +105,7 @@ class Adam(Optimizer):
     """
 
     decoupled = False
-    fused_update = "adam"
+    fused_kind = "adam"
 
     def __init__(self, net, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
@@ -109,6 +124,12 @@ class Adam(Optimizer):
         _core.adam_step(self.net.params, self.net.grads, self.m, self.v, self.step_count,
                            self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay,
                            self.decoupled)
+
+    def fused_update(self) -> dict:
+        return {"kind": "adam", "step": self.step_count + 1, "lr": self.lr,
+                "weight_decay": self.weight_decay, "beta1": self.betas[0],
+                "beta2": self.betas[1], "eps": self.eps, "decoupled": self.decoupled,
+                "m": self.m, "v": self.v}
 
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
@@ -142,7 +163,7 @@ class RMSprop(Optimizer):
     State (flat, like net.params): square_avg v, grad_avg m (centered), momentum_buffer.
     """
 
-    fused_update = "rmsprop"
+    fused_kind = "rmsprop"
 
     def __init__(self, net, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0, weight_decay: float = 0.0,
@@ -162,6 +183,13 @@ class RMSprop(Optimizer):
         _core.rmsprop_step(self.net.params, self.net.grads, self.square_avg, self.grad_avg,
                               self.momentum_buffer, self.lr, self.alpha, self.eps,
                               self.momentum, self.centered, self.weight_decay)
+
+    def fused_update(self) -> dict:
+        return {"kind": "rmsprop", "step": self.step_count + 1, "lr": self.lr,
+                "weight_decay": self.weight_decay, "alpha": self.alpha, "eps": self.eps,
+                "momentum": self.momentum, "centered": self.centered,
+                "square_avg": self.square_avg, "grad_avg": self.grad_avg,
+                "momentum_buffer": self.momentum_buffer}
 
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 
-from fastbp import _engine, _kernels
+from fastbp import _core
 from fastbp._validation import positive_int
 
 _num_threads = 1
@@ -34,7 +34,7 @@ def set_num_threads(n: int) -> None:
     """Use `n` threads in fastbp's kernels (OpenMP) and in BLAS (via threadpoolctl)."""
     global _num_threads
     n = positive_int(n, "n")
-    _kernels.set_num_threads(n)
+    _core.set_num_threads(n)
     import scipy.linalg  # noqa: F401  (loads the BLAS that threadpoolctl must see)
     from threadpoolctl import threadpool_limits
     threadpool_limits(limits=n, user_api="blas")
@@ -42,10 +42,9 @@ def set_num_threads(n: int) -> None:
 
 
 def _set_parallel_min(elements: int) -> int:
-    """Array size from which the C core's elementwise kernels use several threads (in both
-    compiled modules); returns the previous value. For tests of the parallel code paths."""
-    _engine.set_parallel_min(elements)
-    return _kernels.set_parallel_min(elements)
+    """Array size from which the C core's elementwise kernels use several threads; returns the
+    previous value. For tests of the parallel code paths."""
+    return _core.set_parallel_min(elements)
 
 
 def get_num_threads() -> int:
@@ -88,13 +87,11 @@ def _init_threads() -> None:
     (OpenBLAS would otherwise start one thread per CPU).
     """
     global _num_threads
-    blas_threading = _openblas_thread_functions()
-    for module in (_kernels, _engine):
-        module.set_blas_threading(*blas_threading)
+    _core.set_blas_threading(*_openblas_thread_functions())
     if os.environ.get("OMP_NUM_THREADS"):
-        _num_threads = _kernels.get_num_threads()
+        _num_threads = _core.get_num_threads()
     elif available_cpus() < (os.cpu_count() or 1):
         set_num_threads(available_cpus())
     else:
         _num_threads = available_cpus()
-        _kernels.set_num_threads(_num_threads)
+        _core.set_num_threads(_num_threads)

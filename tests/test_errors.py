@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastbp as fb
-from fastbp import _kernels
+from fastbp import _core
 
 
 @pytest.fixture
@@ -221,34 +221,34 @@ def test_divergence_stops_with_last_finite_parameters():
 def test_kernels_refuse_bad_arrays():
     a32 = np.zeros((3, 4), np.float32)
     with pytest.raises(TypeError, match="B: expected dtype float32 like A, got float64"):
-        _kernels.gemm(a32, np.zeros((4, 2)), np.zeros((3, 2), np.float32))
+        _core.gemm(a32, np.zeros((4, 2)), np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="C: expected shape"):
-        _kernels.gemm(a32, np.zeros((4, 2), np.float32), np.zeros((3, 3), np.float32))
+        _core.gemm(a32, np.zeros((4, 2), np.float32), np.zeros((3, 3), np.float32))
     with pytest.raises(ValueError, match="B: expected op"):
-        _kernels.gemm(a32, np.zeros((5, 2), np.float32), np.zeros((3, 2), np.float32))
+        _core.gemm(a32, np.zeros((5, 2), np.float32), np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="C-contiguous"):
-        _kernels.bias_activation_forward(np.zeros((4, 3)).T, None, "relu")
+        _core.bias_activation_forward(np.zeros((4, 3)).T, None, "relu")
     readonly = np.zeros((2, 2))
     readonly.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
-        _kernels.bias_activation_forward(readonly, None, "relu")
+        _core.bias_activation_forward(readonly, None, "relu")
     with pytest.raises(ValueError, match="activation: expected one of"):
-        _kernels.bias_activation_forward(np.zeros((2, 2)), None, "softsign")
+        _core.bias_activation_forward(np.zeros((2, 2)), None, "softsign")
     with pytest.raises(TypeError, match="expected a numpy.ndarray"):
-        _kernels.grad_norm([1.0, 2.0])
+        _core.grad_norm([1.0, 2.0])
     with pytest.raises(TypeError, match="int64"):
-        _kernels.softmax_cross_entropy(np.zeros((2, 3)), np.zeros(2, np.int32), np.zeros((2, 3)))
+        _core.softmax_cross_entropy(np.zeros((2, 3)), np.zeros(2, np.int32), np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"labels: expected values in \[0, 3\), got 7"):
-        _kernels.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 7]), np.zeros((2, 3)))
+        _core.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 7]), np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"indices: expected values in \[0, 2\), got -1"):
-        _kernels.gather_rows(np.zeros((2, 3)), np.array([0, -1]), np.zeros((2, 3)))
+        _core.gather_rows(np.zeros((2, 3)), np.array([0, -1]), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="step"):
         p = np.zeros(3)
-        _kernels.adam_step(p, p.copy(), p.copy(), p.copy(), 0, 1e-3, 0.9, 0.999, 1e-8, 0, False)
+        _core.adam_step(p, p.copy(), p.copy(), p.copy(), 0, 1e-3, 0.9, 0.999, 1e-8, 0, False)
     with pytest.raises(ValueError, match="max_norm"):
-        _kernels.clip_grad_norm(np.zeros(3), 0.0)
+        _core.clip_grad_norm(np.zeros(3), 0.0)
     with pytest.raises(ValueError, match="at least one element"):
-        _kernels.mse(np.zeros(0), np.zeros(0), np.zeros(0))
+        _core.mse(np.zeros(0), np.zeros(0), np.zeros(0))
 
 
 # --------------------------------------------------------------------- property-based checks
@@ -300,17 +300,17 @@ floats_or_labels = st.one_of(
                              "clip_grad_norm"]))
 def test_kernels_give_a_result_or_a_clear_error(a, b, c, trans_a, trans_b, name):
     calls = {
-        "gemm": lambda: _kernels.gemm(a, b, c, trans_a, trans_b),
-        "bias_activation_forward": lambda: _kernels.bias_activation_forward(a, b, "tanh"),
-        "activation_backward": lambda: _kernels.activation_backward(a, b, c, "sigmoid"),
-        "bias_grad": lambda: _kernels.bias_grad(a, b),
-        "mse": lambda: _kernels.mse(a, b, c),
-        "bce_with_logits": lambda: _kernels.bce_with_logits(a, b, c),
-        "softmax_cross_entropy": lambda: _kernels.softmax_cross_entropy(a, b, c),
-        "softmax_cross_entropy_probs": lambda: _kernels.softmax_cross_entropy_probs(a, b, c),
-        "gather_rows": lambda: _kernels.gather_rows(a, b, c),
-        "grad_norm": lambda: _kernels.grad_norm(a),
-        "clip_grad_norm": lambda: _kernels.clip_grad_norm(a, 1.0),
+        "gemm": lambda: _core.gemm(a, b, c, trans_a, trans_b),
+        "bias_activation_forward": lambda: _core.bias_activation_forward(a, b, "tanh"),
+        "activation_backward": lambda: _core.activation_backward(a, b, c, "sigmoid"),
+        "bias_grad": lambda: _core.bias_grad(a, b),
+        "mse": lambda: _core.mse(a, b, c),
+        "bce_with_logits": lambda: _core.bce_with_logits(a, b, c),
+        "softmax_cross_entropy": lambda: _core.softmax_cross_entropy(a, b, c),
+        "softmax_cross_entropy_probs": lambda: _core.softmax_cross_entropy_probs(a, b, c),
+        "gather_rows": lambda: _core.gather_rows(a, b, c),
+        "grad_norm": lambda: _core.grad_norm(a),
+        "clip_grad_norm": lambda: _core.clip_grad_norm(a, 1.0),
     }
     try:
         calls[name]()

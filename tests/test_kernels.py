@@ -1,4 +1,4 @@
-"""Every function of the C core (`fastbp._kernels`) against a plain NumPy reference.
+"""Every function of the C core (`fastbp._core`) against a plain NumPy reference.
 
 The references below are written in float64 NumPy. Each kernel runs in float32 and float64, on odd
 sizes, with 1 and 2 OpenMP threads; reductions must give the same bits whatever the thread count.
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from thread_helpers import num_threads
 
-from fastbp import _kernels as K
+from fastbp import _core as K
 
 DTYPES = [np.float32, np.float64]
 ACTIVATION_NAMES = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]

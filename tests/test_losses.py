@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fastbp import _kernels as K
+from fastbp import _core as K
 
 DTYPES = [np.float32, np.float64]
 CE_SHAPES = [(1, 1), (1, 3), (7, 3), (7, 17), (1023, 17), (1023, 130), (64, 1000)]

@@ -8,7 +8,7 @@ import pytest
 from thread_helpers import num_threads
 
 import fastbp as fb
-from fastbp import _kernels as K
+from fastbp import _core as K
 
 DTYPES = [np.float32, np.float64]
 SIZES = [1, 7, 1023, 40_001]

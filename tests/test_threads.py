@@ -11,7 +11,7 @@ from thread_helpers import num_threads
 from threadpoolctl import threadpool_limits
 
 import fastbp
-from fastbp import _kernels
+from fastbp import _core
 from fastbp.threads import _openblas_thread_functions, _set_parallel_min
 
 
@@ -23,7 +23,7 @@ def test_small_products_leave_the_blas_thread_count_as_it_was():
     with threadpool_limits(limits=2, user_api="blas"):
         for n in (8, 256):          # below and above the one-thread threshold
             A = np.ones((n, n), np.float32)
-            _kernels.gemm(A, A, np.empty_like(A))
+            _core.gemm(A, A, np.empty_like(A))
             assert blas_threads() == 2
 
 
@@ -56,5 +56,5 @@ def test_results_do_not_depend_on_which_thread_takes_which_chunk():
     same bits (fixed chunks combined in order)."""
     x = np.random.default_rng(0).standard_normal(200_003)
     with num_threads(2):
-        norms = {_kernels.grad_norm(x) for _ in range(20)}
+        norms = {_core.grad_norm(x) for _ in range(20)}
     assert len(norms) == 1

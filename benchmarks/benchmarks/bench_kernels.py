@@ -4,7 +4,7 @@ import timeit
 import numpy as np
 
 import fastbp as fb
-from fastbp import _kernels
+from fastbp import _core
 
 
 class Kernels:
@@ -31,22 +31,22 @@ class Kernels:
         self.b1024 = np.zeros(1024, dtype)
 
     def time_gemm_forward(self, dtype, threads):
-        _kernels.gemm(self.X, self.W, self.Z, trans_b=True)
+        _core.gemm(self.X, self.W, self.Z, trans_b=True)
 
     def time_bias_relu_forward(self, dtype, threads):
-        _kernels.bias_activation_forward(self.A, None, "relu")
+        _core.bias_activation_forward(self.A, None, "relu")
 
     def time_relu_backward(self, dtype, threads):
-        _kernels.activation_backward(self.dA, self.A, self.dA, "relu")
+        _core.activation_backward(self.dA, self.A, self.dA, "relu")
 
     def time_bias_sigmoid_forward(self, dtype, threads):
-        _kernels.bias_activation_forward(self.S, self.b1024, "sigmoid")
+        _core.bias_activation_forward(self.S, self.b1024, "sigmoid")
 
     def time_sigmoid_backward(self, dtype, threads):
-        _kernels.activation_backward(self.dA, self.S, self.dS, "sigmoid")
+        _core.activation_backward(self.dA, self.S, self.dS, "sigmoid")
 
     def time_softmax_cross_entropy(self, dtype, threads):
-        _kernels.softmax_cross_entropy(self.logits, self.labels, self.dlogits)
+        _core.softmax_cross_entropy(self.logits, self.labels, self.dlogits)
 
 
 class AdamUpdate:
@@ -67,5 +67,5 @@ class AdamUpdate:
 
     def time_adam_step(self, size, dtype, threads):
         self.t += 1
-        _kernels.adam_step(self.p, self.g, self.m, self.v, self.t, 1e-3, 0.9, 0.999, 1e-8,
+        _core.adam_step(self.p, self.g, self.m, self.v, self.t, 1e-3, 0.9, 0.999, 1e-8,
                            0.0, False)

@@ -35,7 +35,6 @@ class Activation(Layer):
     """
 
     kernel_name = "identity"
-    needs_preactivation = False
     forward_state = ("_A", "_Z")
 
     def __init__(self) -> None:
@@ -45,6 +44,11 @@ class Activation(Layer):
         self._dX = Workspace()
         self._A: np.ndarray | None = None
         self._Z: np.ndarray | None = None
+
+    @property
+    def needs_preactivation(self) -> bool:
+        """True when f' cannot be read off the output f(z) (the C core says which)."""
+        return _core.needs_preactivation(self.kernel_name)
 
     def kernel_params(self) -> dict[str, float]:
         """The parameters of f, as keyword arguments of the kernels."""
@@ -172,7 +176,6 @@ class Softplus(Activation):
     """
 
     kernel_name = "softplus"
-    needs_preactivation = True
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
@@ -196,7 +199,6 @@ class GELU(Activation):
     """
 
     kernel_name = "gelu"        # "gelu_tanh" for an instance with approximate="tanh"
-    needs_preactivation = True
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()

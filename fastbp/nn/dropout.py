@@ -48,13 +48,22 @@ class Dropout(Layer):
         self.mask_frozen = bool(frozen)
         return self
 
-    def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
-        self._identity = not training or self.p == 0
-        if self._identity:
-            return X
+    def next_training_mask(self) -> int | None:
+        """Take the mask of the next training forward and return its counter (the latest
+        mask's when frozen); None when p == 0: the layer is the identity and draws no mask."""
+        if self.p == 0:
+            return None
         if not (self.mask_frozen and self._draw is not None):
             self._draw = self._draws
             self._draws += 1
+        self._identity = False
+        return self._draw
+
+    def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
+        if not training or self.p == 0:
+            self._identity = True
+            return X
+        self.next_training_mask()
         Y = self._out.get(X.shape[0], X.shape[1], X.dtype)
         _core.dropout(X, Y, self.p, self.seed, self._draw)
         return Y
@@ -79,7 +88,7 @@ class Dropout(Layer):
 
     def plan_stages(self, in_width: int) -> list[dict]:
         return [{"kind": "dropout", "in_features": in_width, "out_features": in_width,
-                 "layer": self}]
+                 "p": self.p, "seed": self.seed, "next_mask": self.next_training_mask}]
 
     def config(self) -> dict:
         return {"type": "Dropout", "p": self.p}

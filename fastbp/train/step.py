@@ -41,7 +41,7 @@ def plan_stages(net) -> tuple[list[dict], list[int]] | None:
 
 def _fused(optimizer) -> bool:
     """True when the optimizer's update can run inside the compiled step."""
-    kind = optimizer.fused_update
+    kind = optimizer.fused_kind
     return kind is not None and type(optimizer).step is OPTIMIZERS[kind].step
 
 
@@ -78,25 +78,30 @@ class CompiledStep(_Step):
 
     def step(self, X, y) -> float:
         """One step on a user batch (checked; converted when needed). Returns the mean loss."""
+        update = None if self._fused is None else self._fused.fused_update()
         value = None
         if self.net.standardizer is None:  # else X must be standardised first
-            value = self.plan.train_step(X, y, self._fused)
+            value = self.plan.train_step(X, y, update)
         if value is None:
             X = self.net.check_input(X)
-            value = self.plan.train_step(X, self._check_targets(X, y), self._fused)
+            value = self.plan.train_step(X, self._check_targets(X, y), update)
         self._after_step(X.shape[0])
         return value
 
     def gathered(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, start: int,
                  stop: int) -> float:
         """One step on rows order[start:stop] of validated data. Returns the mean loss."""
-        value = self.plan.train_gathered(X, y, order, start, stop, self._fused)
+        update = None if self._fused is None else self._fused.fused_update()
+        value = self.plan.train_gathered(X, y, order, start, stop, update)
         self._after_step(stop - start)
         return value
 
     def _after_step(self, rows: int) -> None:
-        """Run an optimizer the plan cannot; point the network's activation outputs here."""
-        if self._fused is None:
+        """Count the plan's update, or run an optimizer the plan cannot; point the network's
+        activation outputs here."""
+        if self._fused is not None:
+            self._fused.fused_update_done()
+        else:
             if self.backup is not None:
                 self.backup[...] = self.net.params
             self.optimizer.step()

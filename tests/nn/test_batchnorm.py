@@ -6,7 +6,7 @@ import pytest
 from thread_helpers import num_threads
 
 import fastbp as fb
-from fastbp import _kernels as K
+from fastbp import _core as K
 
 DTYPES = ["float32", "float64"]
 SHAPES = [(2, 1), (7, 5), (33, 70), (300, 130)]      # one column block, several, parallel

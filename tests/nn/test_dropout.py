@@ -8,7 +8,7 @@ import pytest
 from thread_helpers import num_threads
 
 import fastbp as fb
-from fastbp import _kernels as K
+from fastbp import _core as K
 
 DTYPES = ["float32", "float64"]
 MASK64 = (1 << 64) - 1

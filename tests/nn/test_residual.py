@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fastbp import _kernels as K
+from fastbp import _core as K
 from fastbp.nn.stages import FusedDense
 
 DTYPES = ["float32", "float64"]

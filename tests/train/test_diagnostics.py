@@ -7,7 +7,7 @@ import pytest
 from thread_helpers import num_threads
 
 import fastbp as fb
-from fastbp import _kernels as K
+from fastbp import _core as K
 
 DTYPES = [np.float32, np.float64]
 

@@ -8,7 +8,7 @@ from thread_helpers import num_threads
 from threadpoolctl import threadpool_limits
 
 import fastbp as fb
-from fastbp import _kernels as K
+from fastbp import _core as K
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_Y = np.array([0.0, 1.0, 1.0, 0.0])

@@ -1,4 +1,4 @@
-"""The compiled training step (fastbp.engine / fastbp._engine) against the layer-by-layer path."""
+"""The compiled training step (fastbp.engine / fastbp._core) against the layer-by-layer path."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -204,13 +204,13 @@ def test_astype_gets_its_own_plan():
 
 
 def test_plan_refuses_foreign_views():
-    from fastbp import _engine
+    from fastbp import _core
     net = _net("float32")
     W = np.zeros((7, 5), np.float32)
     stages = [{"kind": "dense", "in_features": 5, "out_features": 7, "weight": W,
                "weight_grad": net.layers[0].grads["weight"], "activation": 0, "params": {}}]
     with pytest.raises(ValueError, match="views into params, grads or buffers"):
-        _engine.TrainingPlan(net.params, net.grads, net.buffers, stages, "mse")
+        _core.TrainingPlan(net.params, net.grads, net.buffers, stages, "mse")
 
 
 def test_train_gathered_checks_the_batch_bounds():
@@ -381,7 +381,7 @@ def test_monitoring_reads_the_compiled_stages_like_the_layer_path():
 
 
 def test_plan_checks_every_stage_description():
-    from fastbp import _engine
+    from fastbp import _core
     net = _net("float32")
     W, dW = net.layers[0].params["weight"], net.layers[0].grads["weight"]
     dense = {"kind": "dense", "in_features": 5, "out_features": 7, "weight": W,
@@ -395,7 +395,7 @@ def test_plan_checks_every_stage_description():
              "eps": 1e-5}, "'weight'")]
     for stage, match in bad:
         with pytest.raises(ValueError, match=match):
-            _engine.TrainingPlan(net.params, net.grads, net.buffers, [stage], "mse")
+            _core.TrainingPlan(net.params, net.grads, net.buffers, [stage], "mse")
 
 
 # ------------------------------------------------------------------------- Residual blocks
