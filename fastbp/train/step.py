@@ -20,21 +20,14 @@ from fastbp.registry import OPTIMIZERS
 def plan_stages(net) -> tuple[list[dict], list[int]] | None:
     """C stage descriptions of the network (see `fastbp._core.TrainingPlan`), each layer's from
     its `plan_stages`, and for each of the network's own stages the index of the plan stage
-    that computes its output; None when a stage has no compiled form (a custom layer).
-
-    A residual block's end names its block by the number of stages it spans
-    (``"block_stages"``); the plan takes the index of the stage before the block instead."""
+    that computes its output; None when a stage has no compiled form (a custom layer)."""
     stages: list[dict] = []
     top = []
     for stage in net.stages:
         described = stage.plan_stages(stages[-1]["out_features"] if stages else net.in_features)
         if described is None:
             return None
-        for entry in described:
-            if "block_stages" in entry:
-                entry = dict(entry)
-                entry["skip_from"] = len(stages) - entry.pop("block_stages") - 1
-            stages.append(entry)
+        stages += described
         top.append(len(stages) - 1)
     return stages, top
 

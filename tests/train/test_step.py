@@ -213,6 +213,22 @@ def test_plan_refuses_foreign_views():
         _core.TrainingPlan(net.params, net.grads, net.buffers, stages, "mse")
 
 
+def test_plan_refuses_a_residual_block_it_cannot_hold():
+    from fastbp import _core
+    from fastbp.train.step import plan_stages
+    net = fb.Sequential(fb.Dense(5, 4), fb.Residual(fb.Dense(4, 4), fb.ReLU()), fb.Dense(4, 3))
+    stages, _ = plan_stages(net)
+    assert [s["kind"] for s in stages] == ["dense", "dense", "residual", "dense"]
+    assert stages[2]["block_stages"] == 1
+    for bad in (0, 3):
+        stages[2]["block_stages"] = bad
+        with pytest.raises(ValueError, match=r"stages\[2\]: expected a residual block of 1 to 2"):
+            _core.TrainingPlan(net.params, net.grads, net.buffers, stages, "mse")
+    stages[2]["block_stages"] = 2      # the block would start at the input, of width 5
+    with pytest.raises(ValueError, match="keeps the width 4, got input width 5"):
+        _core.TrainingPlan(net.params, net.grads, net.buffers, stages, "mse")
+
+
 def test_train_gathered_checks_the_batch_bounds():
     net = _net("float32")
     X, y = _data("float32", "cross_entropy", n=10)
