@@ -81,7 +81,7 @@ class SGD(Optimizer):
     def step(self) -> None:
         self.step_count += 1
         _core.sgd_step(self.net.params, self.net.grads, self.momentum_buffer, self.lr,
-                          self.momentum, self.nesterov, self.weight_decay)
+                       self.momentum, self.nesterov, self.weight_decay)
 
     def fused_update(self) -> dict:
         return {"kind": "sgd", "step": self.step_count + 1, "lr": self.lr,
@@ -122,8 +122,8 @@ class Adam(Optimizer):
     def step(self) -> None:
         self.step_count += 1
         _core.adam_step(self.net.params, self.net.grads, self.m, self.v, self.step_count,
-                           self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay,
-                           self.decoupled)
+                        self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay,
+                        self.decoupled)
 
     def fused_update(self) -> dict:
         return {"kind": "adam", "step": self.step_count + 1, "lr": self.lr,
@@ -181,8 +181,8 @@ class RMSprop(Optimizer):
     def step(self) -> None:
         self.step_count += 1
         _core.rmsprop_step(self.net.params, self.net.grads, self.square_avg, self.grad_avg,
-                              self.momentum_buffer, self.lr, self.alpha, self.eps,
-                              self.momentum, self.centered, self.weight_decay)
+                           self.momentum_buffer, self.lr, self.alpha, self.eps,
+                           self.momentum, self.centered, self.weight_decay)
 
     def fused_update(self) -> dict:
         return {"kind": "rmsprop", "step": self.step_count + 1, "lr": self.lr,

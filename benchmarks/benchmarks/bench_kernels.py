@@ -68,4 +68,4 @@ class AdamUpdate:
     def time_adam_step(self, size, dtype, threads):
         self.t += 1
         _core.adam_step(self.p, self.g, self.m, self.v, self.t, 1e-3, 0.9, 0.999, 1e-8,
-                           0.0, False)
+                        0.0, False)

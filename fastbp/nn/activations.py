@@ -79,7 +79,7 @@ class Activation(Layer):
     def gradient(self, dA: np.ndarray, dZ: np.ndarray) -> np.ndarray:
         """dZ = dA * f'(z) at the z of the last `apply`, into dZ (which may be dA); returns dZ."""
         _core.activation_backward(dA, self._A, dZ, self.kernel_name, Z=self._Z,
-                                     **self.kernel_params())
+                                  **self.kernel_params())
         return dZ
 
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:

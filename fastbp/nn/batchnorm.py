@@ -59,16 +59,13 @@ class BatchNorm(Layer):
         self.buffers["running_var"][...] = 1.0
 
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
-        if training and X.shape[0] < 2:
-            raise ValueError(
-                f"BatchNorm: expected at least 2 samples per batch in training (the batch "
-                f"variance of one sample is undefined), got input shape {X.shape}; in fit, "
-                f"choose a batch_size that does not leave a last batch of one sample")
+        if training:
+            _core.check_batchnorm_batch(X.shape)
         Y = self._out.get(X.shape[0], self.num_features, X.dtype)
         stats = self._stats.get(2, self.num_features, X.dtype)
         _core.batchnorm_forward(X, self.params["weight"], self.params["bias"],
-                                   self.buffers["running_mean"], self.buffers["running_var"],
-                                   stats[0], stats[1], Y, training, self.momentum, self.eps)
+                                self.buffers["running_mean"], self.buffers["running_var"],
+                                stats[0], stats[1], Y, training, self.momentum, self.eps)
         self._X, self._trained = X, training
         return Y
 
@@ -88,8 +85,8 @@ class BatchNorm(Layer):
         work = self._work.get(2, self.num_features, dout.dtype)
         dX = self._dX.get(dout.shape[0], self.num_features, dout.dtype) if input_grad else None
         _core.batchnorm_backward(self._X, dout, self.params["weight"], stats[0], stats[1],
-                                    self.grads["weight"], self.grads["bias"], work, dX,
-                                    accumulate)
+                                 self.grads["weight"], self.grads["bias"], work, dX,
+                                 accumulate)
         return dX
 
     def plan_stages(self, in_width: int) -> list[dict]:
