@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import os
 import sys
 import time
@@ -39,14 +40,18 @@ from fastbp.cli.tabular import (
     standardisation,
 )
 from fastbp.datasets import load_digits, train_test_split
+from fastbp.nn.activations import ACTIVATIONS
 from fastbp.plotting import figure_class
+from fastbp.registry import OPTIMIZERS
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "softplus", "tanh", "sigmoid", "identity")
-LOSSES = ("cross_entropy", "mse", "bce")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+LOSSES = ("cross_entropy", "mse", "bce")  # the registry's names of the losses tabular encodes
 DEFAULT_MODEL = "fastbp_model.npz"
-DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2, "rmsprop": 1e-2}
 METADATA_VERSION = 1
+
+
+def default_lr(optimizer: str) -> float:
+    """The default learning rate of the registered optimizer named `optimizer`."""
+    return inspect.signature(OPTIMIZERS[optimizer]).parameters["lr"].default
 
 
 class CLIError(Exception):
@@ -129,12 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CSV columns to leave out of the features, comma separated")
     train.add_argument("--layers", type=_hidden_widths, default=[128], metavar="WIDTHS",
                        help="hidden layer widths, comma separated (default: 128; '' for none)")
-    train.add_argument("--activation", choices=ACTIVATIONS, default="relu",
+    train.add_argument("--activation", choices=ACTIVATIONS.names(), default="relu",
                        help="hidden activation (default: relu)")
     train.add_argument("--loss", choices=LOSSES, default="cross_entropy",
                        help="cross_entropy (classes), mse (regression), bce (two classes or "
                             "multi-label 0/1 targets) (default: cross_entropy)")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+    train.add_argument("--optimizer", choices=OPTIMIZERS.names(), default="adam",
                        help="default: adam")
     train.add_argument("--lr", type=_positive(float), default=None,
                        help="learning rate (default: 0.001 for adam/adamw, 0.01 for sgd/rmsprop)")
@@ -260,7 +265,7 @@ def run_train(args) -> int:
         table = read_training_data(args.data, args.target, args.drop)
     target = encode_target(table.y, args.loss, table.target_name)
     if args.lr is None:
-        args.lr = DEFAULT_LR[args.optimizer]
+        args.lr = default_lr(args.optimizer)
     X_train, y_train, X_test, y_test = _split(table, target, args.test_fraction, args.seed)
     mean, std = standardisation(X_train)
     X_train = (X_train - mean) / std

@@ -258,3 +258,16 @@ def test_predict_with_missing_feature_column(small_csv):
     assert result.returncode == 2
     assert result.stderr.startswith("fastbp: error: partial.csv: missing the feature column")
     assert "'c'" in result.stderr
+
+
+def test_choices_and_defaults_come_from_the_registries():
+    from fastbp.cli import commands
+    from fastbp.nn.activations import ACTIVATIONS
+    from fastbp.registry import LOSSES, OPTIMIZERS
+    train = commands.build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = {a.dest: a.choices for a in train._actions if a.choices}
+    assert choices["activation"] == ACTIVATIONS.names()
+    assert choices["optimizer"] == OPTIMIZERS.names() == ["adam", "adamw", "rmsprop", "sgd"]
+    assert set(choices["loss"]) <= set(LOSSES)
+    assert [commands.default_lr(name) for name in ("adam", "adamw", "sgd", "rmsprop")] == [
+        1e-3, 1e-3, 1e-2, 1e-2]
