@@ -48,9 +48,11 @@ def test_standardizer_is_restored():
 
 def test_command_line_model_predicts_the_same_labels(tmp_path):
     out = tmp_path / "predictions.csv"
+    package_root = os.path.dirname(os.path.dirname(fb.__file__))   # the fastbp under test
+    env = dict(os.environ, PYTHONPATH=package_root)
     subprocess.run([sys.executable, "-m", "fastbp", "predict",
                     os.path.join(FIXTURES, "cli_model.npz"),
                     os.path.join(FIXTURES, "cli_train.csv"), "--out", str(out)],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, cwd=tmp_path, env=env)
     with open(out) as got, open(os.path.join(FIXTURES, "cli_predictions.csv")) as want:
         assert list(csv.reader(got)) == list(csv.reader(want))

@@ -76,9 +76,15 @@ def test_residual_add_kernel_errors():
 def test_forward_matches_numpy(dtype, n, width, threads):
     net = randomize(residual_mlp(dtype, width=width))
     X = rnd((n, 5), 1)
-    np.testing.assert_allclose(net.predict(X), numpy_forward(net, X), **tol(dtype))
-    np.testing.assert_allclose(net.forward(X, training=True), numpy_forward(net, X),
-                               **tol(dtype))
+    expected = numpy_forward(net, X)
+    bound = tol(dtype)
+    if np.dtype(dtype) == np.float32:
+        # rounding of sums of `width` products whose size is about the outputs': an element
+        # near 0 in an output of size 100 may be off by eps * sqrt(width) * 100 in any BLAS
+        scale = np.abs(expected).max()
+        bound["atol"] = max(bound["atol"], 4 * np.finfo(np.float32).eps * np.sqrt(width) * scale)
+    np.testing.assert_allclose(net.predict(X), expected, **bound)
+    np.testing.assert_allclose(net.forward(X, training=True), expected, **bound)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
