@@ -22,14 +22,7 @@ class Sequential(Network):
     """A feed-forward network: the layers applied in order (see `fastbp.nn.network.Network`),
     trained by `fit` or `train_step`, measured by `evaluate`, saved by `save`.
 
-    Parameters
-    ----------
-    *layers : Layer
-        The layers, e.g. ``Dense(64, 128), ReLU(), Dense(128, 10)``.
-    dtype : "float32" (default) or "float64"
-        Type of parameters, gradients and computation.
-    seed : int
-        Seed of the parameter initialisation.
+    Parameters (``*layers``, ``dtype``, ``seed``) as `Network`.
 
     Attributes
     ----------

@@ -49,6 +49,20 @@ def chain_widths(layers, width: int | None = None,
     return first, width
 
 
+def check_layers(layers, owner: str = "", within: str = "") -> None:
+    """Refuse an empty layer list, a non-Layer, or one layer object used twice; errors name the
+    `owner` ("Residual ") and where the layers are (`within`, " in the Residual block")."""
+    if not layers:
+        raise ValueError(f"layers: expected at least one layer{within}, got none")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{owner}layers[{i}]: expected a fastbp Layer, got "
+                            f"{type(layer).__name__}")
+    if len({id(layer) for layer in layers}) != len(layers):
+        raise ValueError(f"layers: the same layer object appears twice{within}; create one "
+                         f"per use")
+
+
 class Layer:
     """Base class of layers, and the protocol every layer follows.
 

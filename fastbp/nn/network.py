@@ -13,7 +13,7 @@ import numpy as np
 
 from fastbp._validation import as_dtype, as_matrix, positive_int
 from fastbp.nn.activations import Activation
-from fastbp.nn.layer import Layer, chain_widths
+from fastbp.nn.layer import Layer, chain_widths, check_layers
 from fastbp.nn.stages import FusedDense, check_segments, group_stages, segment_bounds
 from fastbp.preprocessing import check_standardizer
 
@@ -42,14 +42,7 @@ class Network:
     def __init__(self, *layers: Layer, dtype="float32", seed: int = 0) -> None:
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
-        if not layers:
-            raise ValueError("layers: expected at least one layer, got none")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layers[{i}]: expected a fastbp Layer, got "
-                                f"{type(layer).__name__}")
-        if len({id(layer) for layer in layers}) != len(layers):
-            raise ValueError("layers: the same layer object appears twice; create one per use")
+        check_layers(layers)
         self.layers = list(layers)
         self.dtype = as_dtype(dtype)
         self.seed = int(seed)

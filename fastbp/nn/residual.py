@@ -6,7 +6,7 @@ import numpy as np
 from fastbp import _core
 from fastbp.nn.activations import Identity
 from fastbp.nn.dense import Dense
-from fastbp.nn.layer import Layer, Workspace, chain_widths, layer_from_config
+from fastbp.nn.layer import Layer, Workspace, chain_widths, check_layers, layer_from_config
 from fastbp.nn.stages import FusedDense, group_stages
 from fastbp.registry import LAYERS
 
@@ -27,15 +27,7 @@ class Residual(Layer):
 
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
-        if not layers:
-            raise ValueError("layers: expected at least one layer in the Residual block, got none")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"Residual layers[{i}]: expected a fastbp Layer, got "
-                                f"{type(layer).__name__}")
-        if len({id(layer) for layer in layers}) != len(layers):
-            raise ValueError("layers: the same layer object appears twice in the Residual "
-                             "block; create one per use")
+        check_layers(layers, "Residual ", " in the Residual block")
         self.layers = list(layers)
         self._in_width, out_width = chain_widths(self.layers, where='Residual layer')
         if self._in_width is not None and out_width is not None and out_width != self._in_width:
