@@ -20,6 +20,7 @@ from fastbp.preprocessing import Standardizer
 
 FORMAT = "fastbp"
 VERSION = 1
+STANDARDIZERS = ("standardizer", "target_standardizer")   # network attributes saved as arrays
 
 
 def save(net, path, include_optimizer: bool = False) -> None:
@@ -31,10 +32,11 @@ def save(net, path, include_optimizer: bool = False) -> None:
     arrays = {"params": net.params}
     if net.buffers.size:                 # non-trainable state (BatchNorm running statistics)
         arrays["buffers"] = net.buffers
-    if net.standardizer is not None:
-        description["standardizer"] = {"n_features": net.standardizer.n_features}
-        arrays.update({"standardizer.mean": net.standardizer.mean,
-                       "standardizer.std": net.standardizer.std})
+    for name in STANDARDIZERS:
+        scaler = getattr(net, name)
+        if scaler is not None:
+            description[name] = {"n_features": scaler.n_features}
+            arrays.update({f"{name}.mean": scaler.mean, f"{name}.std": scaler.std})
     if include_optimizer:
         if net.optimizer is None:
             raise ValueError("include_optimizer: the network has no optimizer yet (fit it "
@@ -111,12 +113,13 @@ def load(path, network_class):
     net.metadata = description.get("metadata", {})
     if "loss" in description:
         net.loss = loss_from_config(description["loss"])
-    if "standardizer" in description:
-        try:
-            net.standardizer = Standardizer.from_arrays(arrays["standardizer.mean"],
-                                                        arrays["standardizer.std"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f"path: {path!r} has a malformed standardizer: {exc}") from None
+    for name in STANDARDIZERS:
+        if name in description:
+            try:
+                setattr(net, name, Standardizer.from_arrays(arrays[f"{name}.mean"],
+                                                            arrays[f"{name}.std"]))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise ValueError(f"path: {path!r} has a malformed {name}: {exc}") from None
     if "optimizer" in description:
         state = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer.")}
         net.optimizer = optimizer_from_config(description["optimizer"], net, state)

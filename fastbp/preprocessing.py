@@ -85,17 +85,19 @@ class Standardizer:
         return f"Standardizer({state})"
 
 
-def check_standardizer(value, in_features: int) -> Standardizer | None:
-    """`value` if it is None or a fitted Standardizer of width `in_features`."""
+def check_standardizer(value, width: int, name: str = "standardizer",
+                       what: str = "input") -> Standardizer | None:
+    """`value` if it is None or a fitted Standardizer of `width` features (the network's
+    `what` width), for the attribute `name`."""
     if value is None:
         return None
     if not isinstance(value, Standardizer):
-        raise TypeError(f"standardizer: expected a fitted fb.Standardizer or None, got "
+        raise TypeError(f"{name}: expected a fitted fb.Standardizer or None, got "
                         f"{type(value).__name__}")
     if value.mean is None:
-        raise ValueError("standardizer: expected a fitted Standardizer, got an unfitted one "
-                         "(call fit(X_train) first)")
-    if value.n_features != in_features:
-        raise ValueError(f"standardizer: expected one fitted on {in_features} features (the "
-                         f"network's input width), got one fitted on {value.n_features}")
+        raise ValueError(f"{name}: expected a fitted Standardizer, got an unfitted one "
+                         "(call fit first)")
+    if value.n_features != width:
+        raise ValueError(f"{name}: expected one fitted on {width} features (the "
+                         f"network's {what} width), got one fitted on {value.n_features}")
     return value

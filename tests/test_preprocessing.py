@@ -190,3 +190,29 @@ def test_attaching_checks_type_fit_and_width():
     net.standardizer = fb.Standardizer().fit(data())
     net.standardizer = None                                # detaching
     assert net.standardizer is None
+
+
+# ------------------------------------------------------------------------ target standardizer
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_target_standardizer_puts_predictions_in_target_units(dtype, tmp_path):
+    X = data(d=3)
+    targets = data(d=2, seed=1)
+    net = fb.mlp([3, 8, 2], dtype=dtype, seed=2)
+    raw = net.predict(X)
+    net.target_standardizer = fb.Standardizer().fit(targets)
+    scaler = net.target_standardizer
+    want = (raw.astype(np.float64) * scaler.std + scaler.mean).astype(dtype)
+    np.testing.assert_array_equal(net.predict(X), want)
+    np.testing.assert_array_equal(net.forward(X, training=False), raw)   # forward: net units
+    net.save(tmp_path / "m.npz")
+    same = fb.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(same.target_standardizer.std, scaler.std)
+    np.testing.assert_array_equal(same.predict(X), want)
+
+
+def test_target_standardizer_checks_type_fit_and_output_width():
+    net = fb.mlp([4, 3])
+    with pytest.raises(TypeError, match="target_standardizer"):
+        net.target_standardizer = np.ones(3)
+    with pytest.raises(ValueError, match="target_standardizer.*3 features.*output width"):
+        net.target_standardizer = fb.Standardizer().fit(data())

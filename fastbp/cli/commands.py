@@ -9,10 +9,10 @@
 
 Training data is a CSV file with a header row (comma separated, numeric feature columns; the
 target column may hold numbers or strings) or an NPZ file holding arrays ``X`` (n, features) and
-``y``. Features are standardised with the training split's mean and standard deviation. The
-saved model's ``metadata`` records everything ``predict`` needs to undo the encoding: feature
-names, the standardisation, the target name, the original class labels (classification) or
-the target scaling (regression).
+``y``. Features are standardised with the training split's mean and standard deviation, and
+regression targets with their own: the saved model carries both as Standardizers, so that
+``fb.load(path).predict(raw_X)`` gives what ``predict`` writes. Its ``metadata`` records the
+feature names, the target name and the original class labels (classification).
 
 Errors in the user's input print one line ``fastbp: error: ...`` and exit with status 2.
 """
@@ -37,7 +37,6 @@ from fastbp.cli.tabular import (
     output_names,
     read_prediction_features,
     read_training_data,
-    standardisation,
 )
 from fastbp.datasets import load_digits, train_test_split
 from fastbp.nn.activations import ACTIVATIONS
@@ -224,7 +223,7 @@ def _report_metrics(net, X, y, target: Target, label: str) -> None:
     if "accuracy" in result:
         print(f"{label} accuracy: {result['accuracy']:.4f} ({X.shape[0]} samples)")
     else:
-        std = np.asarray(target.meta["target_std"])
+        std = target.scaler.std
         rmse = np.sqrt(np.mean((net.predict(X) - y) ** 2 * std ** 2, axis=0))
         values = ", ".join(f"{v:.6g}" for v in rmse)
         print(f"{label} rmse: {values} ({X.shape[0]} samples)")
@@ -267,9 +266,9 @@ def run_train(args) -> int:
     if args.lr is None:
         args.lr = default_lr(args.optimizer)
     X_train, y_train, X_test, y_test = _split(table, target, args.test_fraction, args.seed)
-    mean, std = standardisation(X_train)
-    X_train = (X_train - mean) / std
-    validation = None if X_test is None else ((X_test - mean) / std, y_test)
+    scaler = fb.Standardizer().fit(X_train)
+    X_train = scaler.transform(X_train)
+    validation = None if X_test is None else (scaler.transform(X_test), y_test)
 
     sizes = [table.X.shape[1], *args.layers, target.width]
     net = fb.mlp(sizes, activation=args.activation, seed=args.seed)
@@ -287,7 +286,8 @@ def run_train(args) -> int:
         _report_metrics(net, X_train, y_train, target, "train")
     net.metadata = {"fastbp_cli": METADATA_VERSION, "loss": args.loss,
                     "feature_names": table.feature_names, "target_name": table.target_name,
-                    "feature_mean": mean.tolist(), "feature_std": std.tolist(), **target.meta}
+                    **target.meta}
+    net.standardizer, net.target_standardizer = scaler, target.scaler
     net.save(args.out)
     print(f"wall time: {time.perf_counter() - started:.2f} s (training {fit_seconds:.2f} s)")
     print(f"saved model to {args.out}")
@@ -299,12 +299,14 @@ def run_train(args) -> int:
 
 # ----------------------------------------------------------------------------------- predict
 def _scaled_features(net, X: np.ndarray, meta: dict, path: str) -> np.ndarray:
-    """X checked against the model's input width and standardised as in training."""
+    """X checked against the model's input width; standardised here for models saved by
+    0.1.0, which kept the statistics in the metadata (later models standardise X in
+    `predict`)."""
     if X.shape[1] != net.in_features:
         raise CLIError(f"{path}: the model expects {net.in_features} features, the data has "
                        f"{X.shape[1]}")
-    if "feature_mean" in meta:
-        X = (X - np.asarray(meta["feature_mean"])) / np.asarray(meta["feature_std"])
+    if "feature_mean" in meta and net.standardizer is None:
+        X = fb.Standardizer.from_arrays(meta["feature_mean"], meta["feature_std"]).transform(X)
     return X
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastbp.preprocessing import Standardizer
+
 
 class DataError(ValueError):
     """A problem with the user's data file or its columns."""
@@ -38,7 +40,8 @@ class Target:
 
     y: np.ndarray      # labels (n,) int64 for cross-entropy, else (n, width) float64
     width: int         # outputs of the network
-    meta: dict         # "task", "output_names", and "classes" or "target_mean"/"target_std"
+    meta: dict         # "task", "output_names", and "classes" for classifiers
+    scaler: Standardizer | None = None   # regression: the network learns standardised y
 
 
 def _open_text(path: str):
@@ -250,12 +253,10 @@ def encode_target(y: np.ndarray, loss: str, target_name: str | None) -> Target:
             raise DataError(f"--loss mse: the target {target_name!r} must be numeric, "
                            f"got values like {str(y.flat[0])!r}")
         values = y.astype(np.float64).reshape(y.shape[0], -1)
-        mean, std = values.mean(axis=0), values.std(axis=0)
-        std[std == 0] = 1.0
-        meta = {"task": "regression", "target_mean": mean.tolist(),
-                "target_std": std.tolist(), "output_names": output_names(target_name,
-                                                                          values.shape[1])}
-        return Target((values - mean) / std, values.shape[1], meta)
+        scaler = Standardizer().fit(values)
+        meta = {"task": "regression", "output_names": output_names(target_name,
+                                                                    values.shape[1])}
+        return Target(scaler.transform(values), values.shape[1], meta, scaler)
     if loss == "bce" and y.ndim == 2:
         if not numeric or y.min() < 0 or y.max() > 1:
             raise DataError("--loss bce: a 2-D target must hold values in [0, 1] (multi-label)")
@@ -277,22 +278,16 @@ def encode_target(y: np.ndarray, loss: str, target_name: str | None) -> Target:
     return Target(codes.astype(np.int64), len(classes), {"task": "classification", **meta})
 
 
-def standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation of X (a constant feature gets std 1)."""
-    mean, std = X.mean(axis=0), X.std(axis=0)
-    std[std == 0] = 1.0
-    return mean, std
-
-
 def decode_predictions(out: np.ndarray, meta: dict) -> list[list]:
     """Network outputs in the user's terms.
 
     Parameters
     ----------
     out : ndarray (n, width)
-        Raw network outputs (logits for classifiers).
+        Network outputs from `predict` (logits for classifiers; regression values in the
+        target's units, or standardised for models saved by 0.1.0).
     meta : dict
-        The model's metadata: "task" and "classes" or "target_mean"/"target_std".
+        The model's metadata: "task", and "classes", or 0.1.0's "target_mean"/"target_std".
 
     Returns
     -------
@@ -308,6 +303,6 @@ def decode_predictions(out: np.ndarray, meta: dict) -> list[list]:
     if task == "multilabel":
         return (out > 0).astype(int).tolist()
     values = out.astype(np.float64)
-    if "target_mean" in meta:
+    if "target_mean" in meta:   # 0.1.0 kept the target scaling in the metadata
         values = values * np.asarray(meta["target_std"]) + np.asarray(meta["target_mean"])
     return values.tolist()

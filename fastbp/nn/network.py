@@ -37,6 +37,9 @@ class Network:
         saved and converted with the parameters, never updated by optimizers.
     metadata : dict of JSON-serialisable values saved with the model.
     standardizer : a fitted `fastbp.Standardizer` or None (see `check_input`).
+    target_standardizer : a fitted `fastbp.Standardizer` of the regression targets, or None:
+        the network learns standardised targets, and `predict` returns its outputs in the
+        targets' own units (forward, backward, fit and evaluate keep standardised units).
     """
 
     def __init__(self, *layers: Layer, dtype="float32", seed: int = 0) -> None:
@@ -48,6 +51,7 @@ class Network:
         self.seed = int(seed)
         self.metadata: dict = {}
         self._standardizer = None
+        self._target_standardizer = None
         self.in_features, self.out_features = self._check_widths()
         self._allocate(self.dtype)
         rng = np.random.default_rng(self.seed)
@@ -213,6 +217,16 @@ class Network:
     def standardizer(self, value) -> None:
         self._standardizer = check_standardizer(value, self.in_features)
 
+    @property
+    def target_standardizer(self):
+        """The fitted Standardizer whose inverse `predict` applies to the outputs, or None."""
+        return self._target_standardizer
+
+    @target_standardizer.setter
+    def target_standardizer(self, value) -> None:
+        self._target_standardizer = check_standardizer(value, self.out_features,
+                                                       "target_standardizer", "output")
+
     def forward(self, X, training: bool = True) -> np.ndarray:
         """Network output for X (n, in_features) -> (n, out_features).
 
@@ -262,13 +276,16 @@ class Network:
         return outputs
 
     def predict(self, X, batch_size: int = 4096) -> np.ndarray:
-        """Raw network outputs (n, out_features) for X (logits for classifiers), in batches."""
+        """Network outputs (n, out_features) for X (logits for classifiers), in batches; in
+        the targets' units when a `target_standardizer` is attached."""
         X = self.check_input(X)
         batch_size = positive_int(batch_size, "batch_size")
         out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
             out[start:start + batch_size] = self.run_forward(X[start:start + batch_size],
                                                              False)
+        if self._target_standardizer is not None:
+            out = self._target_standardizer.inverse_transform(out, "outputs")
         return out
 
     def config(self) -> dict:

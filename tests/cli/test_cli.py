@@ -91,7 +91,7 @@ def test_train_without_arguments_reaches_95_percent(digits_run):
     assert metric(result.stdout, "wall time") > 0
     net = fb.load(cwd / "fastbp_model.npz")
     assert net.metadata["classes"] == list(range(10))
-    assert len(net.metadata["feature_mean"]) == 64
+    assert net.standardizer.n_features == 64 and net.target_standardizer is None
 
 
 def test_predict_digits_csv_with_original_labels(digits_run, tmp_path):
@@ -202,6 +202,36 @@ def test_regression_predictions_are_in_target_units(tmp_path):
     assert rows[0] == "price" and len(rows) == 301
     predicted = np.array(rows[1:], dtype=float)
     assert np.sqrt(np.mean((predicted - price) ** 2)) < 25.0
+    in_python = fb.load(tmp_path / "m.npz").predict(X)      # raw features in, prices out
+    assert np.array_equal(in_python[:, 0], np.array(rows[1:], dtype=np.float32))
+
+
+def test_regression_model_with_0_1_0_metadata_scaling_still_predicts(tmp_path):
+    """0.1.0 kept both scalings in the metadata; predict applies them as it did."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(loc=5.0, scale=2.0, size=(20, 2))
+    net = fb.mlp([2, 4, 1], dtype="float64")
+    net.metadata = {"fastbp_cli": 1, "loss": "mse", "feature_names": ["a", "b"],
+                    "target_name": "price", "feature_mean": [5.0, 4.0],
+                    "feature_std": [2.0, 0.5], "task": "regression", "target_mean": [100.0],
+                    "target_std": [10.0], "output_names": ["price"]}
+    net.save(tmp_path / "old.npz")
+    write_csv(tmp_path / "x.csv", ["a", "b"], [X[:, 0], X[:, 1]])
+    result = run_cli("predict", "old.npz", "x.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    want = net.predict((X - [5.0, 4.0]) / [2.0, 0.5])[:, 0] * 10.0 + 100.0
+    np.testing.assert_array_equal(np.array(result.stdout.splitlines()[1:], dtype=float), want)
+
+
+def test_model_from_cli_predicts_raw_features_in_python(digits_run, tmp_path):
+    cwd, _ = digits_run
+    X, _ = load_digits()
+    header = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
+    write_csv(tmp_path / "digits.csv", header, list(X[:200].T.astype(int)))
+    result = run_cli("predict", str(cwd / "fastbp_model.npz"), "digits.csv", cwd=tmp_path)
+    written = np.array([int(row) for row in result.stdout.splitlines()[1:]])
+    net = fb.load(cwd / "fastbp_model.npz")
+    assert np.array_equal(net.predict(X[:200]).argmax(axis=1), written)
 
 
 # --------------------------------------------------------------------------------- gradcheck
