@@ -98,7 +98,13 @@ class CompiledStep(_Step):
             if self.backup is not None:
                 self.backup[...] = self.net.params
             self.optimizer.step()
-        self.net.use_plan_outputs(lambda: [self.plan.outputs(rows)[i] for i in self._top])
+        self._rows = rows
+        self.net.use_plan_outputs(self._stage_outputs)
+
+    def _stage_outputs(self) -> list[np.ndarray]:
+        """The outputs of the network's own stages in the last step (views of the plan's)."""
+        outputs = self.plan.outputs(self._rows)
+        return [outputs[i] for i in self._top]
 
     def accuracy(self) -> float:
         """Accuracy of the last `gathered` batch (classification losses), counted in C."""
