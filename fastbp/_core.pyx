@@ -20,12 +20,6 @@ fb_set_blas(<fb_sgemm_fn>sgemm, <fb_dgemm_fn>dgemm)
 HAVE_OPENMP = bool(fb_have_openmp())
 
 
-def set_blas_threading(size_t get_threads, size_t set_threads):
-    """Give the C core openblas_get_num_threads / openblas_set_num_threads of the BLAS behind
-    SciPy's ?gemm (their addresses; 0, 0: unknown), so that small products run on one thread."""
-    fb_set_blas_threading(<fb_get_threads_fn>get_threads, <fb_set_threads_fn>set_threads)
-
-
 def set_parallel_min(Py_ssize_t elements):
     """Run elementwise kernels on several threads from this many elements (returns the old
     value). The default suits the machines fastbp is tuned on; tests lower it to reach the
@@ -36,7 +30,8 @@ def set_parallel_min(Py_ssize_t elements):
 
 
 def set_num_threads(int n):
-    """Set the number of OpenMP threads of the C core (n >= 1)."""
+    """Set the number of OpenMP threads of the C core's parallel loops (n >= 1), for calls from
+    every thread of the process."""
     if n < 1:
         raise ValueError(f"n: expected a positive thread count, got {n}")
     fb_set_num_threads(n)
@@ -45,6 +40,12 @@ def set_num_threads(int n):
 def get_num_threads():
     """Number of OpenMP threads the C core uses (1 without OpenMP)."""
     return fb_get_num_threads()
+
+
+def default_num_threads():
+    """OpenMP's default thread count: OMP_NUM_THREADS when set, else every CPU (1 without
+    OpenMP)."""
+    return fb_default_num_threads()
 
 
 include "_kernels.pxi"

@@ -30,10 +30,20 @@ def available_cpus() -> int:
     return max(1, count)
 
 
+def max_threads() -> int:
+    """The most threads `set_num_threads` accepts: 4 per CPU this process may use (more only
+    oversubscribes the CPUs, and can exhaust the process's thread limit)."""
+    return 4 * available_cpus()
+
+
 def set_num_threads(n: int) -> None:
-    """Use `n` threads in fastbp's kernels (OpenMP) and in BLAS (via threadpoolctl)."""
+    """Use `n` threads in fastbp's kernels (OpenMP) and in BLAS (via threadpoolctl), from
+    every thread of the process (1 <= n <= `max_threads()`)."""
     global _num_threads
     n = positive_int(n, "n")
+    if n > max_threads():
+        raise ValueError(f"n: expected at most {max_threads()} threads (4 per CPU this process "
+                         f"may use), got {n}")
     _core.set_num_threads(n)
     import scipy.linalg  # noqa: F401  (loads the BLAS that threadpoolctl must see)
     from threadpoolctl import threadpool_limits
@@ -52,34 +62,6 @@ def get_num_threads() -> int:
     return _num_threads
 
 
-def _openblas_thread_functions() -> tuple[int, int]:
-    """Addresses of openblas_get_num_threads / openblas_set_num_threads in the OpenBLAS that
-    SciPy's cython_blas calls (the one in SciPy's own folder, or the only one loaded), or
-    (0, 0) when it cannot be told apart (then BLAS picks its threads for every product)."""
-    import ctypes
-
-    import scipy
-    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
-    from threadpoolctl import ThreadpoolController
-    found = [lib.filepath for lib in ThreadpoolController().lib_controllers
-             if lib.internal_api == "openblas"]
-    scipy_dir = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
-    own = [path for path in found if os.path.abspath(path).startswith(
-        os.path.join(scipy_dir, "scipy.libs") + os.sep)]
-    paths = own or (found if len(found) == 1 else [])
-    if not paths:
-        return 0, 0
-    lib = ctypes.CDLL(paths[0])
-    for prefix in ("", "scipy_"):
-        for suffix in ("", "64_", "_64"):
-            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-            put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
-            if get is not None and put is not None:
-                return (ctypes.cast(get, ctypes.c_void_p).value,
-                        ctypes.cast(put, ctypes.c_void_p).value)
-    return 0, 0
-
-
 def _init_threads() -> None:
     """Default: OMP_NUM_THREADS when set, else every CPU the process may use.
 
@@ -87,9 +69,9 @@ def _init_threads() -> None:
     (OpenBLAS would otherwise start one thread per CPU).
     """
     global _num_threads
-    _core.set_blas_threading(*_openblas_thread_functions())
     if os.environ.get("OMP_NUM_THREADS"):
-        _num_threads = _core.get_num_threads()
+        _num_threads = _core.default_num_threads()
+        _core.set_num_threads(_num_threads)
     elif available_cpus() < (os.cpu_count() or 1):
         set_num_threads(available_cpus())
     else:

@@ -35,24 +35,13 @@ typedef void (*fb_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, 
                             double *a, int *lda, double *b, int *ldb, double *beta, double *c,
                             int *ldc);
 
-/* openblas_get_num_threads / openblas_set_num_threads of the BLAS behind ?gemm. */
-typedef int (*fb_get_threads_fn)(void);
-typedef void (*fb_set_threads_fn)(int);
-
 typedef struct {
     fb_sgemm_fn sgemm;
     fb_dgemm_fn dgemm;
-    fb_get_threads_fn get_threads; /* NULL when the BLAS's thread count cannot be reached */
-    fb_set_threads_fn set_threads;
 } fb_blas_table;
-
-/* Products with fewer than this many multiply-adds (m n k) run on one BLAS thread: below it a
- * second thread costs more than it saves (measured with SciPy's OpenBLAS on 2 cores). */
-#define FB_GEMM_PARALLEL_MIN (1 << 21)
 
 /* Set once by the bindings at import, before any gemm runs. */
 void fb_set_blas(fb_sgemm_fn sgemm, fb_dgemm_fn dgemm);
-void fb_set_blas_threading(fb_get_threads_fn get_threads, fb_set_threads_fn set_threads);
 extern fb_blas_table fb_blas;
 
 /* The activations: X(CODE, name) for each, in the order of their codes (FB_CODE = 0, 1, ...).
@@ -80,14 +69,19 @@ enum { FB_N_ACTIVATIONS = 0 FB_ACTIVATION_LIST(FB_ACTIVATION_ONE) };
 /* The name of `act` ("relu", ...), or NULL for a code that is not an activation. */
 const char *fb_activation_name(fb_activation act);
 
-/* for (I = 0; I < N; ++I) { BODY }, the iterations split over the OpenMP threads when PARALLEL
- * is true. The serial branch is a plain loop: entering a parallel region costs far more than the
- * arithmetic of a small array, even under if(0). */
+/* The C core's thread count (fb_set_num_threads), process-wide: OpenMP's own setting is per
+ * calling thread, so a Python thread other than the one that set it would get OpenMP's
+ * default. */
+extern int fb_num_threads;
+
+/* for (I = 0; I < N; ++I) { BODY }, the iterations split over fb_num_threads OpenMP threads
+ * when PARALLEL is true. The serial branch is a plain loop: entering a parallel region costs
+ * far more than the arithmetic of a small array, even under if(0). */
 #define FB_FOR(PARALLEL, I, N, ...)                                                           \
     do {                                                                                      \
         const ptrdiff_t fb_for_n_ = (N);                                                      \
         if (PARALLEL) {                                                                       \
-            _Pragma("omp parallel for schedule(guided)")                                      \
+            _Pragma("omp parallel for schedule(guided) num_threads(fb_num_threads)")          \
             for (ptrdiff_t I = 0; I < fb_for_n_; ++I) {                                       \
                 __VA_ARGS__                                                                   \
             }                                                                                 \
@@ -138,6 +132,7 @@ static inline int fb_activation_needs_input(fb_activation act)
 void fb_set_num_threads(int n);
 void fb_set_parallel_min(ptrdiff_t elements);
 int fb_get_num_threads(void);
+int fb_default_num_threads(void); /* OpenMP's own: OMP_NUM_THREADS, else every CPU */
 int fb_have_openmp(void);
 
 #endif

@@ -1,18 +1,12 @@
 /* Row-major GEMM over SciPy's Fortran ?gemm, with no transposed copies. */
 #include "fastbp_core.h"
 
-fb_blas_table fb_blas = {0, 0, 0, 0};
+fb_blas_table fb_blas = {0, 0};
 
 void fb_set_blas(fb_sgemm_fn sgemm, fb_dgemm_fn dgemm)
 {
     fb_blas.sgemm = sgemm;
     fb_blas.dgemm = dgemm;
-}
-
-void fb_set_blas_threading(fb_get_threads_fn get_threads, fb_set_threads_fn set_threads)
-{
-    fb_blas.get_threads = get_threads;
-    fb_blas.set_threads = set_threads;
 }
 
 #define FB_TEMPLATE "gemm_tpl.h"

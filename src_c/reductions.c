@@ -26,16 +26,23 @@ void fb_set_parallel_min(ptrdiff_t elements)
     fb_parallel_min = elements;
 }
 
+int fb_num_threads = 1;
+
 void fb_set_num_threads(int n)
 {
 #ifdef _OPENMP
-    omp_set_num_threads(n);
+    fb_num_threads = n;
 #else
     (void)n;
 #endif
 }
 
 int fb_get_num_threads(void)
+{
+    return fb_num_threads;
+}
+
+int fb_default_num_threads(void)
 {
 #ifdef _OPENMP
     return omp_get_max_threads();

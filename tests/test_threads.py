@@ -1,30 +1,62 @@
-"""Thread control: BLAS threads around small products, the parallel threshold, and the
-spin-wait settings fastbp chooses at import."""
-import ctypes
+"""Thread control: the thread count's bound and reach, threads racing each other, the parallel
+threshold, and the spin-wait settings fastbp chooses at import."""
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
 from thread_helpers import num_threads
-from threadpoolctl import threadpool_limits
 
 import fastbp
 from fastbp import _core
-from fastbp.threads import _openblas_thread_functions, _set_parallel_min
+from fastbp.threads import _set_parallel_min, available_cpus, max_threads
 
 
-def test_small_products_leave_the_blas_thread_count_as_it_was():
-    address, _ = _openblas_thread_functions()
-    if not address:
-        pytest.skip("SciPy's OpenBLAS is not reachable here")
-    blas_threads = ctypes.CFUNCTYPE(ctypes.c_int)(address)   # openblas_get_num_threads
-    with threadpool_limits(limits=2, user_api="blas"):
-        for n in (8, 256):          # below and above the one-thread threshold
-            A = np.ones((n, n), np.float32)
-            _core.gemm(A, A, np.empty_like(A))
-            assert blas_threads() == 2
+def test_thread_count_is_bounded_by_the_cpus():
+    bound = max_threads()
+    assert bound == 4 * available_cpus()
+    for n in (bound + 1, 10_000, 2**40):
+        with pytest.raises(ValueError, match=rf"n: expected at most {bound} threads .*got {n}"):
+            fastbp.set_num_threads(n)
+    assert fastbp.get_num_threads() <= bound
+
+
+def test_thread_count_holds_in_every_python_thread():
+    """OpenMP keeps its thread count per calling thread; fastbp's holds for all of them."""
+    seen = []
+    with num_threads(1):
+        worker = threading.Thread(target=lambda: seen.append(_core.get_num_threads()))
+        worker.start()
+        worker.join()
+    assert seen == [1]
+
+
+def _fit(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((256, 40)), rng.integers(0, 5, 256)
+    net = fastbp.mlp([40, 300, 5], seed=seed)
+    net.fit(X, y, epochs=2, batch_size=32, verbose=0)
+    return net.params
+
+
+def test_fits_in_two_threads_give_the_bits_of_fits_one_after_the_other():
+    """Products of every size interleave across the two threads (the BLAS thread count is not
+    changed around small ones), and each fit gets the bits it gets alone."""
+    together = [None, None]
+
+    def run(i):
+        together[i] = _fit(i)
+    with num_threads(2):
+        alone = [_fit(seed) for seed in (0, 1)]
+        workers = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    for i in (0, 1):
+        np.testing.assert_array_equal(together[i], alone[i])
 
 
 def test_parallel_threshold_is_a_runtime_setting():
