@@ -59,21 +59,22 @@ class Activation(Layer):
         return {"activation": _core.ACTIVATIONS[self.kernel_name],
                 "params": self.kernel_params()}
 
-    def apply(self, Z: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    def apply(self, Z: np.ndarray, bias: np.ndarray | None = None,
+              training: bool = True) -> np.ndarray:
         """A = f(Z + bias) for a (n, width) buffer Z that this call may overwrite.
 
-        Keeps what `gradient` needs: A is Z itself, overwritten, unless `needs_preactivation`;
-        then Z keeps Z + bias and A is a buffer of this layer.
+        In training, keeps what `gradient` needs: A is Z itself, overwritten, unless
+        `needs_preactivation`; then Z keeps Z + bias and A is a buffer of this layer.
         """
         params = self.kernel_params()
         if self.needs_preactivation:
-            A = self._output.get(Z.shape[0], Z.shape[1], Z.dtype)
+            A = self._output.get(Z.shape[0], Z.shape[1], Z.dtype, training)
             _core.bias_activation_forward(Z, bias, self.kernel_name, A=A, **params)
-            self._Z = Z
         else:
             _core.bias_activation_forward(Z, bias, self.kernel_name, **params)
             A = Z
-        self._A = A
+        if training:
+            self._A, self._Z = A, Z if self.needs_preactivation else None
         return A
 
     def gradient(self, dA: np.ndarray, dZ: np.ndarray) -> np.ndarray:
@@ -83,9 +84,9 @@ class Activation(Layer):
         return dZ
 
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
-        Z = self._input.get(X.shape[0], X.shape[1], X.dtype)
+        Z = self._input.get(X.shape[0], X.shape[1], X.dtype, training)
         Z[...] = X
-        return self.apply(Z)
+        return self.apply(Z, None, training)
 
     def backward(self, dout: np.ndarray, input_grad: bool = True,
                  accumulate: bool = False) -> np.ndarray | None:

@@ -61,12 +61,14 @@ class BatchNorm(Layer):
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
         if training:
             _core.check_batchnorm_batch(X.shape)
-        Y = self._out.get(X.shape[0], self.num_features, X.dtype)
-        stats = self._stats.get(2, self.num_features, X.dtype)
+        Y = self._out.get(X.shape[0], self.num_features, X.dtype, training)
+        stats = self._stats.get(2, self.num_features, X.dtype, training)
         _core.batchnorm_forward(X, self.params["weight"], self.params["bias"],
                                 self.buffers["running_mean"], self.buffers["running_var"],
                                 stats[0], stats[1], Y, training, self.momentum, self.eps)
-        self._X, self._trained = X, training
+        if training:
+            self._X = X
+        self._trained = training    # backward follows a training forward only
         return Y
 
     def recompute(self, X: np.ndarray) -> np.ndarray:

@@ -75,16 +75,19 @@ class Dense(Layer):
             self.params["bias"][...] = initial_bias(self.bias_init, self.out_features,
                                                     self.in_features, rng)
 
-    def forward_fused(self, X: np.ndarray, activation: Activation | None = None) -> np.ndarray:
+    def forward_fused(self, X: np.ndarray, activation: Activation | None = None,
+                      training: bool = True) -> np.ndarray:
         """A = f(X W^T + b): one gemm, then one pass adding the bias and applying the
-        activation f (None: identity). X (n, in_features) -> A (n, out_features)."""
-        Z = self._Z.get(X.shape[0], self.out_features, X.dtype)
+        activation f (None: identity). X (n, in_features) -> A (n, out_features); training
+        keeps X and A for backward."""
+        Z = self._Z.get(X.shape[0], self.out_features, X.dtype, training)
         _core.gemm(X, self.params["weight"], Z, trans_b=True)
-        self._X = X
+        if training:
+            self._X = X
         if activation is None:
             _core.bias_activation_forward(Z, self.params.get("bias"), "identity")
             return Z
-        return activation.apply(Z, self.params.get("bias"))
+        return activation.apply(Z, self.params.get("bias"), training)
 
     def backward_fused(self, dA: np.ndarray, activation: Activation | None, input_grad: bool,
                        accumulate: bool, dX_into: np.ndarray | None = None) -> np.ndarray | None:
@@ -111,7 +114,7 @@ class Dense(Layer):
         return dX
 
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
-        return self.forward_fused(X)
+        return self.forward_fused(X, None, training)
 
     def backward(self, dout: np.ndarray, input_grad: bool = True,
                  accumulate: bool = False) -> np.ndarray | None:

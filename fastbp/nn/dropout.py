@@ -60,7 +60,9 @@ class Dropout(Layer):
         return self._draw
 
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
-        if not training or self.p == 0:
+        if not training:
+            return X
+        if self.p == 0:
             self._identity = True
             return X
         self.next_training_mask()

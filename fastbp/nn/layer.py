@@ -3,8 +3,9 @@
 A layer declares its parameter and buffer shapes; the network owns one flat parameter buffer,
 one flat gradient buffer and one flat buffer of non-trainable state, and hands each layer views
 into them (`self.params`, `self.grads`, `self.buffers`). Each layer keeps its own workspaces,
-grown to the largest batch seen and reused, so a training step allocates nothing. All
-arithmetic runs in the C core (`fastbp._core`).
+grown to the largest batch seen and reused, so a training step allocates nothing; inference
+(``training=False``) writes into new arrays instead and keeps nothing, so any number of threads
+can run it at once. All arithmetic runs in the C core (`fastbp._core`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ class Workspace:
     def __init__(self) -> None:
         self._buffer: np.ndarray | None = None
 
-    def get(self, rows: int, width: int, dtype: np.dtype) -> np.ndarray:
+    def get(self, rows: int, width: int, dtype: np.dtype, training: bool = True) -> np.ndarray:
+        """A (rows, width) array: a view of this workspace in training, a new array otherwise
+        (inference shares no buffer between the threads that run it)."""
+        if not training:
+            return np.empty((rows, width), dtype=dtype)
         buf = self._buffer
         if buf is None or buf.shape[0] < rows or buf.shape[1] != width or buf.dtype != dtype:
             buf = self._buffer = np.empty((rows, width), dtype=dtype)
@@ -79,7 +84,9 @@ class Layer:
 
     It computes `forward(X, training)` -> output and `backward(dout, input_grad, accumulate)`
     -> input gradient (None when `input_grad` is False), writing this batch's parameter
-    gradients into `self.grads` (adding to them when `accumulate`).
+    gradients into `self.grads` (adding to them when `accumulate`). With ``training=False``
+    forward changes nothing in the layer (it returns a new array or X itself, keeps no
+    reference), so that inference can run from several threads at once.
 
     Gradient checkpointing uses two more methods: `recompute(X)` repeats the last training
     forward on the same input without changing any state, and `release()` lets go of the

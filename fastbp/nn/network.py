@@ -140,13 +140,15 @@ class Network:
 
     def run_forward(self, X: np.ndarray, training: bool) -> np.ndarray:
         """Forward pass over an array already through `check_input`; returns the last
-        stage's buffer (a workspace view: read it before the next forward)."""
+        stage's output: in training a workspace view (read it before the next forward), else
+        an array of this call's own (or X itself), so that inference is thread-safe. Either
+        ends what the last training forward kept for `backward`."""
         out = X
         for stage in self._stages:
             out = stage.forward(out, training)
-        self._trained_forward = training
-        self._plan_outputs = None
-        self._batch = X.shape[0]
+        if training:
+            self._batch = X.shape[0]
+        self._trained_forward, self._plan_outputs = training, None
         return out
 
     def run_backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool):

@@ -75,7 +75,7 @@ class Residual(Layer):
         F = X
         for stage in self._stages:
             F = stage.forward(F, training)
-        Y = self._out.get(X.shape[0], X.shape[1], X.dtype)
+        Y = self._out.get(X.shape[0], X.shape[1], X.dtype, training)
         _core.residual_add(X, F, Y)
         return Y
 

@@ -18,7 +18,7 @@ class FusedDense:
         self.dense, self.activation = dense, activation
 
     def forward(self, X: np.ndarray, training: bool) -> np.ndarray:
-        return self.dense.forward_fused(X, self.activation)
+        return self.dense.forward_fused(X, self.activation, training)
 
     def backward(self, dout: np.ndarray, input_grad: bool, accumulate: bool,
                  dX_into: np.ndarray | None = None):
