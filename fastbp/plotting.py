@@ -19,7 +19,7 @@ def figure_class():
 
 def _panels(history) -> list[tuple[str, dict[str, np.ndarray], bool]]:
     """[(title, {label: values}, log scale)] of what the history holds."""
-    data = history.history
+    data = dict(history)
     panels = [("loss", {k: data[k] for k in ("loss", "val_loss") if k in data}, False)]
     metrics = sorted(k for k in data if k not in ("loss", "val_loss", "time", "lr")
                      and not k.startswith("val_") and np.ndim(data[k][0]) == 0)

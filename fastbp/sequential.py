@@ -31,16 +31,21 @@ class Sequential(Network):
     loss : the loss of the last `fit`, the default of `evaluate`.
     """
 
+    _transient = Network._transient + ("_train_step",)   # the compiled step of train_step
+
     def __init__(self, *layers: Layer, dtype="float32", seed: int = 0) -> None:
         super().__init__(*layers, dtype=dtype, seed=seed)
         self.optimizer = None
         self.loss = None
+
+    def _reset_transient(self) -> None:
+        super()._reset_transient()
         self._train_step = None
 
     def astype(self, dtype) -> Sequential:
         """A copy of this network with parameters converted to `dtype` (no optimizer)."""
         twin = super().astype(dtype)
-        twin.optimizer, twin._train_step = None, None
+        twin.optimizer = None
         return twin
 
     def evaluate(self, X, y, loss=None, batch_size: int = 4096) -> dict:
@@ -52,7 +57,11 @@ class Sequential(Network):
 
     def fit(self, X, y, **kwargs):
         """Train with mini-batch backpropagation; see `fastbp.train.fit.fit`."""
-        return fit(self, X, y, **kwargs)
+        self.claim("fit")
+        try:
+            return fit(self, X, y, **kwargs)
+        finally:
+            self.release_claim()
 
     def train_step(self, X, y, loss="cross_entropy", optimizer="adam",
                    checkpoint_segments: int | None = None) -> float:
@@ -65,6 +74,13 @@ class Sequential(Network):
         `checkpoint_segments` turns on gradient checkpointing (see `fit`). Returns the batch
         loss; a non-finite loss raises FloatingPointError before any update.
         """
+        self.claim("train_step")
+        try:
+            return self._run_train_step(X, y, loss, optimizer, checkpoint_segments)
+        finally:
+            self.release_claim()
+
+    def _run_train_step(self, X, y, loss, optimizer, checkpoint_segments) -> float:
         step = self._train_step
         if step is None or step.loss_arg is not loss or step.optimizer_arg is not optimizer \
                 or step.optimizer is not self.optimizer or step.params is not self.params \

@@ -153,6 +153,14 @@ class Layer:
         for name in self.forward_state:
             setattr(self, name, None)
 
+    def __getstate__(self) -> dict:
+        """Pickled and copied without its views into a network's arrays (the network binds
+        them again when it is unpickled) and without what its last forward kept."""
+        state = {k: Workspace() if isinstance(v, Workspace) else v
+                 for k, v in self.__dict__.items()}
+        state.update(params={}, grads={}, buffers={}, **dict.fromkeys(self.forward_state))
+        return state
+
     def plan_stages(self, in_width: int) -> list[dict] | None:
         """This layer's stage descriptions for the compiled plan, given its input width, or
         None: a layer without a compiled form makes the whole network train layer by layer."""

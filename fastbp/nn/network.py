@@ -8,6 +8,8 @@ save on top, and `fastbp.train` drives it through the `run_*` methods.
 from __future__ import annotations
 
 import copy
+import math
+import threading
 
 import numpy as np
 
@@ -58,8 +60,38 @@ class Network:
         for layer in self.layers:
             layer.initialize(rng)
         self._stages = group_stages(self.layers)
+        self._reset_transient()
+
+    # Attributes of one process and one run: not pickled or copied (`_reset_transient`).
+    _transient = ("_busy", "_trained_forward", "_plan_outputs", "_batch", "_segment_inputs")
+
+    def _reset_transient(self) -> None:
+        self._busy = threading.Lock()   # held by the training call running on this network
         self._trained_forward = False
         self._plan_outputs = None  # the compiled step's stage outputs, when it ran the forward
+
+    def __getstate__(self) -> dict:
+        """Pickling and copying keep the layers, flat arrays, metadata and scalings; the layers'
+        views are bound again on unpickling (`__setstate__`)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._transient}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
+        self._reset_transient()
+
+    def claim(self, entry: str) -> None:
+        """Hold this network for one training call (`entry` names it; release with
+        ``self.release_claim()``): a training call from another thread meanwhile raises
+        RuntimeError instead of corrupting the parameters."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(f"{entry}: this network is already in a training call (fit, "
+                               f"train_step, forward(training=True) or backward) in another "
+                               f"thread or below this one; train one network from one thread "
+                               f"at a time")
+
+    def release_claim(self) -> None:
+        self._busy.release()
 
     def _check_widths(self) -> tuple[int, int]:
         """Propagate widths through the layers; a mismatch names the layer and both widths."""
@@ -68,33 +100,40 @@ class Network:
             raise ValueError("layers: expected at least one layer with a fixed width (Dense)")
         return in_features, width
 
+    def _entries(self, shapes: str) -> list[tuple[int, Layer, str, tuple, int]]:
+        """(layer index, layer, name, shape, size) of every parameter ("parameter_shapes") or
+        buffer ("buffer_shapes"), in flat-array order."""
+        return [(i, layer, name, shape, math.prod(shape)) for i, layer in enumerate(self.layers)
+                for name, shape in getattr(layer, shapes)()]
+
     def _allocate(self, dtype: np.dtype) -> None:
-        """Create the flat buffers and bind each layer's views into them."""
-        entries = [(i, layer, name, shape) for i, layer in enumerate(self.layers)
-                   for name, shape in layer.parameter_shapes()]
-        total = sum(int(np.prod(shape)) for *_, shape in entries)
-        self.params = np.zeros(total, dtype=dtype)
-        self.grads = np.zeros(total, dtype=dtype)
+        """Create the flat arrays (zeros) and bind each layer's views into them."""
+        n_params = sum(entry[-1] for entry in self._entries("parameter_shapes"))
+        n_buffers = sum(entry[-1] for entry in self._entries("buffer_shapes"))
+        need = (2 * n_params + n_buffers) * dtype.itemsize
+        try:
+            self.params = np.zeros(n_params, dtype=dtype)
+            self.grads = np.zeros(n_params, dtype=dtype)
+            self.buffers = np.zeros(n_buffers, dtype=dtype)
+        except (MemoryError, ValueError):   # ValueError: beyond what an array can index
+            raise MemoryError(f"layers: {n_params:,} parameters need {need / 2**30:.1f} GiB "
+                              f"(values and gradients, {dtype.name}), more than can be "
+                              f"allocated") from None
+        self._bind()
+
+    def _bind(self) -> None:
+        """Give each layer its views into the flat params, grads and buffers."""
         self._names: list[tuple[str, Layer, str, slice, tuple]] = []
         offset = 0
-        for i, layer, name, shape in entries:
-            size = int(np.prod(shape))
+        for i, layer, name, shape, size in self._entries("parameter_shapes"):
             region = slice(offset, offset + size)
             layer.bind_parameter(name, self.params[region].reshape(shape),
                                  self.grads[region].reshape(shape))
             self._names.append((f"{i}.{name}", layer, name, region, shape))
             offset += size
-        self._allocate_buffers(dtype)
-
-    def _allocate_buffers(self, dtype: np.dtype) -> None:
-        """Create the flat `buffers` array (non-trainable state) and bind the layers' views."""
-        entries = [(i, layer, name, shape) for i, layer in enumerate(self.layers)
-                   for name, shape in layer.buffer_shapes()]
-        self.buffers = np.zeros(sum(int(np.prod(shape)) for *_, shape in entries), dtype=dtype)
         self._buffer_names: list[tuple[str, Layer, str]] = []
         offset = 0
-        for i, layer, name, shape in entries:
-            size = int(np.prod(shape))
+        for i, layer, name, shape, size in self._entries("buffer_shapes"):
             layer.bind_buffer(name, self.buffers[offset:offset + size].reshape(shape))
             self._buffer_names.append((f"{i}.{name}", layer, name))
             offset += size
@@ -120,7 +159,8 @@ class Network:
     def astype(self, dtype) -> Network:
         """A copy of this network with parameters converted to `dtype`."""
         dtype = as_dtype(dtype)
-        twin = copy.copy(self)
+        twin = type(self).__new__(type(self))       # a shallow copy whose views are bound
+        twin.__dict__.update(self.__getstate__())   # below, to its own arrays
         twin.layers = [copy.deepcopy(layer) for layer in self.layers]
         twin.metadata = copy.deepcopy(self.metadata)
         twin.dtype = dtype
@@ -128,8 +168,7 @@ class Network:
         twin.params[...] = self.params
         twin.buffers[...] = self.buffers
         twin._stages = group_stages(twin.layers)
-        twin._trained_forward = False
-        twin._plan_outputs = None
+        twin._reset_transient()
         return twin
 
     # ------------------------------------------------------------------------ forward/backward
@@ -232,10 +271,18 @@ class Network:
     def forward(self, X, training: bool = True) -> np.ndarray:
         """Network output for X (n, in_features) -> (n, out_features).
 
-        With ``training=True`` the layers keep what `backward` needs.
+        With ``training=True`` the layers keep what `backward` needs (a training call: see
+        `claim`); with ``training=False`` any number of threads may call it at once.
         """
-        out = self.run_forward(self.check_input(X), training)
-        return out.copy()
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training: expected True or False, got {training!r}")
+        if not training:
+            return self.run_forward(self.check_input(X), False).copy()
+        self.claim("forward(training=True)")
+        try:
+            return self.run_forward(self.check_input(X), True).copy()
+        finally:
+            self.release_claim()
 
     def backward(self, dout, accumulate: bool = False, input_grad: bool = True):
         """Backpropagate d(loss)/d(output) of the last training forward.
@@ -243,18 +290,22 @@ class Network:
         Writes this batch's parameter gradients into `grads` (adds to them when `accumulate`)
         and returns d(loss)/d(X), or None when ``input_grad=False`` (saves one gemm).
         """
-        if not self._trained_forward:
-            raise RuntimeError("backward: call forward(X, training=True) first")
-        arr = as_matrix(dout, "dout", self.dtype, self.out_features)
-        if arr.shape[0] != self._batch:
-            raise ValueError(f"dout: expected shape ({self._batch}, {self.out_features}) like "
-                             f"the last forward output, got {arr.shape}")
-        dX = self.run_backward(arr, input_grad, accumulate)
-        if dX is None:
-            return None
-        if self._standardizer is not None:    # d/dx of (x - mean) / std is 1 / std
-            return (dX / self._standardizer.std).astype(self.dtype)
-        return dX.copy()
+        self.claim("backward")
+        try:
+            if not self._trained_forward:
+                raise RuntimeError("backward: call forward(X, training=True) first")
+            arr = as_matrix(dout, "dout", self.dtype, self.out_features)
+            if arr.shape[0] != self._batch:
+                raise ValueError(f"dout: expected shape ({self._batch}, {self.out_features}) "
+                                 f"like the last forward output, got {arr.shape}")
+            dX = self.run_backward(arr, input_grad, accumulate)
+            if dX is None:
+                return None
+            if self._standardizer is not None:    # d/dx of (x - mean) / std is 1 / std
+                return (dX / self._standardizer.std).astype(self.dtype)
+            return dX.copy()
+        finally:
+            self.release_claim()
 
     def activation_outputs(self) -> list[tuple[int, str, np.ndarray]]:
         """[(layer index, activation name, output (batch, units))] of every activation layer

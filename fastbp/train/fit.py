@@ -27,6 +27,15 @@ def _targets(loss, net, y, n: int, name: str = "y") -> np.ndarray:
         raise type(exc)(str(exc).replace("y:", f"{name}:", 1)) from None
 
 
+def _diverged(what: str, history: History) -> FloatingPointError:
+    """The error that stops a diverging fit (its `.history` holds the completed epochs)."""
+    error = FloatingPointError(f"fit: {what}; training stopped and the parameters of the last "
+                               f"finite step were kept (try a lower lr, clip_norm or "
+                               f"clip_value)")
+    error.history = history
+    return error
+
+
 def evaluate(net, X, y, loss=None, batch_size: int = 4096) -> dict:
     """Mean loss over (X, y) (and accuracy for classification losses) in evaluation mode."""
     if loss is None:
@@ -94,7 +103,8 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
 
     Returns a History. Same seed and data give the same result. A non-finite loss stops training
     with FloatingPointError (its `.history` holds the completed epochs) and leaves the parameters
-    that gave the last finite loss.
+    that gave the last finite loss; so does a last update that leaves non-finite parameters or
+    a non-finite loss on its batch.
     """
     loss = get_loss(loss)
     X = net.check_input(X)
@@ -152,12 +162,8 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
                 progress.close()
                 if batch > 1 or epoch > 1:
                     step.restore()
-                error = FloatingPointError(
-                    f"fit: the loss became {exc.loss} at epoch {epoch}, step {batch}; training "
-                    "stopped and the parameters of the last finite step were kept (try a lower "
-                    "lr, clip_norm or clip_value)")
-                error.history = history
-                raise error from None
+                raise _diverged(f"the loss became {exc.loss} at epoch {epoch}, step {batch}",
+                                history) from None
             m = stop - start
             total += value * m
             seen += m
@@ -182,5 +188,16 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
         if callbacks.on_epoch_end(epoch, logs):
             break
     progress.close()
+    if not _finite_after_update(net, X[order[start:stop]], target[order[start:stop]], loss):
+        step.restore()
+        raise _diverged(f"the last update (epoch {epoch}, step {batch}) made the parameters "
+                        f"or the loss non-finite", history)
     callbacks.on_train_end(net)
     return history
+
+
+def _finite_after_update(net, X: np.ndarray, target: np.ndarray, loss) -> bool:
+    """Whether the parameters, and the evaluation loss on the batch (X, target) of the last
+    update, are finite: the next step's loss shows this for every other update."""
+    return bool(np.isfinite(net.params).all()) and \
+        bool(np.isfinite(_evaluate_checked(net, X, target, loss, X.shape[0])["loss"]))

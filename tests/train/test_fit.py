@@ -297,7 +297,7 @@ def test_history_fields_for_classification():
     assert set(hist.history) == {"loss", "accuracy", "time"}
     for key in ("loss", "accuracy", "time"):
         assert len(hist.history[key]) == 5
-        assert hist[key] is hist.history[key]
+        assert hist[key] == hist.history[key]
         assert all(isinstance(v, float) for v in hist[key])
     assert all(0.0 <= a <= 1.0 for a in hist["accuracy"])
     assert all(t >= 0.0 for t in hist["time"])
@@ -717,3 +717,35 @@ def test_train_step_refuses_a_non_finite_loss_without_updating():
     with pytest.raises(FloatingPointError, match="no update"):
         net.train_step(np.full((2, 2), 1e10), np.zeros((2, 2)), "mse", fb.SGD(net, lr=0.1))
     assert net.params[2:].tolist() == before[2:].tolist()
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 3e38), ("adam", 1e39), ("rmsprop", 1e39),
+                                           ("adamw", 1e39)])
+def test_a_last_update_that_breaks_the_network_is_undone(optimizer, lr):
+    """The update of the last step has no next loss to show it; fit checks it itself."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((200, 4)), rng.integers(0, 3, 200)
+    net = fb.mlp([4, 8, 3], seed=0)
+    before = net.params.copy()
+    with pytest.raises(FloatingPointError, match=r"last update \(epoch 1, step 1\) made") as info:
+        net.fit(X, y, optimizer=optimizer, lr=lr, epochs=1, batch_size=256, verbose=0)
+    np.testing.assert_array_equal(net.params, before)
+    assert np.isfinite(net.predict(X)).all()
+    assert info.value.history.epochs == 1
+
+
+def test_history_is_a_read_only_mapping_of_names():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    hist = fb.mlp([4, 8, 3]).fit(X, y, epochs=2, validation_data=(X, y), verbose=0)
+    assert "val_loss" in hist and "nothing" not in hist
+    assert list(hist) == ["loss", "accuracy", "val_loss", "val_accuracy", "time"]
+    assert len(hist) == 5 and list(hist.keys()) == list(hist)
+    assert dict(hist)["loss"] == hist["loss"] and len(hist["loss"]) == hist.epochs == 2
+    assert dict(hist.items())["val_accuracy"] == hist["val_accuracy"]
+    hist["loss"].append(0.0)                        # a copy: the record does not change
+    assert len(hist["loss"]) == 2
+    with pytest.raises(TypeError):
+        hist["loss"] = [0.0]
+    with pytest.raises(KeyError, match="'val_los'.* records"):
+        hist["val_los"]
