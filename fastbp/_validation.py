@@ -61,7 +61,8 @@ def as_matrix(X, name: str, dtype: np.dtype, width: int | None = None,
     """X as a finite, C-contiguous (n, width) array of `dtype`, with n >= 1."""
     arr = _numeric(X, name)
     if arr.ndim != 2:
-        hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
+        hint = (" (use X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single "
+                "sample)" if arr.ndim == 1 else "")
         raise ValueError(f"{name}: expected a 2-D array (samples, features), got shape "
                          f"{arr.shape}{hint}")
     if arr.shape[0] == 0:
@@ -98,6 +99,20 @@ def nonnegative_float(value, name: str, upper: float | None = None) -> float:
         bound = f" and < {upper}" if upper is not None else ""
         raise ValueError(f"{name}: expected a finite number >= 0{bound}, got {value!r}")
     return float(value)
+
+
+def boolean(value, name: str) -> bool:
+    """`value` if it is True or False (a NumPy bool too): a string or number is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def seed_value(value, name: str = "seed") -> int:
+    """`value` as a seed: an integer >= 0 (a NumPy integer too; never a float or a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
+    return int(value)
 
 
 def choose(value: str, name: str, known) -> str:

@@ -12,6 +12,8 @@ from importlib import resources
 
 import numpy as np
 
+from fastbp._validation import seed_value
+
 __all__ = ["load_digits", "train_test_split"]
 
 DIGITS_FILE = "digits.csv.gz"
@@ -87,6 +89,6 @@ def train_test_split(X: np.ndarray, y: np.ndarray, test_fraction: float = 0.2,
     if n < 2:
         raise ValueError(f"X: expected at least 2 samples to split, got {n}")
     n_test = min(max(round(float(test_fraction) * n), 1), n - 1)
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(seed_value(seed)).permutation(n)
     test, train = order[:n_test], order[n_test:]
     return X[train], X[test], y[train], y[test]

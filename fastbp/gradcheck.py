@@ -5,7 +5,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastbp._validation import positive_float, positive_int
+from fastbp._validation import (
+    boolean,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    seed_value,
+)
 from fastbp.losses import get_loss
 
 
@@ -79,6 +85,8 @@ def gradcheck(net, loss, X, y, eps: float = 1e-6, atol: float = 1e-7, rtol: floa
     if max_checks is not None:
         max_checks = positive_int(max_checks, "max_checks")
     eps = positive_float(eps, "eps")
+    atol, rtol = nonnegative_float(atol, "atol"), nonnegative_float(rtol, "rtol")
+    raise_on_failure = boolean(raise_on_failure, "raise_on_failure")
     net64 = net.astype("float64")
     X = net64.check_input(X)
     target = loss.prepare_targets(y, X.shape[0], net64.out_features, net64.dtype)
@@ -90,7 +98,7 @@ def gradcheck(net, loss, X, y, eps: float = 1e-6, atol: float = 1e-7, rtol: floa
     objective()
     net64.run_backward(dout, False, False)
     analytic = net64.grads.copy()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_value(seed))
     results = []
     for name, region, shape in net64.parameter_slices():
         size = region.stop - region.start

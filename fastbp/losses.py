@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastbp import _core
-from fastbp._validation import _numeric, as_matrix, check_finite
+from fastbp._validation import _numeric, as_matrix, boolean, check_finite
 from fastbp.registry import LOSSES
 
 
@@ -53,6 +53,24 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
+def _probabilities(targets: np.ndarray) -> np.ndarray:
+    """`targets` if each row is a probability distribution: entries in [0, 1] summing to 1,
+    within 8 width eps of the dtype (the rounding of a row stored in that dtype)."""
+    outside = (targets < 0) | (targets > 1)
+    if outside.any():
+        row, col = np.argwhere(outside)[0]
+        raise ValueError(f"y: expected class probabilities in [0, 1], got {targets[row, col]} "
+                         f"at row {row}, column {col}")
+    sums = targets.sum(axis=1, dtype=np.float64)
+    tolerance = 8 * targets.shape[1] * np.finfo(targets.dtype).eps
+    off = np.abs(sums - 1) > tolerance
+    if off.any():
+        row = int(np.argmax(off))
+        raise ValueError(f"y: expected class probabilities whose rows sum to 1 (within "
+                         f"{tolerance:.2g}), got row {row} summing to {float(sums[row])!r}")
+    return targets
+
+
 def _same_shape_targets(y, n: int, width: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
     """Float targets of shape (n, width); a 1-D y is accepted for a single output column."""
     arr = _numeric(y, name)
@@ -80,7 +98,7 @@ class SoftmaxCrossEntropy(Loss):
     def prepare_targets(self, y, n: int, width: int, dtype: np.dtype) -> np.ndarray:
         arr = _numeric(y, "y")
         if arr.ndim == 2 and arr.shape[1] == width and width > 1:
-            return _same_shape_targets(arr, n, width, dtype)
+            return _probabilities(_same_shape_targets(arr, n, width, dtype))
         if arr.ndim != 1:
             raise ValueError(f"y: expected class labels of shape ({n},) or probabilities of "
                              f"shape ({n}, {width}), got shape {arr.shape}")
@@ -91,12 +109,11 @@ class SoftmaxCrossEntropy(Loss):
             if not np.all(arr == np.round(arr)):
                 bad = arr[arr != np.round(arr)][0]
                 raise ValueError(f"y: expected integer class labels, got {bad}")
-        labels = np.ascontiguousarray(arr, dtype=np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= width):
-            bad = labels[(labels < 0) | (labels >= width)][0]
+        outside = (arr < 0) | (arr >= width)    # before the cast, which would wrap or clip
+        if outside.any():
             raise ValueError(f"y: expected class labels in [0, {width}) for {width} outputs, "
-                             f"got {bad}")
-        return labels
+                             f"got {arr[outside][0].item()!r} at position {int(np.argmax(outside))}")
+        return np.ascontiguousarray(arr, dtype=np.int64)
 
     def plan_kind(self, labels: bool) -> str:
         return "cross_entropy" if labels else "cross_entropy_probs"
@@ -121,7 +138,7 @@ class MSE(Loss):
     name = "mse"
 
     def __init__(self, half: bool = False) -> None:
-        self.half = bool(half)
+        self.half = boolean(half, "half")
 
     def prepare_targets(self, y, n: int, width: int, dtype: np.dtype) -> np.ndarray:
         return _same_shape_targets(y, n, width, dtype)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastbp import _core
-from fastbp._validation import nonnegative_float, positive_float
+from fastbp._validation import boolean, nonnegative_float, positive_float
 from fastbp.nn.network import Network
 from fastbp.registry import OPTIMIZERS
 
@@ -72,7 +72,7 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0) -> None:
         super().__init__(net, lr)
         self.momentum = nonnegative_float(momentum, "momentum")
-        self.nesterov = bool(nesterov)
+        self.nesterov = boolean(nesterov, "nesterov")
         self.weight_decay = nonnegative_float(weight_decay, "weight_decay")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov: Nesterov momentum requires momentum > 0, got momentum=0")
@@ -114,7 +114,7 @@ class Adam(Optimizer):
             raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
         self.betas = (nonnegative_float(betas[0], "betas[0]", upper=1.0),
                       nonnegative_float(betas[1], "betas[1]", upper=1.0))
-        self.eps = nonnegative_float(eps, "eps")
+        self.eps = positive_float(eps, "eps")      # eps = 0 divides 0 by 0 where v = 0
         self.weight_decay = nonnegative_float(weight_decay, "weight_decay")
         self.m = np.zeros_like(net.params)
         self.v = np.zeros_like(net.params)
@@ -170,10 +170,10 @@ class RMSprop(Optimizer):
                  centered: bool = False) -> None:
         super().__init__(net, lr)
         self.alpha = nonnegative_float(alpha, "alpha", upper=1.0)
-        self.eps = nonnegative_float(eps, "eps")
+        self.eps = positive_float(eps, "eps")      # eps = 0 divides 0 by 0 where v = 0
         self.momentum = nonnegative_float(momentum, "momentum")
         self.weight_decay = nonnegative_float(weight_decay, "weight_decay")
-        self.centered = bool(centered)
+        self.centered = boolean(centered, "centered")
         self.square_avg = np.zeros_like(net.params)
         self.grad_avg = np.zeros_like(net.params) if self.centered else None
         self.momentum_buffer = np.zeros_like(net.params) if self.momentum else None

@@ -35,9 +35,16 @@ class Standardizer:
         """Learn per-feature mean and std from X (n, n_features); returns self."""
         X = as_matrix(X, "X", np.dtype(np.float64))
         constant = X.max(axis=0) == X.min(axis=0)
-        mean, std = X.mean(axis=0), X.std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = X.mean(axis=0), X.std(axis=0)
         mean[constant] = X[0, constant]          # exactly the value: it maps to exactly 0
         std[constant] = 1.0
+        bad = ~(np.isfinite(mean) & np.isfinite(std))
+        if bad.any():
+            column = int(np.argmax(bad))
+            raise ValueError(f"X: column {column} holds values too large to standardise (its "
+                             f"mean or std overflows float64: values up to "
+                             f"{np.abs(X[:, column]).max():g})")
         self.mean, self.std = mean, std
         return self
 

@@ -15,6 +15,8 @@ from fastbp.nn.initializers import (
 from fastbp.nn.layer import Layer, Workspace
 from fastbp.registry import LAYERS
 
+MAX_WIDTH = 2**31 - 1   # BLAS takes matrix dimensions as 32-bit ints
+
 
 @LAYERS.register()
 class Dense(Layer):
@@ -44,6 +46,11 @@ class Dense(Layer):
         super().__init__()
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
+        for name, width in (("in_features", self.in_features),
+                            ("out_features", self.out_features)):
+            if width > MAX_WIDTH:
+                raise ValueError(f"{name}: expected at most {MAX_WIDTH} (the largest matrix "
+                                 f"dimension BLAS takes), got {width}")
         weight_init_scheme(init)
         self.init = init
         self.use_bias = bool(bias)

@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from fastbp._validation import as_dtype, as_matrix, positive_int
+from fastbp._validation import as_dtype, as_matrix, positive_int, seed_value
 from fastbp.nn.activations import Activation
 from fastbp.nn.layer import Layer, chain_widths, check_layers
 from fastbp.nn.stages import FusedDense, check_segments, group_stages, segment_bounds
@@ -50,7 +50,7 @@ class Network:
         check_layers(layers)
         self.layers = list(layers)
         self.dtype = as_dtype(dtype)
-        self.seed = int(seed)
+        self.seed = seed_value(seed)
         self.metadata: dict = {}
         self._standardizer = None
         self._target_standardizer = None

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from fastbp._validation import positive_float, positive_int
+from fastbp._validation import boolean, positive_float, positive_int, seed_value
 from fastbp.losses import get_loss
 from fastbp.nn.layer import Workspace
 from fastbp.optim import get_optimizer
@@ -111,6 +111,7 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     n = X.shape[0]
     target = _targets(loss, net, y, n)
     epochs = positive_int(epochs, "epochs")
+    shuffle = boolean(shuffle, "shuffle")
     batch_size = positive_int(batch_size, "batch_size")
     if clip_norm is not None:
         clip_norm = positive_float(clip_norm, "clip_norm")
@@ -136,7 +137,7 @@ def fit(net, X, y, loss="cross_entropy", optimizer="adam", lr: float = 1e-3, epo
     scheduler = Scheduler(lr_schedule, opt)
     net.optimizer, net.loss = opt, loss
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_value(seed))
     step = make_step(net, loss, opt, labels=target.ndim == 1, keep_backup=True,
                      clip_norm=clip_norm, clip_value=clip_value,
                      checkpoint_segments=checkpoint_segments)

@@ -15,6 +15,16 @@ from fastbp._validation import choose, nonnegative_float, positive_float, positi
 INTERVALS = ("epoch", "step")
 
 
+def _scaled(base_lr: float, gamma: float, k: int) -> float:
+    """base_lr * gamma ** k, computed through logarithms where the power alone would overflow
+    (gamma > 1 over many steps): a learning rate beyond float range is refused when it is
+    used, as any other lr (see `Scheduler`), never an OverflowError here."""
+    try:
+        return base_lr * gamma ** k
+    except OverflowError:
+        return math.inf
+
+
 class LRSchedule:
     """Base class: subclasses implement `lr(t, base_lr)`.
 
@@ -45,7 +55,7 @@ class StepDecay(LRSchedule):
         self.gamma = positive_float(gamma, "gamma")
 
     def lr(self, t: int, base_lr: float) -> float:
-        return base_lr * self.gamma ** (t // self.step_size)
+        return _scaled(base_lr, self.gamma, t // self.step_size)
 
 
 class ExponentialDecay(LRSchedule):
@@ -56,7 +66,7 @@ class ExponentialDecay(LRSchedule):
         self.gamma = positive_float(gamma, "gamma")
 
     def lr(self, t: int, base_lr: float) -> float:
-        return base_lr * self.gamma ** t
+        return _scaled(base_lr, self.gamma, t)
 
 
 class CosineAnnealing(LRSchedule):

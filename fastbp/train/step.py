@@ -68,12 +68,14 @@ class CompiledStep(_Step):
                                        clip_value, checkpoint_segments)
         self.backup = self.plan.backup
         self._fused = optimizer if _fused(optimizer) else None
+        # the plan checks labels and targets itself, but not that probabilities sum to 1
+        self._plan_checks_y = loss.plan_kind(labels) != "cross_entropy_probs"
 
     def step(self, X, y) -> float:
         """One step on a user batch (checked; converted when needed). Returns the mean loss."""
         update = None if self._fused is None else self._fused.fused_update()
         value = None
-        if self.net.standardizer is None:  # else X must be standardised first
+        if self.net.standardizer is None and self._plan_checks_y:  # else convert first
             value = self.plan.train_step(X, y, update)
         if value is None:
             X = self.net.check_input(X)
