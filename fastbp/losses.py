@@ -111,8 +111,9 @@ class SoftmaxCrossEntropy(Loss):
                 raise ValueError(f"y: expected integer class labels, got {bad}")
         outside = (arr < 0) | (arr >= width)    # before the cast, which would wrap or clip
         if outside.any():
+            at = int(np.argmax(outside))
             raise ValueError(f"y: expected class labels in [0, {width}) for {width} outputs, "
-                             f"got {arr[outside][0].item()!r} at position {int(np.argmax(outside))}")
+                             f"got {arr[at].item()!r} at position {at}")
         return np.ascontiguousarray(arr, dtype=np.int64)
 
     def plan_kind(self, labels: bool) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastbp import _core
-from fastbp._validation import boolean, nonnegative_float, positive_float
+from fastbp._validation import boolean, check_finite, nonnegative_float, positive_float
 from fastbp.nn.network import Network
 from fastbp.registry import OPTIMIZERS
 
@@ -225,10 +225,16 @@ def optimizer_from_config(config: dict, net, state: dict[str, np.ndarray]) -> Op
         raise ValueError(f"optimizer type: expected one of {sorted(classes)}, got {kind!r}")
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"optimizer step: expected an integer >= 0, got {step!r}")
     opt = classes[kind](net, **kwargs)
-    opt.step_count = int(step)
+    opt.step_count = step
     for name, buf in opt.state().items():
         if name not in state or state[name].shape != buf.shape:
             raise ValueError(f"optimizer state: expected array {name!r} of shape {buf.shape}")
+        check_finite(state[name], f"optimizer state {name}")
         buf[...] = state[name]
+    if set(state) != set(opt.state()):
+        raise ValueError(f"optimizer state: expected arrays {sorted(opt.state())}, got "
+                         f"{sorted(state)}")
     return opt

@@ -33,8 +33,9 @@ class Sequential(Network):
 
     _transient = Network._transient + ("_train_step",)   # the compiled step of train_step
 
-    def __init__(self, *layers: Layer, dtype="float32", seed: int = 0) -> None:
-        super().__init__(*layers, dtype=dtype, seed=seed)
+    def __init__(self, *layers: Layer, dtype="float32", seed: int = 0,
+                 initialize: bool = True) -> None:
+        super().__init__(*layers, dtype=dtype, seed=seed, initialize=initialize)
         self.optimizer = None
         self.loss = None
 

@@ -58,6 +58,12 @@ class BatchNorm(Layer):
         self.buffers["running_mean"][...] = 0.0
         self.buffers["running_var"][...] = 1.0
 
+    def check_state(self) -> None:
+        variance = self.buffers["running_var"]
+        if (variance < 0).any():
+            raise ValueError(f"BatchNorm running_var: expected values >= 0, got "
+                             f"{variance[variance < 0][0]}")
+
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
         if training:
             _core.check_batchnorm_batch(X.shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastbp import _core
-from fastbp._validation import nonnegative_float
+from fastbp._validation import nonnegative_float, seed_value
 from fastbp.nn.layer import Layer, Workspace
 from fastbp.registry import LAYERS
 
@@ -18,16 +18,18 @@ class Dropout(Layer):
 
     Masks come from a counter-based generator in the C core: the mask of the k-th training
     forward is a function of (seed, k, element index) only, so runs repeat exactly and do not
-    depend on the thread count. The seed is drawn from the network's seed.
+    depend on the thread count. The seed is drawn from the network's seed unless given (a saved
+    model records it).
     ``freeze_mask()`` makes every training forward reuse the mask of the latest one (element
     by element, for any batch size), which turns the layer into a fixed linear map: that is
     how `fastbp.gradcheck` checks a network holding Dropout in training mode.
     """
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, seed: int | None = None) -> None:
         super().__init__()
         self.p = nonnegative_float(p, "p", upper=1.0)
-        self.seed = 0
+        self._given_seed = None if seed is None else seed_value(seed)
+        self.seed = 0 if self._given_seed is None else self._given_seed
         self.mask_frozen = False
         self._draws = 0                   # masks drawn so far
         self._draw: int | None = None     # index of the latest mask (None: no mask yet)
@@ -36,8 +38,12 @@ class Dropout(Layer):
         self._dX = Workspace()
 
     def initialize(self, rng: np.random.Generator) -> None:
-        self.seed = int(rng.integers(0, 2**63))
+        drawn = int(rng.integers(0, 2**63))      # drawn either way: later layers see one stream
+        self.seed = drawn if self._given_seed is None else self._given_seed
         self._draws, self._draw = 0, None
+
+    def needs_initialization(self) -> bool:
+        return self._given_seed is None
 
     def freeze_mask(self, frozen: bool = True) -> Dropout:
         """Reuse the latest mask in every training forward (``frozen=False``: draw again).
@@ -93,5 +99,5 @@ class Dropout(Layer):
                  "p": self.p, "seed": self.seed, "next_mask": self.next_training_mask}]
 
     def config(self) -> dict:
-        return {"type": "Dropout", "p": self.p}
+        return {"type": "Dropout", "p": self.p, "seed": self.seed}
 

@@ -132,6 +132,16 @@ class Layer:
     def initialize(self, rng: np.random.Generator) -> None:
         """Fill `self.params` (and `self.buffers`) with initial values drawn from `rng`."""
 
+    def needs_initialization(self) -> bool:
+        """True when the layer has state besides parameters and buffers that only
+        `initialize` can give it (a seed drawn from the network's): a loaded network is then
+        initialised before its arrays are read."""
+        return False
+
+    def check_state(self) -> None:
+        """Raise ValueError if the bound parameters or buffers hold values this layer cannot
+        have (a loaded file is not trusted); finiteness is checked by the caller."""
+
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
         raise NotImplementedError
 

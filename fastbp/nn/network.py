@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from fastbp._validation import as_dtype, as_matrix, positive_int, seed_value
+from fastbp._validation import as_dtype, as_matrix, boolean, positive_int, seed_value
 from fastbp.nn.activations import Activation
 from fastbp.nn.layer import Layer, chain_widths, check_layers
 from fastbp.nn.stages import FusedDense, check_segments, group_stages, segment_bounds
@@ -31,6 +31,8 @@ class Network:
         Type of parameters, gradients and computation.
     seed : int
         Seed of the parameter initialisation.
+    initialize : bool
+        False leaves every parameter and buffer at zero (`fastbp.load` fills them from a file).
 
     Attributes
     ----------
@@ -44,7 +46,8 @@ class Network:
         targets' own units (forward, backward, fit and evaluate keep standardised units).
     """
 
-    def __init__(self, *layers: Layer, dtype="float32", seed: int = 0) -> None:
+    def __init__(self, *layers: Layer, dtype="float32", seed: int = 0,
+                 initialize: bool = True) -> None:
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         check_layers(layers)
@@ -56,9 +59,10 @@ class Network:
         self._target_standardizer = None
         self.in_features, self.out_features = self._check_widths()
         self._allocate(self.dtype)
-        rng = np.random.default_rng(self.seed)
-        for layer in self.layers:
-            layer.initialize(rng)
+        if boolean(initialize, "initialize"):
+            rng = np.random.default_rng(self.seed)
+            for layer in self.layers:
+                layer.initialize(rng)
         self._stages = group_stages(self.layers)
         self._reset_transient()
 

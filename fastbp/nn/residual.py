@@ -71,6 +71,13 @@ class Residual(Layer):
         for layer in self.layers:
             layer.initialize(rng)
 
+    def needs_initialization(self) -> bool:
+        return any(layer.needs_initialization() for layer in self.layers)
+
+    def check_state(self) -> None:
+        for layer in self.layers:
+            layer.check_state()
+
     def forward(self, X: np.ndarray, training: bool = True) -> np.ndarray:
         F = X
         for stage in self._stages:

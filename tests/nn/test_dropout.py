@@ -194,7 +194,8 @@ def test_save_load_round_trip(tmp_path):
     net.fit(X, y, epochs=2, batch_size=8, verbose=0)
     net.save(tmp_path / "d.npz")
     loaded = fb.load(tmp_path / "d.npz")
-    assert loaded.layers[2].config() == {"type": "Dropout", "p": 0.25}
+    assert loaded.layers[2].config() == {"type": "Dropout", "p": 0.25,
+                                         "seed": net.layers[2].seed}
     assert loaded.layers[2].seed == net.layers[2].seed
     assert np.array_equal(loaded.predict(X), net.predict(X))
     assert net.buffers.size == 0
@@ -218,3 +219,12 @@ def test_constructor_errors():
     for p in (1.0, -0.1, float("nan"), "0.5", True):
         with pytest.raises(ValueError, match=r"p: expected a finite number >= 0 and < 1.0"):
             fb.Dropout(p)
+
+
+def test_a_given_seed_is_kept_and_the_network_seed_stream_is_unchanged():
+    given = fb.Sequential(fb.Dense(5, 4), fb.Dropout(0.5, seed=7), fb.Dense(4, 2), seed=3)
+    drawn = fb.Sequential(fb.Dense(5, 4), fb.Dropout(0.5), fb.Dense(4, 2), seed=3)
+    assert given.layers[1].seed == 7 and drawn.layers[1].seed != 7
+    np.testing.assert_array_equal(given.params, drawn.params)
+    with pytest.raises(ValueError, match="seed: expected an integer >= 0, got 1.5"):
+        fb.Dropout(0.5, seed=1.5)
