@@ -122,6 +122,15 @@ def test_huge_layers_are_refused_before_any_allocation():
         fb.Sequential(fb.Dense(100_000, 100_000), fb.Dense(100_000, 2))
 
 
+def test_networks_larger_than_physical_memory_are_refused_before_allocating(monkeypatch):
+    """The system may promise pages it does not have (overcommit): refuse up front."""
+    from fastbp.nn import network
+    monkeypatch.setattr(network, "_physical_memory", lambda: float(2**20))
+    with pytest.raises(MemoryError, match=r"273,418 parameters need 0.0 GiB .*\(0.0 GiB of "
+                                          r"memory\)"):
+        fb.mlp([256, 1024, 10])
+
+
 def test_a_one_dimensional_input_suggests_both_reshapes(net):
     with pytest.raises(ValueError, match=r"reshape\(-1, 1\) for a single feature, "
                                          r"X.reshape\(1, -1\) for a single sample"):

@@ -29,12 +29,12 @@ from collections.abc import Sequence
 import numpy as np
 
 import fastbp as fb
+from fastbp.cli.metadata import prediction_meta
 from fastbp.cli.tabular import (
     Table,
     Target,
     decode_predictions,
     encode_target,
-    output_names,
     read_prediction_features,
     read_training_data,
 )
@@ -45,6 +45,7 @@ from fastbp.registry import OPTIMIZERS
 
 LOSSES = ("cross_entropy", "mse", "bce")  # the registry's names of the losses tabular encodes
 DEFAULT_MODEL = "fastbp_model.npz"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # spreadsheet formula prefixes (OWASP)
 METADATA_VERSION = 1
 
 
@@ -171,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="predict with a saved model",
         description="Write the model's predictions for the rows of a CSV/NPZ file as CSV: "
                     "class labels for classifiers, values for regression. A target column "
-                    "present in the data is ignored.")
+                    "present in the data is ignored. Text cells starting with = + - @, a tab "
+                    "or a carriage return get a leading ' so that spreadsheets show them as "
+                    "text, not formulas.")
     predict.add_argument("model", help="model file written by 'fastbp train' or net.save")
     predict.add_argument("data", help="CSV with a header row, or NPZ with an array X")
     predict.add_argument("--out", metavar="PATH", help="output CSV (default: standard output)")
@@ -262,7 +265,9 @@ def run_train(args) -> int:
         table = _digits_table()
     else:
         table = read_training_data(args.data, args.target, args.drop)
-    target = encode_target(table.y, args.loss, table.target_name)
+    target = encode_target(table.y, args.loss, table.target_name, table.lines)
+    if target.warning is not None:
+        print(f"fastbp: warning: {target.warning}", file=sys.stderr, flush=True)
     if args.lr is None:
         args.lr = default_lr(args.optimizer)
     X_train, y_train, X_test, y_test = _split(table, target, args.test_fraction, args.seed)
@@ -310,30 +315,31 @@ def _scaled_features(net, X: np.ndarray, meta: dict, path: str) -> np.ndarray:
     return X
 
 
-def _default_meta(net) -> dict:
-    """Decoding rules for a model saved without CLI metadata (e.g. from Python)."""
-    loss = getattr(getattr(net, "loss", None), "name", None)
-    task = {"cross_entropy": "classification", "bce": "multilabel"}.get(loss, "regression")
-    if task == "classification":
-        return {"task": task, "output_names": ["prediction"]}
-    return {"task": task, "output_names": output_names(None, net.out_features)}
+def _cell(value, digits: int):
+    """A CSV cell: floats to `digits` significant digits; text that a spreadsheet would run
+    as a formula (starting with = + - @, tab or carriage return) prefixed with ``'``."""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _write_csv(handle, names: list[str], rows: list[list], digits: int) -> None:
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(names)
+    writer.writerow([_cell(name, digits) for name in names])
     for row in rows:
-        writer.writerow([f"{v:.{digits}g}" if isinstance(v, float) else v for v in row])
+        writer.writerow([_cell(v, digits) for v in row])
 
 
 def run_predict(args) -> int:
     """``fastbp predict MODEL DATA``: predictions as CSV (to --out or standard output)."""
-    if not os.path.isfile(args.model):
+    if not os.path.exists(args.model):
         raise CLIError(f"{args.model}: no such model file")
     if args.out is not None:
         _check_output_path(args.out, "--out")
     net = fb.load(args.model)
-    meta = net.metadata if "task" in net.metadata else {**_default_meta(net), **net.metadata}
+    meta = prediction_meta(net, args.model)
     X = _scaled_features(net, read_prediction_features(args.data, meta), meta, args.data)
     rows = decode_predictions(net.predict(X), meta)
     digits = 9 if net.dtype == np.float32 else 17
@@ -414,13 +420,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `fastbp predict ... | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (CLIError, ValueError, TypeError, OSError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"fastbp: error: {message}", file=sys.stderr)
-        return 2
-    except FloatingPointError as exc:
-        print(f"fastbp: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("fastbp: interrupted", file=sys.stderr)
         return 130
+    except FloatingPointError as exc:
+        return _report(str(exc), 1)
+    except (CLIError, ValueError, TypeError, OSError) as exc:
+        return _report(_first_line(exc), 2)
+    except MemoryError as exc:
+        return _report(f"out of memory: {_first_line(exc)}", 2)
+    except Exception as exc:   # a bug of fastbp's: still one line, saying what to report
+        return _report(f"internal error ({type(exc).__name__}: {_first_line(exc)}); please "
+                       f"report it with the command that caused it", 2)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _report(message: str, status: int) -> int:
+    print(f"fastbp: error: {message}", file=sys.stderr)
+    return status

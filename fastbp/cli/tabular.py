@@ -32,6 +32,7 @@ class Table:
     feature_names: list[str] | None     # None for NPZ files
     target_name: str | None
     source: str
+    lines: list[int] | None = None      # each row's line in a CSV file (None: NPZ rows)
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Target:
     width: int         # outputs of the network
     meta: dict         # "task", "output_names", and "classes" for classifiers
     scaler: Standardizer | None = None   # regression: the network learns standardised y
+    warning: str | None = None           # a likely mistake worth telling the user about
 
 
 def _open_text(path: str):
@@ -157,6 +159,9 @@ def read_npz(path: str, need_target: bool = True) -> tuple[np.ndarray, np.ndarra
                            f"to match X, got {y.shape}")
         if y.dtype.kind not in "biufUS":
             raise DataError(f"{path}: y must hold numbers or strings, got dtype {y.dtype}")
+        if y.dtype.kind in "US" and (y == y.dtype.type()).any():
+            row = int(np.argwhere(y == y.dtype.type())[0, 0])
+            raise DataError(f"{path}: y is empty in row {row} (every sample needs a target)")
     return X.astype(np.float64), y
 
 
@@ -180,7 +185,12 @@ def read_training_data(path: str, target: str | None, drop: Sequence[str]) -> Ta
         return Table(X, y, None, "y", path)
     data = CSVFile.read(path)
     target = data.header[-1] if target is None else target
-    y = _target_column(data.column(target, "--target"))
+    cells = data.column(target, "--target")
+    if "" in cells:
+        line = data.lines[cells.index("")]
+        raise DataError(f"{path}: the target {target!r} is empty on line {line} (every row "
+                        f"needs a target value)")
+    y = _target_column(cells)
     for name in drop:
         data.column(name, "--drop")
     features = [name for name in data.header if name != target and name not in drop]
@@ -188,7 +198,7 @@ def read_training_data(path: str, target: str | None, drop: Sequence[str]) -> Ta
         raise DataError(f"{path}: expected at least one feature column besides the target "
                        f"{target!r}")
     hint = f" (the target is {target!r}: choose it with --target, leave columns out with --drop)"
-    return Table(data.features(features, hint), y, features, target, path)
+    return Table(data.features(features, hint), y, features, target, path, data.lines)
 
 
 def read_prediction_features(path: str, meta: dict) -> np.ndarray:
@@ -228,7 +238,23 @@ def output_names(target_name: str | None, width: int) -> list[str]:
     return [name] if width == 1 else [f"{name}{i}" for i in range(width)]
 
 
-def encode_target(y: np.ndarray, loss: str, target_name: str | None) -> Target:
+def _first_non_number(y: np.ndarray) -> int:
+    """Index (row) of the first cell of `y` that is not a finite number."""
+    for i, value in enumerate(y.reshape(y.shape[0], -1)):
+        try:
+            if not np.isfinite(value.astype(np.float64)).all():
+                return i
+        except ValueError:
+            return i
+    return 0
+
+
+def _where(row: int, lines: list[int] | None) -> str:
+    return f"row {row}" if lines is None else f"line {lines[row]}"
+
+
+def encode_target(y: np.ndarray, loss: str, target_name: str | None,
+                  lines: list[int] | None = None) -> Target:
     """Turn the raw target into what the network is trained on, for `loss`.
 
     Parameters
@@ -241,6 +267,8 @@ def encode_target(y: np.ndarray, loss: str, target_name: str | None) -> Target:
         mse: numbers, standardised per column (one output per column).
     target_name : str or None
         Name of the target, used for the prediction columns.
+    lines : list of int, optional
+        Each sample's line in a CSV file, for messages (None: rows of an NPZ file).
 
     Returns
     -------
@@ -250,8 +278,10 @@ def encode_target(y: np.ndarray, loss: str, target_name: str | None) -> Target:
     numeric = y.dtype.kind in "biuf"
     if loss == "mse":
         if not numeric:
-            raise DataError(f"--loss mse: the target {target_name!r} must be numeric, "
-                           f"got values like {str(y.flat[0])!r}")
+            row = _first_non_number(y)
+            cell = y[row] if y.ndim == 1 else list(y[row])
+            raise DataError(f"--loss mse: the target {target_name!r} must be numeric, got "
+                           f"{str(cell)!r} on {_where(row, lines)}")
         values = y.astype(np.float64).reshape(y.shape[0], -1)
         scaler = Standardizer().fit(values)
         meta = {"task": "regression", "output_names": output_names(target_name,
@@ -275,7 +305,13 @@ def encode_target(y: np.ndarray, loss: str, target_name: str | None) -> Target:
     if len(classes) < 2:
         raise DataError(f"the target {target_name!r} has a single class {meta['classes']}: "
                        "nothing to learn")
-    return Target(codes.astype(np.int64), len(classes), {"task": "classification", **meta})
+    warning = None
+    if numeric and len(classes) > max(2, y.shape[0] / 2):
+        warning = (f"the target {target_name!r} has {len(classes)} distinct numeric values in "
+                   f"{y.shape[0]} rows, each trained as a class of its own; for a continuous "
+                   f"target use --loss mse")
+    return Target(codes.astype(np.int64), len(classes), {"task": "classification", **meta},
+                  warning=warning)
 
 
 def decode_predictions(out: np.ndarray, meta: dict) -> list[list]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import threading
 
 import numpy as np
@@ -115,14 +116,18 @@ class Network:
         n_params = sum(entry[-1] for entry in self._entries("parameter_shapes"))
         n_buffers = sum(entry[-1] for entry in self._entries("buffer_shapes"))
         need = (2 * n_params + n_buffers) * dtype.itemsize
+        memory = _physical_memory()
         try:
+            if need > memory:   # the system might promise the pages, then kill the process
+                raise MemoryError
             self.params = np.zeros(n_params, dtype=dtype)
             self.grads = np.zeros(n_params, dtype=dtype)
             self.buffers = np.zeros(n_buffers, dtype=dtype)
         except (MemoryError, ValueError):   # ValueError: beyond what an array can index
+            having = f" ({memory / 2**30:.1f} GiB of memory)" if math.isfinite(memory) else ""
             raise MemoryError(f"layers: {n_params:,} parameters need {need / 2**30:.1f} GiB "
                               f"(values and gradients, {dtype.name}), more than can be "
-                              f"allocated") from None
+                              f"allocated{having}") from None
         self._bind()
 
     def _bind(self) -> None:
@@ -354,3 +359,9 @@ class Network:
         return f"{type(self).__name__}(\n{inner},\n  dtype={self.dtype.name!r}, seed={self.seed})"
 
 
+def _physical_memory() -> float:
+    """Bytes of physical memory (inf where the system does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return math.inf
