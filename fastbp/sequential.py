@@ -75,19 +75,17 @@ class Sequential(Network):
         `checkpoint_segments` turns on gradient checkpointing (see `fit`). Returns the batch
         loss; a non-finite loss raises FloatingPointError before any update.
         """
-        self.claim("train_step")
+        if not self._busy.acquire(blocking=False):   # self.claim, inlined: steps are short
+            self.claim("train_step")
         try:
-            return self._run_train_step(X, y, loss, optimizer, checkpoint_segments)
+            step = self._train_step
+            if step is None or step.loss_arg is not loss or step.optimizer_arg is not optimizer \
+                    or step.optimizer is not self.optimizer or step.params is not self.params \
+                    or step.labels != (np.ndim(y) == 1) or step.segments != checkpoint_segments:
+                step = self._compile_train_step(loss, optimizer, y, checkpoint_segments)
+            return step.step(X, y)
         finally:
-            self.release_claim()
-
-    def _run_train_step(self, X, y, loss, optimizer, checkpoint_segments) -> float:
-        step = self._train_step
-        if step is None or step.loss_arg is not loss or step.optimizer_arg is not optimizer \
-                or step.optimizer is not self.optimizer or step.params is not self.params \
-                or step.labels != (np.ndim(y) == 1) or step.segments != checkpoint_segments:
-            step = self._compile_train_step(loss, optimizer, y, checkpoint_segments)
-        return step.step(X, y)
+            self._busy.release()
 
     def _compile_train_step(self, loss, optimizer, y, checkpoint_segments):
         if isinstance(optimizer, str) and optimizer in OPTIMIZERS and \
