@@ -34,9 +34,11 @@ class Optimizer:
         """Apply one update with the current gradients."""
         raise NotImplementedError
 
-    def fused_update(self) -> dict | None:
+    def fused_update(self) -> tuple | None:
         """The next update (step `step_count + 1`) as the compiled training step runs it:
-        `fastbp._core.TrainingPlan.train_step` describes the dict. None: it cannot."""
+        a tuple (kind, step, lr, weight_decay, the kind's scalars, its state arrays) that
+        `fastbp._core.TrainingPlan.train_step` describes (a tuple: it is built every step).
+        None: it cannot."""
         return None
 
     def fused_update_done(self) -> None:
@@ -83,10 +85,9 @@ class SGD(Optimizer):
         _core.sgd_step(self.net.params, self.net.grads, self.momentum_buffer, self.lr,
                        self.momentum, self.nesterov, self.weight_decay)
 
-    def fused_update(self) -> dict:
-        return {"kind": "sgd", "step": self.step_count + 1, "lr": self.lr,
-                "weight_decay": self.weight_decay, "momentum": self.momentum,
-                "nesterov": self.nesterov, "momentum_buffer": self.momentum_buffer}
+    def fused_update(self) -> tuple:
+        return ("sgd", self.step_count + 1, self.lr, self.weight_decay, self.momentum,
+                self.nesterov, self.momentum_buffer)
 
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -125,11 +126,9 @@ class Adam(Optimizer):
                         self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay,
                         self.decoupled)
 
-    def fused_update(self) -> dict:
-        return {"kind": "adam", "step": self.step_count + 1, "lr": self.lr,
-                "weight_decay": self.weight_decay, "beta1": self.betas[0],
-                "beta2": self.betas[1], "eps": self.eps, "decoupled": self.decoupled,
-                "m": self.m, "v": self.v}
+    def fused_update(self) -> tuple:
+        return ("adam", self.step_count + 1, self.lr, self.weight_decay, self.betas[0],
+                self.betas[1], self.eps, self.decoupled, self.m, self.v)
 
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
@@ -184,12 +183,10 @@ class RMSprop(Optimizer):
                            self.momentum_buffer, self.lr, self.alpha, self.eps,
                            self.momentum, self.centered, self.weight_decay)
 
-    def fused_update(self) -> dict:
-        return {"kind": "rmsprop", "step": self.step_count + 1, "lr": self.lr,
-                "weight_decay": self.weight_decay, "alpha": self.alpha, "eps": self.eps,
-                "momentum": self.momentum, "centered": self.centered,
-                "square_avg": self.square_avg, "grad_avg": self.grad_avg,
-                "momentum_buffer": self.momentum_buffer}
+    def fused_update(self) -> tuple:
+        return ("rmsprop", self.step_count + 1, self.lr, self.weight_decay, self.alpha,
+                self.eps, self.momentum, self.centered, self.square_avg, self.grad_avg,
+                self.momentum_buffer)
 
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,

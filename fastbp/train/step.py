@@ -70,6 +70,7 @@ class CompiledStep(_Step):
         self._fused = optimizer if _fused(optimizer) else None
         # the plan checks labels and targets itself, but not that probabilities sum to 1
         self._plan_checks_y = loss.plan_kind(labels) != "cross_entropy_probs"
+        self._outputs_of_last_step = self._stage_outputs      # bound once: steps are short
 
     def step(self, X, y) -> float:
         """One step on a user batch (checked; converted when needed). Returns the mean loss."""
@@ -101,7 +102,7 @@ class CompiledStep(_Step):
                 self.backup[...] = self.net.params
             self.optimizer.step()
         self._rows = rows
-        self.net.use_plan_outputs(self._stage_outputs)
+        self.net.use_plan_outputs(self._outputs_of_last_step)
 
     def _stage_outputs(self) -> list[np.ndarray]:
         """The outputs of the network's own stages in the last step (views of the plan's)."""
