@@ -385,7 +385,7 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {fb.threads.available_cpus()} CPUs"
+    return f"{cpu}, {fb.parallel.available_cpus()} CPUs"
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -44,16 +44,18 @@ def compiled_modules() -> set[str]:
 
 def import_graph() -> tuple[dict[str, set[str]], list[tuple[str, int, str]]]:
     """{module: modules it imports, counting imports inside functions}, and every fastbp
-    import that is not at a module's top level."""
+    import inside a function or class (run when called, not when the module loads)."""
     trees = modules()
     known = set(trees) | compiled_modules()
     graph, nested = {name: set() for name in known}, []
     for name, tree in trees.items():
-        top = set(map(id, tree.body))
+        deferred = {id(inner) for node in ast.walk(tree)
+                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                    for inner in ast.walk(node)}
         for node in ast.walk(tree):
             targets = imported(node, known)
             graph[name].update(targets)
-            if targets and id(node) not in top:
+            if targets and id(node) in deferred:
                 nested.append((name, node.lineno, targets[0]))
     return graph, nested
 

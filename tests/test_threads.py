@@ -1,6 +1,8 @@
 """Thread control: the thread count's bound and reach, threads racing each other, the parallel
-threshold, and the spin-wait settings fastbp chooses at import."""
+threshold, the spin-wait settings fastbp gives its runtimes at import (and nobody else), and
+the error of an unbuilt source tree."""
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -11,7 +13,7 @@ from thread_helpers import num_threads
 
 import fastbp
 from fastbp import _core
-from fastbp.threads import _set_parallel_min, available_cpus, max_threads
+from fastbp.parallel import _set_parallel_min, available_cpus, max_threads
 
 
 def test_thread_count_is_bounded_by_the_cpus():
@@ -68,19 +70,75 @@ def test_parallel_threshold_is_a_runtime_setting():
         _set_parallel_min(old)
 
 
-@pytest.mark.parametrize("preset, expected", [
-    ({}, "PASSIVE 22"),
-    ({"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": "28"}, "ACTIVE 28"),
-])
-def test_spin_wait_settings_at_import_respect_the_user(preset, expected, tmp_path):
+def run_python(code: str, env: dict, cwd) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter that imports this fastbp."""
+    env = {**env, "PYTHONPATH": os.path.dirname(os.path.dirname(fastbp.__file__))}
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True,
+                          text=True, check=True)
+
+
+@pytest.mark.parametrize("preset, policy", [({}, "PASSIVE"), ({"OMP_WAIT_POLICY": "ACTIVE"},
+                                                                "ACTIVE")])
+def test_import_leaves_the_environment_as_it_was(preset, policy, tmp_path):
+    """The spin-wait settings reach fastbp's OpenMP runtime as it loads (OMP_DISPLAY_ENV makes
+    it print them) and are gone from os.environ and the C environment afterwards."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
-    code = ("import os, fastbp; print(os.environ['OMP_WAIT_POLICY'], "
-            "os.environ['OPENBLAS_THREAD_TIMEOUT'])")
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(fastbp.__file__))  # this fastbp
-    out = subprocess.run([sys.executable, "-c", code], env={**env, **preset}, cwd=tmp_path,
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.split() == expected.split()
+           if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "KMP_DUPLICATE_LIB_OK")}
+    code = ("import ctypes, os; before = dict(os.environ); import fastbp; "
+            "fastbp.set_num_threads(1); import fastbp.parallel as p; p._set_blas_threads(1); "
+            "libc = ctypes.CDLL(None); libc.getenv.restype = ctypes.c_char_p; "
+            "print(dict(os.environ) == before, libc.getenv(b'OPENBLAS_THREAD_TIMEOUT'), "
+            "libc.getenv(b'OMP_WAIT_POLICY'))")
+    out = run_python(code, {**env, **preset, "OMP_DISPLAY_ENV": "TRUE"}, tmp_path)
+    shown = preset.get("OMP_WAIT_POLICY")
+    assert out.stdout.split() == ["True", "None", repr(shown.encode()) if shown else "None"]
+    assert f"OMP_WAIT_POLICY = '{policy}'" in out.stderr
+
+
+def test_set_num_threads_changes_only_fastbps_threads(tmp_path):
+    """NumPy's own OpenBLAS (and PyTorch's threads, when installed) keep their counts; SciPy's
+    OpenBLAS, the one fastbp calls, follows."""
+    code = ("import os, threadpoolctl, numpy, scipy.linalg, fastbp\n"
+            "def counts():\n"
+            "    return {os.path.dirname(i['filepath']).split(os.sep)[-1]: i['num_threads']\n"
+            "            for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'}\n"
+            "before = counts()\n"
+            "try:\n"
+            "    import torch; torch.set_num_threads(2); t = torch.get_num_threads\n"
+            "except ImportError:\n"
+            "    t = lambda: 2\n"
+            "fastbp.set_num_threads(1)\n"
+            "after = counts()\n"
+            "print(before['numpy.libs'], after['numpy.libs'], after['scipy.libs'], t(), "
+            "fastbp.get_num_threads())\n")
+    out = run_python(code, {**os.environ, "OMP_NUM_THREADS": "2"}, tmp_path)
+    assert out.stdout.split() == ["2", "2", "1", "2", "1"]
+
+
+def test_the_threads_context_restores_both_counts():
+    from fastbp.parallel import _blas_threads
+    start, blas = fastbp.get_num_threads(), _blas_threads()
+    with fastbp.threads(1):
+        assert fastbp.get_num_threads() == 1 and _blas_threads() in (1, None)
+        with pytest.raises(ValueError, match="n: expected"):
+            with fastbp.threads(0):
+                pass
+        assert fastbp.get_num_threads() == 1
+    assert fastbp.get_num_threads() == start and _blas_threads() == blas
+
+
+def test_an_unbuilt_source_tree_says_what_to_do(tmp_path):
+    """A copy of the package without its compiled core: an ImportError naming the fix."""
+    source = os.path.dirname(fastbp.__file__)
+    target = tmp_path / "fastbp"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.so", "*.pyd",
+                                                                  "__pycache__"))
+    out = subprocess.run([sys.executable, "-c", "import fastbp"], cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "ImportError: fastbp's compiled core (fastbp._core) is not built" in out.stderr
+    assert "pip install ." in out.stderr and "circular import" not in out.stderr
 
 
 def test_results_do_not_depend_on_which_thread_takes_which_chunk():

@@ -2,7 +2,7 @@
 import contextlib
 
 import fastbp as fb
-from fastbp.threads import _set_parallel_min
+from fastbp.parallel import _set_parallel_min
 
 
 @contextlib.contextmanager
