@@ -29,12 +29,16 @@ def set_parallel_min(Py_ssize_t elements):
     return old
 
 
+fb_install_fork_handler()
+
+
 def set_num_threads(int n):
     """Set the number of OpenMP threads of the C core's parallel loops (n >= 1), for calls from
-    every thread of the process."""
+    every thread of the process. Returns False when the count must stay 1: in a process forked
+    after the C core ran threads (GNU OpenMP cannot start threads there)."""
     if n < 1:
         raise ValueError(f"n: expected a positive thread count, got {n}")
-    fb_set_num_threads(n)
+    return fb_set_num_threads(n) == 0
 
 
 def get_num_threads():

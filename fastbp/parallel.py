@@ -7,8 +7,10 @@ PyTorch and MKL keep their own libraries and counts). Where SciPy's OpenBLAS can
 apart from the others (a SciPy not installed from its wheels), every BLAS threadpoolctl finds
 is set instead.
 
-Note: GNU OpenMP is not fork-safe. A process that has run fastbp kernels with several threads
-must not `fork` and use fastbp in the child; use the "spawn" start method of multiprocessing.
+Forking: GNU OpenMP keeps a pool of threads that a forked child does not have. A child forked
+after fastbp's kernels ran on several threads runs them on one (a fork handler of the C core
+sees to it), and `set_num_threads` there warns and keeps one; "spawn" and "forkserver" workers
+start fresh and use threads as usual.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import ctypes
 import glob
 import math
 import os
+import warnings
 from collections.abc import Iterator
 
 import scipy
@@ -55,7 +58,12 @@ def set_num_threads(n: int) -> None:
     if n > max_threads():
         raise ValueError(f"n: expected at most {max_threads()} threads (4 per CPU this process "
                          f"may use), got {n}")
-    _core.set_num_threads(n)
+    if not _core.set_num_threads(n):
+        warnings.warn(f"set_num_threads({n}): this process was forked from one that had run "
+                      f"fastbp's threads, and GNU OpenMP cannot start threads in it: fastbp's "
+                      f"kernels stay on 1 thread here (use the 'spawn' or 'forkserver' start "
+                      f"method of multiprocessing for parallel workers)", RuntimeWarning,
+                      stacklevel=2)
     _set_blas_threads(n)
 
 

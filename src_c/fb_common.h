@@ -74,6 +74,11 @@ const char *fb_activation_name(fb_activation act);
  * default. */
 extern int fb_num_threads;
 
+/* 1 once a parallel loop has run on more than one thread: GNU OpenMP then keeps a pool of
+ * threads that a forked child does not have, and a parallel region there would wait for them
+ * forever. A fork handler (fb_install_fork_handler) makes such a child run on one thread. */
+extern int fb_threads_started;
+
 /* for (I = 0; I < N; ++I) { BODY }, the iterations split over fb_num_threads OpenMP threads
  * when PARALLEL is true. The serial branch is a plain loop: entering a parallel region costs
  * far more than the arithmetic of a small array, even under if(0). */
@@ -81,6 +86,8 @@ extern int fb_num_threads;
     do {                                                                                      \
         const ptrdiff_t fb_for_n_ = (N);                                                      \
         if (PARALLEL) {                                                                       \
+            if (fb_num_threads > 1)                                                           \
+                fb_threads_started = 1;                                                       \
             _Pragma("omp parallel for schedule(guided) num_threads(fb_num_threads)")          \
             for (ptrdiff_t I = 0; I < fb_for_n_; ++I) {                                       \
                 __VA_ARGS__                                                                   \
@@ -129,7 +136,9 @@ static inline int fb_activation_needs_input(fb_activation act)
         (RESULT) = fb_total_;                                                                 \
     } while (0)
 
-void fb_set_num_threads(int n);
+/* Sets the count; returns 0, or -1 (the count stays 1) in a child forked after threads ran. */
+int fb_set_num_threads(int n);
+void fb_install_fork_handler(void);
 void fb_set_parallel_min(ptrdiff_t elements);
 int fb_get_num_threads(void);
 int fb_default_num_threads(void); /* OpenMP's own: OMP_NUM_THREADS, else every CPU */

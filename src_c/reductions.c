@@ -1,6 +1,7 @@
 /* Deterministic reductions (bias gradient, sum of squares, active units) and whole-buffer
  * helpers (scaling, clipping, row gathering). */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "fastbp_core.h"
@@ -27,14 +28,32 @@ void fb_set_parallel_min(ptrdiff_t elements)
 }
 
 int fb_num_threads = 1;
+int fb_threads_started = 0;
+static int fb_forked_after_threads = 0;
 
-void fb_set_num_threads(int n)
+int fb_set_num_threads(int n)
 {
 #ifdef _OPENMP
+    if (fb_forked_after_threads && n > 1)
+        return -1;
     fb_num_threads = n;
 #else
     (void)n;
 #endif
+    return 0;
+}
+
+static void fb_after_fork_in_child(void)
+{
+    if (fb_threads_started) {
+        fb_forked_after_threads = 1;
+        fb_num_threads = 1;
+    }
+}
+
+void fb_install_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, fb_after_fork_in_child);
 }
 
 int fb_get_num_threads(void)

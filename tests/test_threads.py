@@ -141,6 +141,53 @@ def test_an_unbuilt_source_tree_says_what_to_do(tmp_path):
     assert "pip install ." in out.stderr and "circular import" not in out.stderr
 
 
+FORK_CHILD = """
+import multiprocessing as mp, sys, warnings
+import numpy as np
+import fastbp
+from fastbp import _core
+from fastbp.parallel import _set_parallel_min
+
+def work(threads):
+    caught = []
+    if threads:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fastbp.set_num_threads(threads)
+    net = fastbp.mlp([20, 64, 3], seed=0)
+    X = np.random.default_rng(1).standard_normal((256, 20))
+    net.fit(X, np.arange(256) % 3, epochs=1, batch_size=64, verbose=0)
+    x = np.random.default_rng(0).standard_normal(1 << 19)
+    return float(_core.grad_norm(x)), fastbp.get_num_threads(), [str(w.message) for w in caught]
+
+if __name__ == "__main__":
+    _set_parallel_min(1)
+    fastbp.set_num_threads(2)
+    x = np.random.default_rng(0).standard_normal(1 << 19)
+    expected = float(_core.grad_norm(x))
+    with mp.get_context(sys.argv[1]).Pool(1) as pool:
+        norm, threads, caught = pool.apply_async(work, (int(sys.argv[2]),)).get(timeout=60)
+    print(norm == expected, threads, len(caught), "forked from one" in "".join(caught))
+"""
+
+
+@pytest.mark.parametrize("method, threads, expected", [
+    ("fork", 0, "True 1 0 False"), ("fork", 2, "True 1 1 True"),
+    ("spawn", 2, "True 2 0 False"), ("forkserver", 2, "True 2 0 False")])
+def test_multiprocessing_workers_complete_after_parallel_kernels(method, threads, expected,
+                                                                 tmp_path):
+    """The parent runs 2-thread kernels first; a forked worker (whose OpenMP pool did not come
+    along) runs on one thread, and warns if asked for more, where spawn and forkserver workers
+    start fresh. Each child trains a network and takes a parallel norm."""
+    script = tmp_path / "pool.py"
+    script.write_text(FORK_CHILD)
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fastbp.__file__))}
+    out = subprocess.run([sys.executable, str(script), method, str(threads)], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == expected.split()
+
+
 def test_results_do_not_depend_on_which_thread_takes_which_chunk():
     """Guided scheduling hands out chunks in a run-dependent order; reductions still give the
     same bits (fixed chunks combined in order)."""
