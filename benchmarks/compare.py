@@ -16,7 +16,6 @@ import argparse
 import datetime
 import importlib
 import json
-import os
 import platform
 import statistics
 import time
@@ -24,15 +23,11 @@ import warnings
 from functools import partial
 from itertools import pairwise
 
-# fastbp asks the OpenMP runtime it loads for passive waiting; PyTorch's runtime must start
-# with the user's own setting, so remember it before fastbp is imported.
-USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
+import numpy as np
+from benchmarks.common import WORKLOADS, make_data  # (benchmarks/benchmarks/)
 
-import numpy as np  # noqa: E402
-from benchmarks.common import WORKLOADS, make_data  # noqa: E402  (benchmarks/benchmarks/)
-
-import fastbp as fb  # noqa: E402
-from fastbp import _core  # noqa: E402
+import fastbp as fb
+from fastbp import _core
 
 PEERS = ["torch_default", "torch_fused", "sklearn", "numpy"]
 SETTLE_S = 0.2  # longer than OpenBLAS's default spin-wait (2^28 cycles) after a call
@@ -44,15 +39,10 @@ def import_peers(peers: list[str]) -> list[str]:
     """Import the peer libraries asked for; returns the peers that are installed."""
     global torch, sklearn, MLPClassifier, MLPRegressor, ConvergenceWarning
     if any(p.startswith("torch") for p in peers):
-        fastbp_policy = os.environ.pop("OMP_WAIT_POLICY", None)
-        if USER_WAIT_POLICY is not None:
-            os.environ["OMP_WAIT_POLICY"] = USER_WAIT_POLICY
         try:
             torch = importlib.import_module("torch")
         except ImportError:
             pass
-        if fastbp_policy is not None:
-            os.environ["OMP_WAIT_POLICY"] = fastbp_policy
     if "sklearn" in peers:
         try:
             sklearn = importlib.import_module("sklearn")

@@ -1,7 +1,7 @@
 """fastbp: backpropagation training of multilayer networks on multicore CPUs, with a C core."""
-from fastbp._runtime import core_not_built, environment_while_loading
+from fastbp._runtime import core_not_built, environment_while_loading, own_symbols_first
 
-with environment_while_loading():
+with environment_while_loading(), own_symbols_first():
     try:
         import fastbp._core  # noqa: F401  (loads OpenMP and SciPy's OpenBLAS)
     except ModuleNotFoundError as exc:

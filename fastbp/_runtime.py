@@ -12,12 +12,15 @@ see exactly what the user had.
   floats: 33 ms instead of 17 ms on 2 cores); 2^22 cycles (about a millisecond) still bridges
   the gaps between the products of one step.
 
-Either applies only when fastbp is the first to load that library into the process.
+The OpenMP setting reaches fastbp's own runtime whatever was imported before (setup.py gives
+the extension a private copy of GNU OpenMP); SciPy's OpenBLAS reads its setting only when fastbp
+is the first to load it into the process.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 
 LOAD_SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "22"}
@@ -35,6 +38,24 @@ def environment_while_loading(settings: dict[str, str] = LOAD_SETTINGS) -> Itera
     finally:
         for name in added:
             os.environ.pop(name, None)
+
+
+@contextlib.contextmanager
+def own_symbols_first() -> Iterator[None]:
+    """Extensions loaded in the body bind their undefined symbols to their own dependencies
+    before the libraries already in the process's global scope (RTLD_DEEPBIND, on Linux). The
+    compiled core's OpenMP calls then reach its private runtime even when another library (as
+    PyTorch does) has put a libgomp into the global scope, which would otherwise win."""
+    deep = getattr(os, "RTLD_DEEPBIND", 0)
+    if not deep:
+        yield
+        return
+    flags = sys.getdlopenflags()
+    sys.setdlopenflags(flags | deep)
+    try:
+        yield
+    finally:
+        sys.setdlopenflags(flags)
 
 
 @contextlib.contextmanager

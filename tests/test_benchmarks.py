@@ -6,6 +6,8 @@ import sys
 import pytest
 
 BENCHMARKS = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
+pytestmark = pytest.mark.skipif(not os.path.isdir(BENCHMARKS),
+                                reason="the benchmarks/ folder is not beside these tests")
 
 
 @pytest.fixture
@@ -51,3 +53,21 @@ def test_numpy_textbook_step_learns(compare):
         step()
     assert forward_loss() < 0.5 * first
     assert np.isfinite(first)
+
+
+def test_neighbours_times_each_case_in_its_own_process(monkeypatch, tmp_path, capsys):
+    """Two cases, one short round: each gets a time, the neighbour case a ratio to the other."""
+    import fastbp
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    monkeypatch.setenv("PYTHONPATH", os.path.dirname(os.path.dirname(fastbp.__file__)))
+    sys.modules.pop("neighbours", None)
+    import neighbours
+    out = tmp_path / "neighbours.json"
+    neighbours.main(["--threads", "1", "--rounds", "1", "--seconds", "0.05", "--cases",
+                     "fastbp alone", "fastbp after sklearn", "--json", str(out)])
+    cases = json.loads(out.read_text())["cases"]
+    assert "fastbp alone" in capsys.readouterr().out
+    assert cases["fastbp alone"]["us_per_step"] > 0
+    assert cases["fastbp alone"]["ratio_to_alone"] is None
+    if "fastbp after sklearn" in cases:  # skipped where scikit-learn is not installed
+        assert cases["fastbp after sklearn"]["ratio_to_alone"] > 0

@@ -1,6 +1,7 @@
 """Thread control: the thread count's bound and reach, threads racing each other, the parallel
 threshold, the spin-wait settings fastbp gives its runtimes at import (and nobody else), and
 the error of an unbuilt source tree."""
+import glob
 import os
 import shutil
 import subprocess
@@ -93,6 +94,25 @@ def test_import_leaves_the_environment_as_it_was(preset, policy, tmp_path):
     shown = preset.get("OMP_WAIT_POLICY")
     assert out.stdout.split() == ["True", "None", repr(shown.encode()) if shown else "None"]
     assert f"OMP_WAIT_POLICY = '{policy}'" in out.stderr
+
+
+def test_the_openmp_runtime_is_fastbps_own(tmp_path):
+    """With another libgomp already in the global scope (PyTorch puts its own there; without
+    it, the system's stands in), the C core's OpenMP calls still bind to fastbp's copy, so
+    neither library runs on the other's runtime and settings."""
+    here = os.path.dirname(fastbp.__file__)
+    if not glob.glob(os.path.join(here, "libgomp-fastbp*")):
+        pytest.skip("this build has no private GNU OpenMP runtime (not Linux with GCC)")
+    code = ("import ctypes, importlib.util\n"
+            "if importlib.util.find_spec('torch'):\n"
+            "    import torch\n"
+            "else:\n"
+            "    ctypes.CDLL('libgomp.so.1', mode=ctypes.RTLD_GLOBAL)\n"
+            "import fastbp\n")
+    out = run_python(code, {**os.environ, "LD_DEBUG": "bindings"}, tmp_path)
+    bound = [line.split(" to ")[1].split()[0] for line in out.stderr.splitlines()
+             if "_core" in line.split(" to ")[0] and "`GOMP_parallel'" in line]
+    assert bound and all(os.path.basename(b) == "libgomp-fastbp.so.1" for b in bound), bound
 
 
 def test_set_num_threads_changes_only_fastbps_threads(tmp_path):

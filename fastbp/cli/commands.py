@@ -2,7 +2,7 @@
 
 ::
 
-    fastbp train                                # the shipped 8x8 digits, saved to fastbp_model.npz
+    fastbp train                                # the shipped 8x8 digits, saved to digits_model.npz
     fastbp train --data houses.csv --target price --loss mse --layers 64,32 --out price.npz
     fastbp predict price.npz new_houses.csv --out predictions.csv
     fastbp gradcheck
@@ -44,7 +44,6 @@ from fastbp.plotting import figure_class
 from fastbp.registry import OPTIMIZERS
 
 LOSSES = ("cross_entropy", "mse", "bce")  # the registry's names of the losses tabular encodes
-DEFAULT_MODEL = "fastbp_model.npz"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # spreadsheet formula prefixes (OWASP)
 METADATA_VERSION = 1
 
@@ -156,8 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed of the split, initialisation and shuffling (default: 0)")
     train.add_argument("--test-fraction", type=_fraction, default=0.2, metavar="F",
                        help="share of the samples held out for testing (default: 0.2; 0: none)")
-    train.add_argument("--out", default=DEFAULT_MODEL, metavar="PATH",
-                       help=f"where to save the model (default: {DEFAULT_MODEL})")
+    train.add_argument("--out", default=None, metavar="PATH",
+                       help="where to save the model, replacing a file there (default: "
+                            "DATA_model.npz in the current folder, DATA the data file's name "
+                            "without its extensions, or digits_model.npz; numbered -2, -3, ... "
+                            "rather than replace an earlier model)")
     train.add_argument("--quiet", action="store_true",
                        help="no per-epoch progress lines (the summary is still printed)")
     train.add_argument("--monitor", action="store_true",
@@ -242,9 +244,22 @@ def _check_output_path(path: str, option: str) -> None:
         raise CLIError(f"{option}: cannot write {path!r}: it is a directory")
 
 
+def default_model_path(data: str | None) -> str:
+    """Where ``train`` saves without --out: DATA_model.npz in the current folder, DATA the name
+    of the data file `data` without its extensions (None: the shipped digits), numbered
+    (DATA_model-2.npz, -3, ...) rather than replace an earlier file."""
+    stem = "digits" if data is None else os.path.basename(data).split(".")[0] or "fastbp"
+    path, number = f"{stem}_model.npz", 2
+    while os.path.lexists(path):
+        path, number = f"{stem}_model-{number}.npz", number + 1
+    return path
+
+
 def run_train(args) -> int:
     """``fastbp train``: read, encode, standardise, fit, report, save."""
     started = time.perf_counter()
+    if args.out is None:
+        args.out = default_model_path(args.data if args.data is not None else args.data_file)
     _check_output_path(args.out, "--out")
     if args.plot is not None:
         _check_output_path(args.plot, "--plot")
@@ -295,7 +310,7 @@ def run_train(args) -> int:
     net.standardizer, net.target_standardizer = scaler, target.scaler
     net.save(args.out)
     print(f"wall time: {time.perf_counter() - started:.2f} s (training {fit_seconds:.2f} s)")
-    print(f"saved model to {args.out}")
+    print(f"saved model to {os.path.abspath(args.out)}")
     if args.plot is not None:
         history.plot(args.plot)
         print(f"saved training curves to {args.plot}")

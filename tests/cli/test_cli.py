@@ -5,6 +5,7 @@ import csv
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -89,9 +90,34 @@ def test_train_without_arguments_reaches_95_percent(digits_run):
     assert "epoch 30/30" in result.stdout          # progress per epoch
     assert metric(result.stdout, "test accuracy") >= 0.95
     assert metric(result.stdout, "wall time") > 0
-    net = fb.load(cwd / "fastbp_model.npz")
+    net = fb.load(cwd / "digits_model.npz")
     assert net.metadata["classes"] == list(range(10))
     assert net.standardizer.n_features == 64 and net.target_standardizer is None
+
+
+def test_train_says_where_the_default_model_went(digits_run):
+    """Without --out the model is DATA_model.npz in the current folder, its absolute path the
+    last line, readable as any file the user makes (the umask's mode, not 0600)."""
+    cwd, result = digits_run
+    path = cwd / "digits_model.npz"
+    assert result.stdout.splitlines()[-1] == f"saved model to {path}"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_default_model_never_replaces_an_earlier_one(small_csv):
+    """A second run without --out numbers its model; --out names (and replaces) a file."""
+    for expected in ("d_model.npz", "d_model-2.npz", "d_model-3.npz"):
+        result = run_cli("train", "d.csv", "--epochs", "1", "--quiet", cwd=small_csv)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == f"saved model to {small_csv / expected}"
+    before = (small_csv / "d_model.npz").read_bytes()
+    result = run_cli("train", "d.csv", "--epochs", "2", "--quiet", "--out", "d_model.npz",
+                     cwd=small_csv)
+    assert result.returncode == 0, result.stderr
+    assert (small_csv / "d_model.npz").read_bytes() != before
+    assert not (small_csv / "d_model-4.npz").exists()
 
 
 def test_predict_digits_csv_with_original_labels(digits_run, tmp_path):
@@ -99,7 +125,7 @@ def test_predict_digits_csv_with_original_labels(digits_run, tmp_path):
     X, y = load_digits()
     header = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
     write_csv(tmp_path / "digits.csv", header, list(X[:100].T.astype(int)))
-    result = run_cli("predict", str(cwd / "fastbp_model.npz"), "digits.csv", cwd=tmp_path)
+    result = run_cli("predict", str(cwd / "digits_model.npz"), "digits.csv", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader(result.stdout.splitlines()))
     assert rows[0] == ["digit"] and len(rows) == 101
@@ -228,9 +254,9 @@ def test_model_from_cli_predicts_raw_features_in_python(digits_run, tmp_path):
     X, _ = load_digits()
     header = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
     write_csv(tmp_path / "digits.csv", header, list(X[:200].T.astype(int)))
-    result = run_cli("predict", str(cwd / "fastbp_model.npz"), "digits.csv", cwd=tmp_path)
+    result = run_cli("predict", str(cwd / "digits_model.npz"), "digits.csv", cwd=tmp_path)
     written = np.array([int(row) for row in result.stdout.splitlines()[1:]])
-    net = fb.load(cwd / "fastbp_model.npz")
+    net = fb.load(cwd / "digits_model.npz")
     assert np.array_equal(net.predict(X[:200]).argmax(axis=1), written)
 
 
@@ -284,7 +310,7 @@ def test_predict_with_missing_feature_column(small_csv):
     result = run_cli("train", "--data", "d.csv", "--epochs", "1", "--quiet", cwd=small_csv)
     assert result.returncode == 0, result.stderr
     write_csv(small_csv / "partial.csv", ["a", "b"], [[1.0], [2.0]])
-    result = run_cli("predict", "fastbp_model.npz", "partial.csv", cwd=small_csv)
+    result = run_cli("predict", "d_model.npz", "partial.csv", cwd=small_csv)
     assert result.returncode == 2
     assert result.stderr.startswith("fastbp: error: partial.csv: missing the feature column")
     assert "'c'" in result.stderr
