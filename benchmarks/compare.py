@@ -1,422 +1,400 @@
-"""Side-by-side speed of one training step: fastbp, PyTorch eager, scikit-learn, textbook NumPy.
+"""Side-by-side speed of one training step: fastbp and its peers, each library in a fresh process.
 
-    python benchmarks/compare.py --threads 2 [--workloads tiny small mnist wide] [--json out.json]
+    python benchmarks/compare.py [--threads 1 2] [--workloads tiny small mnist wide]
+                                 [--peers ...] [--repeats 7] [--json compare.json]
 
-Each workload (benchmarks/benchmarks/common.py: float32, Adam lr 1e-3, synthetic data from a
-fixed seed) runs the same step (forward, loss, backward, Adam update) in every library with the
-same thread count: warm-up first, then the median of several timed repeats. Peers that are not
-installed are skipped with a note. It prints µs/step, samples/s, GFLOP/s (exact GEMM flops of the
-step) and each peer's time divided by fastbp's, how much of fastbp's step its matrix products
-take when timed alone, then the Adam update alone on flat float32 arrays against PyTorch, the
-sgemm 2048x2048 rate of this run, and the targets; the same goes to JSON.
+Where OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE are set, run it under
+`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`: users get their CPU's native kernels. The
+harness leaves the environment as it finds it, records it and prints a warning for every
+variable that makes a library run other kernels than the CPU's own.
+
+What it times (benchmarks/peers.py): the same training step of each workload of
+benchmarks/common.py (forward, loss, backward, Adam lr 1e-3 with PyTorch's default betas and
+eps, float32, cycling through 8 batches) in fastbp, PyTorch eager (torch.optim.Adam default,
+and fused=True), torch.compile (forward and loss compiled, fused Adam), JAX (jax.jit of the
+whole step, Adam after torch.optim.Adam's formulas, state donated), scikit-learn's MLP (solver
+adam) and a textbook NumPy step: compilation and warm-up first, then the median of timed
+rounds, after idling so that spin-waiting threads have gone to sleep. Also the step's products
+alone (in fastbp's worker), the Adam update alone on flat arrays (fastbp and PyTorch) and the
+rate of SciPy's sgemm on 2048x2048 (fastbp's worker, through the BLAS fastbp uses). It prints
+markdown tables (versions and kernels of each library, µs/step, samples/s, GFLOP/s of the
+step's exact GEMM flops, each peer's time / fastbp's, the targets) and writes all to JSON.
+
+Processes. Libraries in one process share BLAS libraries, OpenMP runtimes, thread settings and
+caches, so the parent imports none of fastbp, PyTorch, JAX and scikit-learn: every measurement
+is a worker, `compare.py --worker LIBRARY --job JOB --threads N`, that imports one library, runs
+one job (a workload, "adam" or "sgemm") and prints one JSON line. One process per job rather
+than per library: nothing of one workload (allocator state, thread pools, compiled code,
+`wide`'s hundreds of MB) reaches the next, and a worker that crashes or runs out of time costs
+one cell, reported with the last line of its stderr, not the run.
+
+Threads. Every worker starts with OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS and
+PJRT_NPROC set to N, JAX_PLATFORMS=cpu and TORCHINDUCTOR_COMPILE_THREADS=1 (torch.compile
+compiles in the worker instead of starting a pool of compiler processes); it then sets fastbp
+(fastbp.set_num_threads) and PyTorch (torch.set_num_threads, which torch.compile's generated
+kernels follow) through their APIs; NumPy's and scikit-learn's OpenBLAS and OpenMP read the
+environment. JAX (jaxlib 0.10) sizes its CPU thread pool from PJRT_NPROC (or NPROC), else from
+the CPUs the process may use. XLA_FLAGS=--xla_cpu_multi_thread_eigen=false does not keep its
+products on one thread (a 2048x2048 matmul kept 2 CPUs busy with it, 1 with PJRT_NPROC=1), and
+intra_op_parallelism_threads is no XLA flag (with "--" XLA aborts on it, without it is
+ignored). One-thread workers are pinned to one CPU (the last this process may use; Linux): the
+worker calls os.sched_setaffinity before it imports NumPy or any library, so every thread it
+starts stays there. Each worker reports the thread counts that took effect (threadpoolctl, torch).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import json
+import os
 import platform
-import statistics
+import re
+import subprocess
+import sys
 import time
-import warnings
-from functools import partial
-from itertools import pairwise
 
-import numpy as np
-from benchmarks.common import WORKLOADS, make_data  # (benchmarks/benchmarks/)
-
-import fastbp as fb
-from fastbp import _core
-
-PEERS = ["torch_default", "torch_fused", "sklearn", "numpy"]
-SETTLE_S = 0.2  # longer than OpenBLAS's default spin-wait (2^28 cycles) after a call
+PEERS = ["torch_default", "torch_fused", "torch_compile", "jax", "sklearn", "numpy"]
+ADAM_LIBRARIES = ["fastbp", "torch_default", "torch_fused"]
 ADAM_SIZES = [10**5, 10**6, 10**7]
-torch = sklearn = None
+# environment variables that choose the kernels or threads of BLAS, OpenMP, PyTorch or JAX
+RECORDED = re.compile(r"(OMP|GOMP|KMP|MKL|OPENBLAS|GOTO|BLIS|XLA|PJRT|JAX|TORCHINDUCTOR|ATEN|DNNL"
+                      r"|ONEDNN)_|NPROC$")
+# ... and those of them that make a library run other kernels than the CPU's own
+NOT_NATIVE = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MKL_ENABLE_INSTRUCTIONS",
+              "MKL_DEBUG_CPU_TYPE", "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA"]
 
 
-def import_peers(peers: list[str]) -> list[str]:
-    """Import the peer libraries asked for; returns the peers that are installed."""
-    global torch, sklearn, MLPClassifier, MLPRegressor, ConvergenceWarning
-    if any(p.startswith("torch") for p in peers):
-        try:
-            torch = importlib.import_module("torch")
-        except ImportError:
-            pass
-    if "sklearn" in peers:
-        try:
-            sklearn = importlib.import_module("sklearn")
-            from sklearn.exceptions import ConvergenceWarning
-            from sklearn.neural_network import MLPClassifier, MLPRegressor
-        except ImportError:
-            sklearn = None
-    return [p for p in peers
-            if not ((p.startswith("torch") and torch is None) or (p == "sklearn" and not sklearn))]
+# ------------------------------------------------------------------------------ the workers
+def worker_environment(threads: int) -> dict[str, str]:
+    """What every worker of a `threads`-thread run gets in its environment, over the parent's."""
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+            "PJRT_NPROC": n, "JAX_PLATFORMS": "cpu", "TORCHINDUCTOR_COMPILE_THREADS": "1"}
 
 
-# ------------------------------------------------------------------------------------ timing
-def median_time(fn, min_repeat_s: float = 0.05, repeats: int = 7, warmup: int = 3) -> float:
-    """Median seconds per call of fn(): warm-up calls, then `repeats` timed rounds of enough
-    calls to last about `min_repeat_s` each. It first waits SETTLE_S, so that threads the
-    previous measurement left spin-waiting (OpenMP, OpenBLAS) have gone to sleep; it waits
-    busily, as sleeping would let the core slow down before the measurement."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < SETTLE_S:
+def worker_command(library: str, job: str, threads: int, args, cpu: int | None) -> list[str]:
+    command = [sys.executable, os.path.abspath(__file__), "--worker", library, "--job", job,
+               "--threads", str(threads), "--repeats", str(args.repeats),
+               "--settle", str(args.settle), "--sgemm-size", str(args.sgemm_size),
+               "--adam-sizes", *[str(int(n)) for n in args.adam_sizes]]
+    return command + ([] if cpu is None else ["--cpu", str(cpu)])
+
+
+def run_worker(command: list[str], threads: int, timeout: float) -> dict:
+    """Runs one worker: the dict of its JSON line, or {"failed": the last line of its stderr}."""
+    try:
+        done = subprocess.run(command, env={**os.environ, **worker_environment(threads)},
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"failed": f"timed out after {timeout:g} s"}
+    lines = done.stdout.strip().splitlines()
+    try:  # a worker that printed its result and then crashed on exit still measured
+        return json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
         pass
-    start = time.perf_counter()
-    for _ in range(warmup):
-        fn()
-    per_call = (time.perf_counter() - start) / warmup
-    number = max(1, int(min_repeat_s / max(per_call, 1e-9)))
-    rounds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        rounds.append((time.perf_counter() - start) / number)
-    return statistics.median(rounds)
+    errors = done.stderr.strip().splitlines()
+    return {"failed": errors[-1] if errors else f"exit status {done.returncode}, no result"}
 
 
-def step_flops(sizes: list[int], batch: int) -> int:
-    """Exact GEMM flops of one step: forward X W^T and backward dW = dZ^T X per layer, and
-    dX = dZ W for every layer but the first."""
-    layers = list(pairwise(sizes))
-    per_product = [2 * batch * n_in * n_out for n_in, n_out in layers]
-    return 2 * sum(per_product) + sum(per_product[1:])
-
-
-# ------------------------------------------------------------------------------ the steps
-# Every library steps through the same BATCHES batches in turn: one batch over and over is
-# memorised within a few steps, after which gradients underflow to subnormal floats, whose
-# arithmetic is many times slower on x86 CPUs and would be timed instead of the step.
-BATCHES = 8
-
-
-def batches_of(X: np.ndarray, y: np.ndarray, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(X[i:i + batch], y[i:i + batch]) for i in range(0, X.shape[0], batch)]
-
-
-def cycling(items: list):
-    """A function returning the items in turn, forever."""
-    state = {"next": 0}
-
-    def take():
-        item = items[state["next"] % len(items)]
-        state["next"] += 1
-        return item
-    return take
-
-
-def fastbp_step(sizes, activation, loss, batches):
-    net = fb.mlp(sizes, activation=activation, seed=0)
-    opt = fb.Adam(net, lr=1e-3)
-    take = cycling(batches)
-
-    def step():
-        X, y = take()
-        net.train_step(X, y, loss, opt)
-    return step
-
-
-def torch_step(sizes, activation, loss, batches, fused: bool):
-    layers = []
-    acts = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
-    for i, (n_in, n_out) in enumerate(pairwise(sizes)):
-        layers.append(torch.nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(acts[activation]())
-    model = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if fused else None)
-    loss_fn = torch.nn.CrossEntropyLoss() if loss == "cross_entropy" else torch.nn.MSELoss()
-    take = cycling([(torch.from_numpy(X), torch.from_numpy(y)) for X, y in batches])
-
-    def step():
-        Xt, yt = take()
-        opt.zero_grad(set_to_none=True)
-        value = loss_fn(model(Xt), yt)
-        value.backward()
-        opt.step()
-    return step
-
-
-def sklearn_step(sizes, activation, loss, batches):
-    """Per-step time of scikit-learn: one warm-started epoch over the batches, divided."""
-    steps, batch = len(batches), batches[0][0].shape[0]
-    Xs = np.concatenate([X for X, _ in batches])
-    ys = np.concatenate([y for _, y in batches])
-    if ys.ndim == 2 and ys.shape[1] == 1:
-        ys = ys.ravel()  # scikit-learn wants one regression target as a 1-D array
-    cls = MLPClassifier if loss == "cross_entropy" else MLPRegressor
-    model = cls(hidden_layer_sizes=tuple(sizes[1:-1]),
-                activation="logistic" if activation == "sigmoid" else activation,
-                solver="adam", alpha=0.0, batch_size=batch, learning_rate_init=1e-3,
-                max_iter=1, shuffle=False, tol=0.0, warm_start=True, random_state=0)
-
-    def epoch():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(Xs, ys)
-    return epoch, steps
-
-
-def numpy_step(sizes, activation, loss, batches, with_loss: bool = False):
-    """The textbook step in NumPy: explicit forward, backward and Adam per parameter array.
-    With `with_loss`, also returns a function giving the current loss on the first batch."""
-    rng = np.random.default_rng(0)
-    Ws = [(rng.standard_normal((o, i)) * np.sqrt(2 / i)).astype(np.float32)
-          for i, o in pairwise(sizes)]
-    bs = [np.zeros(o, np.float32) for o in sizes[1:]]
-    params = Ws + bs
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    t = [0]
-    if loss == "cross_entropy":  # the targets as one-hot rows
-        batches = [(X, np.eye(sizes[-1], dtype=np.float32)[y]) for X, y in batches]
-    take = cycling(batches)
-
-    def f(z):
-        return np.maximum(z, 0) if activation == "relu" else 1 / (1 + np.exp(-z))
-
-    def df(a):
-        return (a > 0).astype(a.dtype) if activation == "relu" else a * (1 - a)
-
-    def forward(X, y):
-        acts = [X]
-        for k, (W, b) in enumerate(zip(Ws, bs, strict=True)):
-            z = acts[-1] @ W.T + b
-            acts.append(z if k == len(Ws) - 1 else f(z))
-        out = acts[-1]
-        if loss != "cross_entropy":
-            return acts, float(np.mean((out - y) ** 2)), 2 * (out - y) / out.size
-        e = np.exp(out - out.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
-        return acts, float(-np.mean(np.log(p[y > 0]))), (p - y) / X.shape[0]
-
-    def step():
-        acts, _, delta = forward(*take())
-        grads_W, grads_b = [None] * len(Ws), [None] * len(Ws)
-        for k in range(len(Ws) - 1, -1, -1):
-            grads_W[k] = delta.T @ acts[k]
-            grads_b[k] = delta.sum(axis=0)
-            if k > 0:
-                delta = (delta @ Ws[k]) * df(acts[k])
-        t[0] += 1
-        for p, g, mi, vi in zip(params, grads_W + grads_b, m, v, strict=True):
-            mi *= 0.9
-            mi += 0.1 * g
-            vi *= 0.999
-            vi += 0.001 * g * g
-            p -= (1e-3 / (1 - 0.9 ** t[0])) * mi / (np.sqrt(vi / (1 - 0.999 ** t[0])) + 1e-8)
-    if with_loss:
-        return step, lambda: forward(*batches[0])[1]
-    return step
-
-
-def gemm_seconds(sizes: list[int], batch: int) -> float:
-    """Seconds the step's products alone take (each timed on its own, through fastbp's gemm
-    binding with the same shapes and transposes): about the floor of a step that does nothing
-    else, plus about 1 µs of Python call per product (which dominates for `tiny`)."""
-    rng = np.random.default_rng(0)
-    total = 0.0
-    for layer, (n_in, n_out) in enumerate(pairwise(sizes)):
-        X = rng.standard_normal((batch, n_in)).astype(np.float32)
-        W = rng.standard_normal((n_out, n_in)).astype(np.float32)
-        dZ = rng.standard_normal((batch, n_out)).astype(np.float32)
-        Z, dW, dX = np.empty_like(dZ), np.empty_like(W), np.empty_like(X)
-        products = [partial(_core.gemm, X, W, Z, trans_b=True),
-                    partial(_core.gemm, dZ, X, dW, trans_a=True)]
-        if layer > 0:
-            products.append(partial(_core.gemm, dZ, W, dX))
-        total += sum(median_time(p, min_repeat_s=0.02, repeats=5) for p in products)
-    return total
+def work(args) -> None:
+    """A worker's life: its CPU first (so that every thread it starts inherits it), then the
+    one library and job, one JSON line out."""
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    import peers
+    peers.SETTLE_S = args.settle
+    (threads,) = args.threads
+    print(json.dumps(peers.run(args.worker, args.job, threads, args.repeats,
+                               [int(n) for n in args.adam_sizes], args.sgemm_size)))
 
 
 # ------------------------------------------------------------------------------- the runs
-def run_workload(name: str, peers: list[str], repeats: int) -> dict:
-    sizes, activation, batch, loss = WORKLOADS[name]
-    batches = batches_of(*make_data(sizes, loss, BATCHES * batch, "float32"), batch)
-    flops = step_flops(sizes, batch)
-    heavy = flops > 10**9
-    timing = dict(repeats=3 if heavy else repeats, warmup=1 if heavy else 3,
-                  min_repeat_s=0.0 if heavy else 0.05)
-    seconds = {"fastbp": median_time(fastbp_step(sizes, activation, loss, batches), **timing)}
-    for peer in peers:
-        if peer.startswith("torch"):
-            seconds[peer] = median_time(
-                torch_step(sizes, activation, loss, batches, peer == "torch_fused"), **timing)
-        elif peer == "sklearn":
-            epoch, steps = sklearn_step(sizes, activation, loss, batches)
-            seconds[peer] = median_time(epoch, repeats=3, warmup=1, min_repeat_s=0.0) / steps
-        elif peer == "numpy":
-            seconds[peer] = median_time(numpy_step(sizes, activation, loss, batches), **timing)
-    rows = {}
-    for lib, s in seconds.items():
-        rows[lib] = {"us_per_step": s * 1e6, "samples_per_s": batch / s,
-                     "gflops": flops / s / 1e9, "ratio_to_fastbp": s / seconds["fastbp"]}
-    return {"sizes": sizes, "activation": activation, "batch": batch, "loss": loss,
-            "flops_per_step": flops, "gemm_only_us": gemm_seconds(sizes, batch) * 1e6,
-            "results": rows}
+def ratio(seconds: float, base: float | None) -> float | None:
+    return seconds / base if base else None
 
 
-def fastbp_adam(p, g, m, v):
-    """fastbp's fused Adam update of the flat arrays p (with gradient g, moments m, v)."""
-    state = {"t": 0}
-
-    def update():
-        state["t"] += 1
-        _core.adam_step(p, g, m, v, state["t"], 1e-3, 0.9, 0.999, 1e-8, 0.0, False)
-    return update
-
-
-def run_adam(sizes: list[int], peers: list[str]) -> dict:
-    """The Adam update alone on flat float32 arrays: fastbp's kernel vs torch.optim.Adam."""
-    out = {}
-    for n in sizes:
-        rng = np.random.default_rng(0)
-        p = rng.standard_normal(n).astype(np.float32)
-        g = rng.standard_normal(n).astype(np.float32)
-        update = fastbp_adam(p, g, np.zeros_like(p), np.zeros_like(p))
-        seconds = {"fastbp": median_time(update, min_repeat_s=0.05)}
-        for label, fused in (("torch_default", None), ("torch_fused", True)):
-            if label in peers:
-                param = torch.nn.Parameter(torch.from_numpy(p.copy()))
-                param.grad = torch.from_numpy(g.copy())
-                opt = torch.optim.Adam([param], lr=1e-3, fused=fused)
-                seconds[label] = median_time(opt.step, min_repeat_s=0.05)
-        out[str(n)] = {lib: {"ms": s * 1e3, "gb_per_s": 28 * n / s / 1e9,
-                             "ratio_to_fastbp": s / seconds["fastbp"]}
-                       for lib, s in seconds.items()}
-    return out
+def workload_rows(outs: dict[str, dict]) -> dict:
+    """A workload's table from its workers' results: per library µs/step, samples/s, GFLOP/s
+    and time / fastbp's (None where fastbp has no time)."""
+    if not outs:
+        return {"results": {}}
+    meta = next(iter(outs.values()))["workload"]
+    base = outs.get("fastbp", {}).get("seconds")
+    gemm = outs.get("fastbp", {}).get("gemm_only_seconds")
+    rows = {lib: {"us_per_step": out["seconds"] * 1e6,
+                  "samples_per_s": meta["batch"] / out["seconds"],
+                  "gflops": meta["flops_per_step"] / out["seconds"] / 1e9,
+                  "ratio_to_fastbp": ratio(out["seconds"], base)} for lib, out in outs.items()}
+    return {**meta, "gemm_only_us": gemm * 1e6 if gemm else None, "results": rows}
 
 
-def sgemm_gflops(n: int) -> float:
-    """GFLOP/s of SciPy's sgemm on n x n float32 matrices (the ceiling the targets refer to)."""
-    rng = np.random.default_rng(0)
-    A = rng.standard_normal((n, n)).astype(np.float32)
-    B = rng.standard_normal((n, n)).astype(np.float32)
-    C = np.empty((n, n), np.float32)
-    return 2 * n**3 / median_time(lambda: _core.gemm(A, B, C), repeats=5, min_repeat_s=0.2) / 1e9
+def adam_rows(seconds: dict[str, dict[str, float]]) -> dict:
+    """Per size and library: ms, GB/s (28 bytes a parameter: p, g, m, v read, p, m, v
+    written) and time / fastbp's."""
+    base = seconds.get("fastbp", {})
+    sizes = next(iter(seconds.values()), {})
+    return {n: {lib: {"ms": s[n] * 1e3, "gb_per_s": 28 * int(n) / s[n] / 1e9,
+                      "ratio_to_fastbp": ratio(s[n], base.get(n))} for lib, s in seconds.items()}
+            for n in sizes}
+
+
+def measure(threads: int, args) -> dict:
+    """Every job of a `threads`-thread run, each in its own worker: the sgemm rate, each
+    workload in fastbp then each peer, the Adam update alone."""
+    cpu = max(usable_cpus()) if threads == 1 and hasattr(os, "sched_setaffinity") else None
+    run = {"threads": threads, "pinned_cpu": cpu, "worker_environment":
+           worker_environment(threads), "libraries": {}, "skipped": [], "failed": []}
+
+    def call(library: str, job: str) -> dict | None:
+        start = time.perf_counter()
+        out = run_worker(worker_command(library, job, threads, args, cpu), threads, args.timeout)
+        problem = out.get("skipped") or out.get("failed")
+        print(f"{threads} thread(s): {library} {job}: {problem or 'done'} "
+              f"({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+        for kind in ("skipped", "failed"):
+            if kind in out:
+                run[kind].append({"library": library, "job": job, "reason": out[kind]})
+                return None
+        run["libraries"].setdefault(library, out["library"])
+        return out
+
+    sgemm = call("fastbp", "sgemm")
+    run["sgemm_gflops"] = sgemm["sgemm_gflops"] if sgemm else None
+    libraries = ["fastbp", *args.peers]
+    run["workloads"] = {}
+    for name in args.workloads:
+        outs = {lib: out for lib in libraries if (out := call(lib, name))}
+        run["workloads"][name] = workload_rows(outs)
+    adam_libraries = [lib for lib in ADAM_LIBRARIES if lib in libraries and args.adam_sizes]
+    adam = {lib: out for lib in adam_libraries if (out := call(lib, "adam"))}
+    run["adam"] = adam_rows({lib: out["adam_seconds"] for lib, out in adam.items()})
+    return run
 
 
 # ----------------------------------------------------------------------------- the targets
-def targets(result: dict) -> list[dict]:
-    """The issue's targets for a --threads 2 run: (what, measured, required, met)."""
-    w, sgemm = result["workloads"], result["sgemm_2048_gflops"]
+def targets(runs: dict[str, dict], workloads: list[str], peers: list[str],
+            sgemm_size: int) -> list[dict]:
+    """The targets, from the 2-thread and 1-thread runs: target, measured, unit, met, detail
+    (the peer nearest to fastbp, and the peers asked for that have no time). A target that was
+    not measured is not met."""
     checks = []
 
-    def ratio(name, peer, need):
-        if name in w and peer in w[name]["results"]:
-            got = w[name]["results"][peer]["ratio_to_fastbp"]
-            checks.append({"target": f"{name}: {peer} / fastbp >= {need}", "measured": got,
-                           "met": got >= need})
+    def check(target, measured, need, unit="×", at_least=True, detail=None):
+        met = measured is not None and (measured >= need if at_least else measured <= need)
+        checks.append({"target": target, "measured": measured, "unit": unit, "met": met,
+                       "detail": detail})
 
-    def value(label, got, need, at_least=True):
-        checks.append({"target": label, "measured": got,
-                       "met": got >= need if at_least else got <= need})
+    def results(threads, name):
+        return runs.get(str(threads), {}).get("workloads", {}).get(name, {}).get("results", {})
 
-    ratio("tiny", "torch_fused", 50)
-    if "tiny" in w:
-        value("tiny: fastbp µs per step <= 10", w["tiny"]["results"]["fastbp"]["us_per_step"],
-              10, at_least=False)
-    ratio("small", "torch_fused", 6)
-    ratio("small", "numpy", 5)
-    ratio("mnist", "torch_fused", 2.5)
-    ratio("mnist", "sklearn", 3)
-    for name, share in (("mnist", 0.65), ("wide", 0.85)):
-        if name in w:
-            value(f"{name}: fastbp GFLOP/s >= {share:.0%} of sgemm 2048",
-                  w[name]["results"]["fastbp"]["gflops"] / sgemm, share)
-    ratio("wide", "torch_fused", 1.3)
-    ratio("wide", "sklearn", 2)
-    adam = result["adam"].get(str(10**7), {})
-    for peer, need in (("torch_fused", 1.0), ("torch_default", 7.0)):
-        if peer in adam:
-            got = adam[peer]["ratio_to_fastbp"]
-            checks.append({"target": f"Adam 1e7: {peer} / fastbp >= {need}", "measured": got,
-                           "met": got >= need})
+    def fastbp(threads, name, key):
+        return results(threads, name).get("fastbp", {}).get(key)
+
+    def nearest_peer(threads, name, exclude=()):
+        rows = results(threads, name)
+        ratios = {peer: rows[peer]["ratio_to_fastbp"] for peer in peers
+                  if peer not in exclude and peer in rows and rows[peer]["ratio_to_fastbp"]}
+        nearest = min(ratios, key=ratios.get, default=None)
+        missing = [peer for peer in peers if peer not in exclude and peer not in ratios]
+        detail = ", ".join(([nearest] if nearest else []) +
+                           ([f"no time: {' '.join(missing)}"] if missing else []))
+        return ratios.get(nearest), detail
+
+    for name in ("small", "mnist", "wide"):
+        check(f"{name}, 2 threads: JAX jit's time / fastbp's >= 1.3",
+              results(2, name).get("jax", {}).get("ratio_to_fastbp"), 1.3)
+    for name in workloads:
+        got, peer = nearest_peer(2, name, exclude=("jax",))
+        check(f"{name}, 2 threads: every other peer's time / fastbp's >= 1", got, 1.0,
+              detail=peer)
+    one, two = fastbp(1, "small", "us_per_step"), fastbp(2, "small", "us_per_step")
+    check("small: fastbp 2 threads / 1 thread speed-up >= 1.6", one / two if one and two
+          else None, 1.6)
+    sgemm = runs.get("2", {}).get("sgemm_gflops")
+    for name, share in (("mnist", 0.65), ("wide", 0.80)):
+        gflops = fastbp(2, name, "gflops")
+        check(f"{name}, 2 threads: fastbp GFLOP/s / sgemm {sgemm_size} GFLOP/s >= {share:.0%}",
+              gflops / sgemm if gflops and sgemm else None, share, unit="%")
+    check("tiny, 2 threads: fastbp µs per step <= 2", fastbp(2, "tiny", "us_per_step"), 2,
+          unit=" µs", at_least=False)
+    for name in workloads:
+        got, peer = nearest_peer(1, name)
+        check(f"{name}, 1 thread: every peer's time / fastbp's >= 1", got, 1.0, detail=peer)
     return checks
 
 
 # ---------------------------------------------------------------------------------- output
+def number(value: float | None, spec: str = ",.1f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def table(header: list[str], rows: list[list[str]], align: str) -> None:
+    """A markdown table; `align` has an "l" or "r" per column."""
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def variables(env: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items()) or "none"
+
+
+def kernels(info: dict) -> str:
+    """One library's kernels and thread pools, in a line."""
+    parts = []
+    if "torch" in info:
+        t = info["torch"]
+        parts.append(f"ATen {t['cpu_capability']}, BLAS {t['blas']} (MKL {t['mkl']}), oneDNN "
+                     f"{t['onednn']}, {t['parallel']} ×{t['num_threads']}")
+    if "jax" in info:
+        parts.append("devices " + ", ".join(info["jax"]["devices"]))
+    for pool in info["threadpools"]:
+        words = [pool[k] for k in ("internal_api", "version", "architecture") if pool[k]]
+        parts.append(f"{' '.join(words)} ×{pool['num_threads']} ({pool['file']})")
+    return "; ".join(parts)
+
+
+def time_and_ratio(row: dict | None) -> str:
+    if row is None:
+        return "—"
+    return f"{number(row['us_per_step'])} ({number(row['ratio_to_fastbp'], '.2f')}×)"
+
+
+def print_run(run: dict, sgemm_size: int) -> None:
+    """One thread count's tables: libraries, workloads (in full, then one row each), fastbp's
+    products alone, the Adam update alone."""
+    threads, workloads = run["threads"], run["workloads"]
+    pinned = "not pinned" if run["pinned_cpu"] is None else f"pinned to CPU {run['pinned_cpu']}"
+    print(f"\n## {threads} thread{'s' if threads > 1 else ''}\n")
+    print(f"Each library in a fresh process, {pinned}, with "
+          f"{variables(run['worker_environment'])}.  ")
+    print(f"sgemm {sgemm_size}×{sgemm_size} (SciPy's BLAS, in fastbp's process): "
+          f"{number(run['sgemm_gflops'])} GFLOP/s")
+    table(["library", "versions", "CPUs", "kernels and thread pools"],
+          [[lib, ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+            ",".join(map(str, info["cpus"])) if info["cpus"] else "—", kernels(info)]
+           for lib, info in run["libraries"].items()], "llll")
+    notes: dict[tuple, list[str]] = {}
+    for kind in ("skipped", "failed"):
+        for entry in run[kind]:
+            notes.setdefault((kind, entry["library"], entry["reason"]), []).append(entry["job"])
+    print("\n" * bool(notes), end="")
+    for (kind, library, reason), jobs in notes.items():
+        print(f"- {library} {kind} ({', '.join(jobs)}): {reason}")
+    table(["workload", "library", "µs/step", "samples/s", "GFLOP/s", "time / fastbp"],
+          [[name, lib, number(r["us_per_step"]), number(r["samples_per_s"], ",.0f"),
+            number(r["gflops"], ".2f"), number(r["ratio_to_fastbp"], ".2f")]
+           for name, w in workloads.items() for lib, r in w["results"].items()], "llrrrr")
+    peers = [p for p in PEERS if any(p in w["results"] for w in workloads.values())]
+    mine = {name: w["results"].get("fastbp", {}) for name, w in workloads.items()}
+    table(["workload", "fastbp µs/step", "fastbp GFLOP/s", *peers],
+          [[name, number(mine[name].get("us_per_step")), number(mine[name].get("gflops")),
+            *[time_and_ratio(w["results"].get(p)) for p in peers]]
+           for name, w in workloads.items()], "l" + "r" * (2 + len(peers)))
+    shares = []
+    for name, w in workloads.items():
+        step, gemm = mine[name].get("us_per_step"), w.get("gemm_only_us")
+        shares.append([name, number(step), number(gemm),
+                       number(gemm / step if step and gemm else None, ".0%")])
+    table(["workload", "fastbp µs/step", "its products alone, µs", "share"], shares, "lrrr")
+    table(["Adam update", "library", "ms", "GB/s", "time / fastbp"],
+          [[f"{int(n):.0e}", lib, number(r["ms"], ".3f"), number(r["gb_per_s"]),
+            number(r["ratio_to_fastbp"], ".2f")]
+           for n, libs in run["adam"].items() for lib, r in libs.items()], "llrrr")
+
+
+def measured(target: dict) -> str:
+    if target["measured"] is None:
+        return "not measured"
+    shown = (format(target["measured"], ".0%") if target["unit"] == "%"
+             else f"{target['measured']:.2f}{target['unit']}")
+    return shown + (f" ({target['detail']})" if target["detail"] else "")
+
+
 def print_report(result: dict) -> None:
-    print(f"# fastbp {result['versions']['fastbp']}, {result['date']}, {result['machine']}, "
-          f"threads {result['threads']}")
-    for peer in result["skipped"]:
-        print(f"# note: {peer} skipped: its library is not installed")
-    print(f"# sgemm 2048x2048: {result['sgemm_2048_gflops']:.1f} GFLOP/s\n")
-    print("| workload | library | µs/step | samples/s | GFLOP/s | time / fastbp |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, w in result["workloads"].items():
-        for lib, r in w["results"].items():
-            print(f"| {name} | {lib} | {r['us_per_step']:.1f} | {r['samples_per_s']:,.0f} | "
-                  f"{r['gflops']:.2f} | {r['ratio_to_fastbp']:.2f} |")
-    print("\n| workload | fastbp µs/step | its products alone, µs | share |")
-    print("|---|---:|---:|---:|")
-    for name, w in result["workloads"].items():
-        step = w["results"]["fastbp"]["us_per_step"]
-        print(f"| {name} | {step:.1f} | {w['gemm_only_us']:.1f} | {w['gemm_only_us'] / step:.0%} |")
-    print("\n| Adam update | library | ms | GB/s | time / fastbp |")
-    print("|---|---|---:|---:|---:|")
-    for n, libs in result["adam"].items():
-        for lib, r in libs.items():
-            print(f"| {int(n):.0e} | {lib} | {r['ms']:.3f} | {r['gb_per_s']:.1f} | "
-                  f"{r['ratio_to_fastbp']:.2f} |")
-    if result.get("targets"):
-        print("\n| target | measured | met |")
-        print("|---|---:|---|")
-        for t in result["targets"]:
-            print(f"| {t['target']} | {t['measured']:.2f} | {'yes' if t['met'] else 'NO'} |")
+    m, s = result["machine"], result["settings"]
+    print(f"# fastbp and its peers, {result['date']}\n")
+    print(f"{m['cpu']}, {m['cpus']} CPUs, {m['os']}, Python {result['python']}; median of "
+          f"{s['repeats']} repeats, {s['settle_s']:g} s idle before each measurement.  ")
+    print(f"Environment (BLAS, OpenMP, threads): {variables(result['environment'])}")
+    for warning in result["warnings"]:
+        print(f"\n**WARNING**: {warning}")
+    for run in result["runs"].values():
+        print_run(run, s["sgemm_size"])
+    print("\n## Targets")
+    table(["target", "measured", "met"],
+          [[t["target"], measured(t), "yes" if t["met"] else "NO"] for t in result["targets"]],
+          "lrl")
 
 
-def machine() -> str:
+def not_native_warnings() -> list[str]:
+    found = [name for name in NOT_NATIVE if name in os.environ]
+    unset = " ".join(f"-u {name}" for name in found)
+    return [f"{name}={os.environ[name]} is set: the libraries that read it may run other kernels "
+            f"than this CPU's own, which users get; for those, run `env {unset} python "
+            f"benchmarks/compare.py ...`" for name in found]
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may use (all of them where the system cannot say, as on macOS,
+    where one-thread runs are then not pinned)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {fb.parallel.available_cpus()} CPUs"
+    return {"cpu": cpu, "cpus": len(usable_cpus()), "os": platform.platform()}
 
 
 def main(argv: list[str] | None = None) -> dict:
-    global SETTLE_S
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="thread counts, one run each (default: 1 2)")
+    parser.add_argument("--workloads", nargs="+", help="default: all, tiny small mnist wide")
     parser.add_argument("--peers", nargs="+", default=PEERS, choices=PEERS)
-    parser.add_argument("--adam-sizes", nargs="*", type=float, default=ADAM_SIZES)
+    parser.add_argument("--adam-sizes", nargs="*", type=float, default=ADAM_SIZES,
+                        help="parameter counts of the Adam update timed alone (none: skip it)")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--settle", type=float, default=SETTLE_S,
+    parser.add_argument("--settle", type=float, default=0.2,
                         help="seconds to idle before each measurement")
     parser.add_argument("--sgemm-size", type=int, default=2048,
                         help="size of the square sgemm whose rate the targets refer to")
-    parser.add_argument("--json", default=None, help="where to write the results "
-                        "(default: compare-threads<N>.json in the current folder)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds a worker may take")
+    parser.add_argument("--json", default="compare.json", help="where to write the results")
+    parser.add_argument("--worker", choices=["fastbp", *PEERS], help=argparse.SUPPRESS)
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    SETTLE_S = args.settle
-    peers = import_peers(args.peers)
-    fb.set_num_threads(args.threads)
-    if torch is not None:
-        torch.set_num_threads(args.threads)
-    result = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine(),
-        "threads": args.threads,
-        "versions": {"fastbp": fb.__version__, "numpy": np.__version__,
-                     "torch": torch.__version__ if torch is not None else None,
-                     "sklearn": sklearn.__version__ if sklearn else None},
-        "skipped": [p for p in args.peers if p not in peers],
-        "sgemm_2048_gflops": sgemm_gflops(args.sgemm_size),
-        "workloads": {name: run_workload(name, peers, args.repeats) for name in args.workloads},
-        "adam": run_adam([int(n) for n in args.adam_sizes], peers),
-    }
-    if args.threads == 2:
-        result["targets"] = targets(result)
+    if args.worker:
+        work(args)
+        return {}
+    from benchmarks.common import WORKLOADS  # not above: a worker pins itself before NumPy loads
+    args.workloads = args.workloads or list(WORKLOADS)
+    if unknown := set(args.workloads) - set(WORKLOADS):
+        parser.error(f"unknown workloads {sorted(unknown)}; known: {', '.join(WORKLOADS)}")
+    result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "machine": machine(), "python": platform.python_version(),
+              "settings": {"repeats": args.repeats, "settle_s": args.settle,
+                           "sgemm_size": args.sgemm_size, "timeout_s": args.timeout},
+              "environment": {k: v for k, v in sorted(os.environ.items()) if RECORDED.match(k)},
+              "warnings": not_native_warnings(), "runs": {}}
+    for warning in result["warnings"]:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    for threads in args.threads:
+        result["runs"][str(threads)] = measure(threads, args)
+    result["targets"] = targets(result["runs"], args.workloads, args.peers, args.sgemm_size)
     print_report(result)
-    path = args.json or f"compare-threads{args.threads}.json"
-    with open(path, "w") as f:
+    with open(args.json, "w") as f:
         json.dump(result, f, indent=1)
-    print(f"\nwrote {path}")
+    print(f"\nwrote {args.json}")
     return result
 
 

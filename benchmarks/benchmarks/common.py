@@ -1,7 +1,9 @@
-"""Shared set-up of the benchmarks: the named workloads and synthetic data from a fixed seed."""
-import numpy as np
+"""Shared set-up of the benchmarks: the named workloads and synthetic data from a fixed seed.
 
-import fastbp as fb
+fastbp is imported only by `make_net`, so that compare.py's processes for the other libraries
+can use the workloads without loading it.
+"""
+import numpy as np
 
 # name: (layer widths, activation, batch size, loss)
 WORKLOADS = {
@@ -25,6 +27,7 @@ def make_data(sizes, loss, n, dtype, seed=0):
 
 def make_net(workload, dtype, threads):
     """Network, loss name and one batch of the workload, with `threads` threads."""
+    import fastbp as fb
     sizes, activation, batch, loss = WORKLOADS[workload]
     fb.set_num_threads(threads)
     net = fb.mlp(sizes, activation=activation, dtype=dtype, seed=0)
