@@ -2,8 +2,9 @@
 
     python benchmarks/memory.py [--samples 8192] [--threads 2]
 
-Each library runs in a fresh process: it imports, builds the data set, then records its resident
-set size (the baseline) and resets the kernel's peak counter; after one epoch of Adam training
+Each library runs in a fresh process that imports it alone: it builds the data set, then
+records its resident set size (the baseline) and resets the kernel's peak counter; after one
+epoch of Adam training
 (batch 128, shuffled) it reads the peak (VmHWM). The budget is the memory the training needs in
 principle: parameters + optimizer state (Adam: two moments) + activations of one batch + one
 batch of inputs. Linux only (/proc/self/status, /proc/self/clear_refs).
@@ -21,8 +22,8 @@ import json, sys
 lib, samples, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 if lib == "torch":
     import torch
-import numpy as np
-import fastbp as fb
+else:
+    import fastbp as fb
 from benchmarks.common import WORKLOADS, make_data
 
 def status(key):
@@ -31,8 +32,9 @@ def status(key):
 
 sizes, activation, batch, loss = WORKLOADS["mnist"]
 X, y = make_data(sizes, loss, samples, "float32")
-fb.set_num_threads(threads)
-if lib == "torch":
+if lib == "fastbp":
+    fb.set_num_threads(threads)
+else:
     torch.set_num_threads(threads)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
 baseline = status("VmRSS")
