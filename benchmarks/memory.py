@@ -4,10 +4,9 @@
 
 Each library runs in a fresh process that imports it alone: it builds the data set, then
 records its resident set size (the baseline) and resets the kernel's peak counter; after one
-epoch of Adam training
-(batch 128, shuffled) it reads the peak (VmHWM). The budget is the memory the training needs in
-principle: parameters + optimizer state (Adam: two moments) + activations of one batch + one
-batch of inputs. Linux only (/proc/self/status, /proc/self/clear_refs).
+epoch of Adam training (batch 128, shuffled) it reads the peak (VmHWM). The budget is the memory
+the training needs in principle: parameters + optimizer state (Adam: two moments) + activations
+of one batch + one batch of inputs. Linux only (/proc/self/status, /proc/self/clear_refs).
 """
 import argparse
 import json
