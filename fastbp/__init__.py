@@ -9,6 +9,7 @@ with environment_while_loading(), own_symbols_first():
             raise
         raise core_not_built(exc) from None
 
+from fastbp._version import __version__ as __version__
 from fastbp.gradcheck import GradcheckError, GradcheckReport, gradcheck
 from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
 from fastbp.nn import (
@@ -40,8 +41,6 @@ from fastbp.train.schedules import (
     LRSchedule,
     StepDecay,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "mlp", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",

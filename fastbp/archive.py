@@ -1,8 +1,9 @@
 """The .npz archive of a model file, written atomically and read without trusting it.
 
-Writing: the archive goes to a temporary file next to the target (named after it), is synced,
-then renamed over the target, so a crash leaves the previous file intact; a symlink is followed
-and its target replaced, the link kept. Only a regular file (or nothing) may be replaced.
+Writing (`write`; `write_file` for the other files a model is saved as, such as ONNX): the
+file goes to a temporary file next to the target (named after it), is synced, then renamed
+over the target, so a crash leaves the previous file intact; a symlink is followed and its
+target replaced, the link kept. Only a regular file (or nothing) may be replaced.
 
 Reading: only a regular file is opened. Each member is an .npy array whose header (dtype,
 shape) is read before any of its data, so that the caller can check every declared shape
@@ -17,6 +18,8 @@ import secrets
 import stat
 import time
 import zipfile
+from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as npy
@@ -37,7 +40,13 @@ def _temporary_pattern(target: str) -> str:
 
 
 def write(path, arrays: dict[str, np.ndarray]) -> None:
-    """Write `arrays` as an uncompressed .npz to `path`, atomically.
+    """Write `arrays` as an uncompressed .npz to `path`, atomically (see `write_file`)."""
+    write_file(path, lambda f: np.savez(f, **arrays))
+
+
+def write_file(path, write_contents: Callable[[BinaryIO], object]) -> None:
+    """Write a file atomically: `write_contents(f)` writes it to a temporary binary file `f`
+    next to `path`, which is then synced and renamed over `path`.
 
     An existing `path` must be a regular file (or a symlink to one, whose target is replaced);
     the new file keeps its mode, otherwise gets the mode a plain ``open`` gives (0666 less the
@@ -64,7 +73,7 @@ def write(path, arrays: dict[str, np.ndarray]) -> None:
         raise _named(exc, shown) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write_contents(f)
             f.flush()
             if mode is not None:
                 os.fchmod(f.fileno(), stat.S_IMODE(mode))

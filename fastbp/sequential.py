@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastbp import io
+from fastbp import io, onnx_export
 from fastbp._validation import positive_int
 from fastbp.losses import get_loss
 from fastbp.nn.activations import ACTIVATIONS
@@ -107,6 +107,19 @@ class Sequential(Network):
     def save(self, path, include_optimizer: bool = False) -> None:
         """Save architecture, parameters and metadata (and optimizer state) to one .npz file."""
         io.save(self, path, include_optimizer=include_optimizer)
+
+    def to_onnx(self, path=None, opset: int | None = None, outputs: str = "auto",
+                fold_batchnorm: bool = False):
+        """Export the network's inference (what `predict` computes) as an ONNX model, written
+        atomically to `path` (None: not written) and returned as an ``onnx.ModelProto``.
+
+        `outputs`: "auto" (default: the raw outputs, and for classifiers probabilities and
+        labels), "raw", "softmax" or "sigmoid"; `opset` defaults to 21; `fold_batchnorm`
+        folds BatchNorm into the Dense layer before it. Needs ``pip install "fastbp[onnx]"``;
+        see `fastbp.onnx_export.to_onnx`.
+        """
+        return onnx_export.to_onnx(self, path, opset=opset, outputs=outputs,
+                                   fold_batchnorm=fold_batchnorm)
 
 
 def mlp(sizes: Sequence[int], activation: str = "relu", dtype="float32", seed: int = 0,

@@ -1,10 +1,11 @@
-"""The ``fastbp`` command line: train, predict, gradcheck.
+"""The ``fastbp`` command line: train, predict, export, gradcheck.
 
 ::
 
     fastbp train                                # the shipped 8x8 digits, saved to digits_model.npz
     fastbp train --data houses.csv --target price --loss mse --layers 64,32 --out price.npz
     fastbp predict price.npz new_houses.csv --out predictions.csv
+    fastbp export price.npz price.onnx          # for onnxruntime (pip install "fastbp[onnx]")
     fastbp gradcheck
 
 Training data is a CSV file with a header row (comma separated, numeric feature columns; the
@@ -40,6 +41,7 @@ from fastbp.cli.tabular import (
 )
 from fastbp.datasets import load_digits, train_test_split
 from fastbp.nn.activations import ACTIVATIONS
+from fastbp.onnx_export import DEFAULT_OPSET, MIN_OPSET, OUTPUTS, import_onnx
 from fastbp.plotting import figure_class
 from fastbp.registry import OPTIMIZERS
 
@@ -181,6 +183,27 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("data", help="CSV with a header row, or NPZ with an array X")
     predict.add_argument("--out", metavar="PATH", help="output CSV (default: standard output)")
     predict.set_defaults(run=run_predict)
+
+    export = commands.add_parser(
+        "export", help="export a saved model to ONNX (for onnxruntime)",
+        description="Write a saved model as an ONNX file that onnxruntime and other ONNX "
+                    "runtimes run without fastbp: it takes the raw features (the model's "
+                    "standardisation is inside) and gives the outputs (regression values in "
+                    "the target's units), and for classifiers also 'probabilities' and "
+                    "'label' (the original class labels). Needs the onnx package: "
+                    'pip install "fastbp[onnx]".')
+    export.add_argument("model", help="model file written by 'fastbp train' or net.save")
+    export.add_argument("onnx", metavar="ONNX",
+                        help="the .onnx file to write (replacing a file there)")
+    export.add_argument("--opset", type=int, default=None, metavar="N",
+                        help=f"ONNX opset, {MIN_OPSET} or later (default: {DEFAULT_OPSET})")
+    export.add_argument("--outputs", choices=OUTPUTS, default="auto",
+                        help="auto: probabilities and labels too for classifiers (default); "
+                             "raw: the network's outputs only; softmax/sigmoid: probabilities "
+                             "and labels by that function")
+    export.add_argument("--fold-batchnorm", action="store_true",
+                        help="fold each BatchNorm that follows a Dense layer into its Gemm")
+    export.set_defaults(run=run_export)
 
     check = commands.add_parser(
         "gradcheck", help="check backpropagation against finite differences",
@@ -364,6 +387,45 @@ def run_predict(args) -> int:
         with open(args.out, "w", encoding="utf-8", newline="") as f:
             _write_csv(f, meta["output_names"], rows, digits)
         print(f"wrote {len(rows)} predictions to {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ export
+def with_recorded_scalings(net, meta: dict):
+    """`net` with the feature and target scalings that models saved by 0.1.0 kept in their
+    metadata attached as Standardizers (as `predict` applies them)."""
+    if "feature_mean" in meta and net.standardizer is None:
+        net.standardizer = fb.Standardizer.from_arrays(meta["feature_mean"], meta["feature_std"])
+    if meta["task"] == "regression" and "target_mean" in meta and \
+            net.target_standardizer is None:
+        net.target_standardizer = fb.Standardizer.from_arrays(meta["target_mean"],
+                                                              meta["target_std"])
+    return net
+
+
+def run_export(args) -> int:
+    """``fastbp export MODEL ONNX``: the model as an ONNX file computing what ``predict``
+    writes (before the labels are decoded to CSV)."""
+    if not os.path.exists(args.model):
+        raise CLIError(f"{args.model}: no such model file")
+    _check_output_path(args.onnx, "ONNX")
+    try:
+        import_onnx()
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    net = fb.load(args.model)
+    net = with_recorded_scalings(net, prediction_meta(net, args.model))
+    try:
+        model = net.to_onnx(args.onnx, opset=args.opset, outputs=args.outputs,
+                            fold_batchnorm=args.fold_batchnorm)
+    except ValueError as exc:
+        if str(exc).startswith("opset: "):
+            raise CLIError(f"--{exc}") from None
+        raise
+    outputs = ", ".join(output.name for output in model.graph.output)
+    print(f"exported {args.model} to {os.path.abspath(args.onnx)}: ONNX opset "
+          f"{model.opset_import[0].version}, input 'input' ({net.in_features} features, "
+          f"{net.dtype.name}), outputs {outputs}")
     return 0
 
 

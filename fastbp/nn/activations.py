@@ -6,6 +6,8 @@ activations by kernel name (the names `mlp` and the command line take).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fastbp import _core
@@ -35,6 +37,7 @@ class Activation(Layer):
     """
 
     kernel_name = "identity"
+    onnx_operator: str | None = None    # the ONNX operator computing f exactly, if one does
     forward_state = ("_A", "_Z")
 
     def __init__(self) -> None:
@@ -98,6 +101,16 @@ class Activation(Layer):
         return [{"kind": "activation", "in_features": in_width, "out_features": in_width,
                  **self.kernel_description()}]
 
+    def export_onnx(self, builder, x: str) -> str:
+        """f as its ONNX operator (`onnx_operator`, with `onnx_attributes()`)."""
+        if self.onnx_operator is None:
+            return super().export_onnx(builder, x)
+        return builder.op(self.onnx_operator, x, **self.onnx_attributes())
+
+    def onnx_attributes(self) -> dict:
+        """The attributes of `onnx_operator` that give f's parameters."""
+        return {}
+
     def config(self) -> dict:
         return {"type": type(self).__name__}
 
@@ -108,12 +121,16 @@ class Identity(Activation):
 
     kernel_name = "identity"
 
+    def export_onnx(self, builder, x: str) -> str:
+        return x                                  # no operator: the tensor passes through
+
 
 @activation
 class Sigmoid(Activation):
     """f(z) = 1 / (1 + exp(-z)), evaluated without overflow; f' = f (1 - f)."""
 
     kernel_name = "sigmoid"
+    onnx_operator = "Sigmoid"
 
 
 @activation
@@ -121,6 +138,7 @@ class Tanh(Activation):
     """f(z) = tanh(z); f' = 1 - f^2."""
 
     kernel_name = "tanh"
+    onnx_operator = "Tanh"
 
 
 @activation
@@ -128,6 +146,7 @@ class ReLU(Activation):
     """f(z) = max(z, 0); f' = [z > 0]."""
 
     kernel_name = "relu"
+    onnx_operator = "Relu"
 
 
 @activation
@@ -135,6 +154,7 @@ class LeakyReLU(Activation):
     """f(z) = z if z > 0 else negative_slope * z (negative_slope >= 0)."""
 
     kernel_name = "leaky_relu"
+    onnx_operator = "LeakyRelu"
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -142,6 +162,17 @@ class LeakyReLU(Activation):
 
     def kernel_params(self) -> dict[str, float]:
         return {"slope": self.slope}
+
+    def onnx_attributes(self) -> dict:
+        return {"alpha": self.slope}
+
+    def export_onnx(self, builder, x: str) -> str:
+        if builder.supports("LeakyRelu"):
+            return super().export_onnx(builder, x)
+        # z < 0 ? slope z : z, as the C kernel
+        negative = builder.op("Less", x, builder.constant(0.0))
+        return builder.op("Where", negative, builder.op("Mul", x, builder.constant(self.slope)),
+                          x)
 
     def config(self) -> dict:
         return {"type": "LeakyReLU", "negative_slope": self.slope}
@@ -155,6 +186,7 @@ class ELU(Activation):
     """
 
     kernel_name = "elu"
+    onnx_operator = "Elu"
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
@@ -162,6 +194,17 @@ class ELU(Activation):
 
     def kernel_params(self) -> dict[str, float]:
         return {"alpha": self.alpha}
+
+    def onnx_attributes(self) -> dict:
+        return {"alpha": self.alpha}
+
+    def export_onnx(self, builder, x: str) -> str:
+        if builder.supports("Elu"):
+            return super().export_onnx(builder, x)
+        # z > 0 ? z : alpha (e^z - 1)  (the C kernel's expm1 as Exp - 1: ONNX has no Expm1)
+        expm1 = builder.op("Sub", builder.op("Exp", x), builder.constant(1.0))
+        return builder.op("Where", builder.op("Greater", x, builder.constant(0.0)), x,
+                          builder.op("Mul", expm1, builder.constant(self.alpha)))
 
     def config(self) -> dict:
         return {"type": "ELU", "alpha": self.alpha}
@@ -186,6 +229,21 @@ class Softplus(Activation):
     def kernel_params(self) -> dict[str, float]:
         return {"beta": self.beta, "threshold": self.threshold}
 
+    def export_onnx(self, builder, x: str) -> str:
+        """ONNX's Softplus is log(1 + e^y) with neither beta nor threshold:
+        beta z > threshold ? z : Softplus(beta z) / beta."""
+        y = x if self.beta == 1 else builder.op("Mul", x, builder.constant(self.beta))
+        if builder.supports("Softplus"):
+            soft = builder.op("Softplus", y)
+        else:   # max(y, 0) + log(1 + e^-|y|), the C kernel's form (its log1p as Log(1 + .))
+            tail = builder.op("Exp", builder.op("Neg", builder.op("Abs", y)))
+            soft = builder.op("Add", builder.op("Max", y, builder.constant(0.0)),
+                              builder.op("Log", builder.op("Add", tail, builder.constant(1.0))))
+        if self.beta != 1:
+            soft = builder.op("Div", soft, builder.constant(self.beta))
+        above = builder.op("Greater", y, builder.constant(self.threshold))
+        return builder.op("Where", above, x, soft)
+
     def config(self) -> dict:
         return {"type": "Softplus", "beta": self.beta, "threshold": self.threshold}
 
@@ -205,6 +263,20 @@ class GELU(Activation):
         super().__init__()
         self.approximate = choose(approximate, "approximate", ("none", "tanh"))
         self.kernel_name = "gelu" if self.approximate == "none" else "gelu_tanh"
+
+    def export_onnx(self, builder, x: str) -> str:
+        """ONNX's Gelu (opset 20) where the runtime has it, else the C kernel's formula."""
+        if builder.supports("Gelu"):
+            return builder.op("Gelu", x, approximate=self.approximate)
+        if self.approximate == "none":          # z erfc(-z / sqrt 2) / 2
+            half_z = builder.op("Mul", x, builder.constant(0.5))
+            scaled = builder.op("Mul", x, builder.constant(-math.sqrt(0.5)))
+            return builder.op("Mul", half_z, builder.erfc(scaled))
+        # z sigma(2u), u = sqrt(2/pi) (z + 0.044715 z^3)
+        cube = builder.op("Mul", builder.op("Mul", x, x), x)
+        inner = builder.op("Add", x, builder.op("Mul", cube, builder.constant(0.044715)))
+        two_u = builder.op("Mul", inner, builder.constant(2 * math.sqrt(2 / math.pi)))
+        return builder.op("Mul", x, builder.op("Sigmoid", two_u))
 
     def config(self) -> dict:
         return {"type": "GELU", "approximate": self.approximate}

@@ -103,6 +103,23 @@ class BatchNorm(Layer):
                  "weight_grad": self.grads["weight"], "bias_grad": self.grads["bias"],
                  "momentum": self.momentum, "eps": self.eps, **self.buffers}]
 
+    def export_onnx(self, builder, x: str) -> str:
+        """Inference-mode BatchNormalization with the running statistics (`to_onnx` folds it
+        into the Gemm before it when asked).
+
+        ONNX keeps epsilon as a 32-bit float; where that would round eps (float64 models), the
+        variance input holds running_var + eps and epsilon is 0, which computes the same
+        1 / sqrt(running_var + eps) as the C core.
+        """
+        variance, eps = self.buffers["running_var"], self.eps
+        if builder.dtype != np.float32 and float(np.float32(eps)) != eps:
+            variance, eps = variance + eps, 0.0
+        return builder.op("BatchNormalization", x,
+                          builder.constant(self.params["weight"], "weight"),
+                          builder.constant(self.params["bias"], "bias"),
+                          builder.constant(self.buffers["running_mean"], "running_mean"),
+                          builder.constant(variance, "running_var"), epsilon=eps)
+
     def config(self) -> dict:
         return {"type": "BatchNorm", "num_features": self.num_features,
                 "momentum": self.momentum, "eps": self.eps}

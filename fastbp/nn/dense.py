@@ -138,6 +138,13 @@ class Dense(Layer):
     def plan_stages(self, in_width: int) -> list[dict]:
         return [self.plan_stage()]
 
+    def export_onnx(self, builder, x: str) -> str:
+        """Gemm(X, W, b) with transB=1: X W^T + b."""
+        inputs = [x, builder.constant(self.params["weight"], "weight")]
+        if self.use_bias:
+            inputs.append(builder.constant(self.params["bias"], "bias"))
+        return builder.op("Gemm", *inputs, transB=1)
+
     def config(self) -> dict:
         return {"type": "Dense", "in_features": self.in_features,
                 "out_features": self.out_features, "init": self.init, "bias": self.use_bias,

@@ -98,6 +98,9 @@ class Dropout(Layer):
         return [{"kind": "dropout", "in_features": in_width, "out_features": in_width,
                  "p": self.p, "seed": self.seed, "next_mask": self.next_training_mask}]
 
+    def export_onnx(self, builder, x: str) -> str:
+        return x                    # the identity in evaluation: no node
+
     def config(self) -> dict:
         return {"type": "Dropout", "p": self.p, "seed": self.seed}
 

@@ -80,7 +80,9 @@ class Layer:
     - `config()` / `from_config(config)`: its JSON description, for saving and loading (a
       layer class joins the registry with ``@LAYERS.register()`` so that files name it);
     - `plan_stages(in_width)`: its stages in the compiled training plan (see
-      `fastbp._core.TrainingPlan`), or None when it runs only layer by layer.
+      `fastbp._core.TrainingPlan`), or None when it runs only layer by layer;
+    - `export_onnx(builder, x)`: its inference-mode computation as ONNX nodes, emitted
+      through the small builder interface of `fastbp.onnx_export.GraphBuilder`.
 
     It computes `forward(X, training)` -> output and `backward(dout, input_grad, accumulate)`
     -> input gradient (None when `input_grad` is False), writing this batch's parameter
@@ -175,6 +177,14 @@ class Layer:
         """This layer's stage descriptions for the compiled plan, given its input width, or
         None: a layer without a compiled form makes the whole network train layer by layer."""
         return None
+
+    def export_onnx(self, builder, x: str) -> str:
+        """Emit this layer's inference-mode computation (``training=False``) on the tensor
+        named `x` as ONNX nodes through `builder` (a `fastbp.onnx_export.GraphBuilder`:
+        ``builder.op(op_type, *inputs, **attributes)``, ``builder.constant(array, name)``);
+        returns the name of the output tensor. A layer without it cannot be exported."""
+        raise TypeError(f"{type(self).__name__} has no ONNX export: a layer exports itself "
+                        f"with an export_onnx(builder, x) method")
 
     def config(self) -> dict:
         """JSON-serialisable description from which the layer can be rebuilt."""

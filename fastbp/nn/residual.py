@@ -128,6 +128,13 @@ class Residual(Layer):
         return stages + [{"kind": "residual", "in_features": in_width,
                           "out_features": in_width, "block_stages": len(stages)}]
 
+    def export_onnx(self, builder, x: str) -> str:
+        """The block's layers (their tensors named "<block>.<layer>.*"), then Add(x, f(x))."""
+        out = x
+        for k, layer in enumerate(self.layers):
+            out = builder.layer(layer, out, str(k))
+        return builder.op("Add", x, out)
+
     def config(self) -> dict:
         return {"type": "Residual", "layers": [layer.config() for layer in self.layers]}
 
