@@ -9,6 +9,7 @@ with environment_while_loading(), own_symbols_first():
             raise
         raise core_not_built(exc) from None
 
+from fastbp import autograd as autograd
 from fastbp._version import __version__ as __version__
 from fastbp.gradcheck import GradcheckError, GradcheckReport, gradcheck
 from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
@@ -18,6 +19,7 @@ from fastbp.nn import (
     BatchNorm,
     Dense,
     Dropout,
+    FunctionLayer,
     Identity,
     Layer,
     LeakyReLU,
@@ -49,7 +51,7 @@ __all__ = [
     "get_num_threads", "threads", "GELU", "Softplus", "ELU", "RMSprop",
     "Callback", "EarlyStopping", "ModelCheckpoint", "Monitor", "TrainingWarning", "Standardizer",
     "LRSchedule", "StepDecay", "ExponentialDecay", "CosineAnnealing", "LinearWarmup",
-    "BatchNorm", "Dropout", "Residual",
+    "BatchNorm", "Dropout", "Residual", "FunctionLayer",
 ]
 
 _init_threads()

@@ -120,3 +120,8 @@ def choose(value: str, name: str, known) -> str:
     if not isinstance(value, str) or value not in known:
         raise ValueError(f"{name}: expected one of {sorted(known)}, got {value!r}")
     return value
+
+
+def callable_name(fn) -> str:
+    """The name of a function (or the type of another callable) for error messages."""
+    return getattr(fn, "__name__", type(fn).__name__)

@@ -37,7 +37,7 @@ def save(net, path, include_optimizer: bool = False) -> None:
     """Write `net` (architecture, parameters, metadata; optimizer state if asked) to `path`."""
     description = {"format": FORMAT, "version": VERSION, **net.config(),
                    "metadata": net.metadata}
-    if net.loss is not None:
+    if net.loss is not None and net.loss.config() is not None:   # a FunctionLoss is not saved
         description["loss"] = net.loss.config()
     arrays = {"params": net.params}
     if net.buffers.size:                 # non-trainable state (BatchNorm running statistics)

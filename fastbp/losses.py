@@ -2,10 +2,13 @@
 in one fused C pass."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from fastbp import _core
-from fastbp._validation import _numeric, as_matrix, boolean, check_finite
+from fastbp._validation import _numeric, as_matrix, boolean, callable_name, check_finite
+from fastbp.autograd import Tensor
 from fastbp.registry import LOSSES
 
 
@@ -46,8 +49,15 @@ class Loss:
         class-label targets (`labels`) or targets of the output's shape; None: not compiled."""
         return None
 
-    def config(self) -> dict:
+    def config(self) -> dict | None:
+        """The JSON description saved with a model; None: this loss is not saved."""
         return {"name": self.name}
+
+    @staticmethod
+    def from_function(fn: Callable) -> FunctionLoss:
+        """A loss written with `fastbp.autograd`: ``fn(output, y) -> one-element Tensor``, its
+        gradient with respect to the output taken from the tape (see `FunctionLoss`)."""
+        return FunctionLoss(fn)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -184,13 +194,69 @@ class BCEWithLogits(Loss):
         return float(np.mean((out > 0) == (target > 0.5)))
 
 
+class FunctionLoss(Loss):
+    """A loss computed by a function of Tensors (`fastbp.autograd`): the network runs forward
+    and backward through its own kernels; only the loss and d(loss)/d(output) come from
+    ``fn(output, y)``, where output is a Tensor (batch, width) that requires a gradient and y
+    the batch's targets as a NumPy array. fn returns a one-element Tensor, the batch's loss.
+
+    Targets: integer labels (n,) are kept as int64; any other real targets of n rows become
+    finite float arrays of the network's dtype (a 1-D float y a column (n, 1)). Training runs
+    layer by layer (the compiled plan has no place for a Python loss). The loss is not saved
+    with a model (`config` is None): it is Python code, and loading a file never runs code.
+    """
+
+    name = "function"
+
+    def __init__(self, fn: Callable) -> None:
+        if not callable(fn) or isinstance(fn, type):
+            raise TypeError(f"fn: expected a function fn(output, y) -> Tensor, got {fn!r}")
+        self.fn = fn
+
+    def prepare_targets(self, y, n: int, width: int, dtype: np.dtype) -> np.ndarray:
+        arr = _numeric(y, "y")
+        if arr.ndim not in (1, 2) or arr.shape[0] != n:
+            raise ValueError(f"y: expected {n} targets, of shape ({n},) or ({n}, m), got "
+                             f"shape {arr.shape}")
+        if arr.dtype.kind in "iu":
+            if arr.ndim != 1:
+                raise ValueError(f"y: expected integer labels of shape ({n},), got shape "
+                                 f"{arr.shape} (give float targets for 2-D ones)")
+            return np.ascontiguousarray(arr, dtype=np.int64)
+        arr = np.ascontiguousarray(arr.reshape(n, -1), dtype=dtype)
+        check_finite(arr, "y")
+        return arr
+
+    def compute(self, out, target, dout) -> float:
+        output = Tensor(out, requires_grad=True)
+        value = self.fn(output, target)
+        if not isinstance(value, Tensor) or value.size != 1:
+            got = f"shape {value.shape}" if isinstance(value, Tensor) else type(value).__name__
+            raise TypeError(f"loss function {callable_name(self.fn)}: expected it to return a "
+                            f"Tensor of one element, got {got}")
+        if value.requires_grad:
+            value.backward()
+        dout[...] = 0 if output.grad is None else output.grad
+        return value.item()
+
+    def config(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"Loss.from_function({callable_name(self.fn)})"
+
+
 def get_loss(loss) -> Loss:
-    """A Loss object from a Loss or one of the names in LOSSES."""
+    """A Loss object from a Loss, one of the names in LOSSES, or a function of Tensors
+    ``fn(output, y) -> Tensor`` (`Loss.from_function`)."""
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str) and loss in LOSSES:
         return LOSSES[loss]()
-    raise ValueError(f"loss: expected a fastbp Loss or one of {LOSSES.names()}, got {loss!r}")
+    if callable(loss) and not isinstance(loss, type):
+        return FunctionLoss(loss)
+    raise ValueError(f"loss: expected a fastbp Loss, one of {LOSSES.names()} or a function "
+                     f"fn(output, y) -> Tensor, got {loss!r}")
 
 
 def loss_from_config(config: dict) -> Loss:

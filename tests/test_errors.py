@@ -112,7 +112,7 @@ def test_non_finite_inputs_and_targets(net, data, bad):
     ({"lr": float("nan")}, "lr: expected a finite number > 0"),
     ({"epochs": 0}, "epochs: expected a positive integer"),
     ({"clip_norm": 0.0}, "clip_norm: expected a finite number > 0"),
-    ({"loss": "hinge"}, r"loss: expected a fastbp Loss or one of \['bce', .*'mse'.*got 'hinge'"),
+    ({"loss": "hinge"}, r"loss: expected a fastbp Loss, one of \['bce', .*'mse'.*got 'hinge'"),
     ({"optimizer": "lbfgs"}, r"optimizer: expected a fastbp Optimizer or one of .*'adam'.*"
                              r"got 'lbfgs'"),
     ({"validation_data": np.zeros((2, 4))}, "validation_data: expected a pair"),
