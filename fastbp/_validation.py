@@ -71,7 +71,14 @@ def as_matrix(X, name: str, dtype: np.dtype, width: int | None = None,
         where = f" of layer {layer}" if layer else ""
         raise ValueError(f"{name}: expected {width} features for the input{where} "
                          f"(shape (n, {width})), got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    source = arr
+    with np.errstate(over="ignore"):      # values beyond float32's range: the error below
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    if (source is not arr and arr.dtype.kind == "f" and arr.itemsize < source.itemsize
+            and not np.isfinite(np.sum(arr, dtype=np.float64)) and np.isfinite(source).all()):
+        raise ValueError(f"{name}: expected values within the range of {np.dtype(dtype)} "
+                         f"(magnitude at most {np.finfo(dtype).max:.4g}), got "
+                         f"{np.abs(source).max():.4g}")
     check_finite(arr, name)
     return arr
 

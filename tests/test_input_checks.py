@@ -1,5 +1,7 @@
 """Input checks that were missing or misleading: hyperparameter ranges, seeds, labels, targets,
 flags, sizes and hints. Each error names the argument and the value given."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -135,3 +137,17 @@ def test_a_one_dimensional_input_suggests_both_reshapes(net):
     with pytest.raises(ValueError, match=r"reshape\(-1, 1\) for a single feature, "
                                          r"X.reshape\(1, -1\) for a single sample"):
         net.predict(np.zeros(4))
+
+
+def test_values_beyond_float32_are_named_as_such():
+    """A finite float64 input too large for a float32 network is not called NaN or Inf, and
+    converting it warns of no overflow."""
+    net = fb.mlp([2, 3, 1])
+    X = np.array([[1.0, 1e300], [0.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        message = r"X: expected values within the range of float32 \(magnitude at most "
+        with pytest.raises(ValueError, match=message + r"3.403e\+38\), got 1e\+300"):
+            net.predict(X)
+    with pytest.raises(ValueError, match="expected finite values"):
+        net.predict(np.array([[1.0, np.inf], [0.0, 1.0]]))
