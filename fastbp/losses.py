@@ -201,9 +201,10 @@ class FunctionLoss(Loss):
     the batch's targets as a NumPy array. fn returns a one-element Tensor, the batch's loss.
 
     Targets: integer labels (n,) are kept as int64; any other real targets of n rows become
-    finite float arrays of the network's dtype (a 1-D float y a column (n, 1)). Training runs
-    layer by layer (the compiled plan has no place for a Python loss). The loss is not saved
-    with a model (`config` is None): it is Python code, and loading a file never runs code.
+    finite float arrays of the network's dtype (a 1-D float y a column (n, 1)). The compiled
+    training step calls it between its forward and backward passes (plan kind "external"). The
+    loss is not saved with a model (`config` is None): it is Python code, and loading a file
+    never runs code.
     """
 
     name = "function"
@@ -226,6 +227,9 @@ class FunctionLoss(Loss):
         arr = np.ascontiguousarray(arr.reshape(n, -1), dtype=dtype)
         check_finite(arr, "y")
         return arr
+
+    def plan_kind(self, labels: bool) -> str:
+        return "external"
 
     def compute(self, out, target, dout) -> float:
         output = Tensor(out, requires_grad=True)

@@ -15,8 +15,14 @@ typedef enum {
     FB_LOSS_CROSS_ENTROPY_PROBS = 1, /* softmax cross-entropy, target probability rows */
     FB_LOSS_MSE = 2,
     FB_LOSS_MSE_HALF = 3,
-    FB_LOSS_BCE_WITH_LOGITS = 4
+    FB_LOSS_BCE_WITH_LOGITS = 4,
+    FB_LOSS_EXTERNAL = 5             /* computed by plan->external_loss (a loss of the caller's) */
 } fb_loss_kind;
+
+/* A loss from outside the C core: the mean loss of `out` (rows, k) (the target is the
+ * caller's, through `context`), d(loss)/d(out) written to dout; NaN when it fails. */
+typedef double (*fb_external_loss_fn)(void *context, const void *out, ptrdiff_t rows,
+                                      ptrdiff_t k, void *dout);
 
 typedef enum {
     FB_UPDATE_NONE = 0, /* gradients only: the caller updates */
@@ -90,6 +96,8 @@ typedef struct {
     int recompute;                   /* gradient checkpointing on: outputs inside a segment share
                                       * buffers with other segments and are recomputed */
     fb_loss_kind loss;
+    fb_external_loss_fn external_loss; /* FB_LOSS_EXTERNAL: the loss, called with context */
+    void *external_context;
     double clip_value;               /* clamp each gradient to [-clip_value, clip_value] (<= 0: no) */
     double clip_norm;                /* then clip the global gradient norm to this (<= 0: no) */
 } fb_plan;

@@ -66,6 +66,8 @@ static double FB(plan_loss)(const fb_plan *plan, const void *target, ptrdiff_t r
         return FB(mse)(out, target, rows * k, plan->loss == FB_LOSS_MSE_HALF, dout);
     case FB_LOSS_BCE_WITH_LOGITS:
         return FB(bce_with_logits)(out, target, rows * k, dout);
+    case FB_LOSS_EXTERNAL:
+        return plan->external_loss(plan->external_context, out, rows, k, dout);
     }
     return NAN;
 }

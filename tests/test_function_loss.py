@@ -5,7 +5,7 @@ import pytest
 
 import fastbp as fb
 from fastbp import autograd as ag
-from fastbp.train.step import LayerStep, make_step
+from fastbp.train.step import CompiledStep, LayerStep, make_step
 
 
 def cross_entropy(out, y):
@@ -43,11 +43,46 @@ def test_a_ten_step_adam_trajectory_equals_the_builtin():
     np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=0, atol=1e-12)
 
 
-def test_a_function_loss_trains_layer_by_layer_and_passes_gradcheck():
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_compiled_step_runs_a_function_loss_as_the_layer_step_does(dtype):
+    """The loss is called from inside the one C call of the compiled step; its steps equal
+    those of the layer-by-layer path, on given batches and on batches gathered by fit."""
+    X, y = data()
+    X = X.astype(dtype)
+    loss = fb.Loss.from_function(cross_entropy)
+    nets = [fb.mlp([5, 6, 3], dtype=dtype, seed=4) for _ in range(2)]
+    steps = [make_step(nets[0], loss, fb.Adam(nets[0], lr=1e-2), True),
+             LayerStep(nets[1], loss, fb.Adam(nets[1], lr=1e-2))]
+    assert isinstance(steps[0], CompiledStep)
+    order = np.random.default_rng(6).permutation(24)
+    targets = loss.prepare_targets(y, 24, 3, nets[0].dtype)
+    for start in range(0, 24, 8):
+        values = [step.step(X[:8], y[:8]) for step in steps]
+        values += [step.gathered(X, targets, order, start, start + 8) for step in steps]
+        np.testing.assert_allclose(values[0::2], values[1::2], rtol=1e-6 if dtype == "float32"
+                                   else 1e-13)
+    np.testing.assert_allclose(nets[0].params, nets[1].params,
+                               rtol=0, atol=1e-6 if dtype == "float32" else 1e-13)
+
+
+def test_an_error_in_the_loss_function_reaches_the_caller_and_changes_nothing():
     X, y = data()
     net = fb.mlp([5, 6, 3], dtype="float64", seed=4)
-    assert isinstance(make_step(net, fb.Loss.from_function(cross_entropy), fb.Adam(net), True),
-                      LayerStep)
+    before = net.params.copy()
+
+    def broken(out, y):
+        raise ZeroDivisionError("inside the loss")
+    with pytest.raises(ZeroDivisionError, match="inside the loss"):
+        net.fit(X, y, loss=broken, epochs=1, batch_size=8, verbose=0)
+    with pytest.raises(TypeError, match="expected it to return a Tensor of one element"):
+        net.train_step(X, y, lambda out, y: out.sum(axis=1), fb.Adam(net))
+    np.testing.assert_array_equal(net.params, before)
+    net.fit(X, y, loss=cross_entropy, epochs=1, batch_size=8, verbose=0)   # and it goes on
+
+
+def test_a_function_loss_passes_gradcheck():
+    X, y = data()
+    net = fb.mlp([5, 6, 3], dtype="float64", seed=4)
     assert fb.gradcheck(net, cross_entropy, X[:6], y[:6]).passed
     Xr = np.random.default_rng(5).standard_normal((24, 3))
     mse = fb.Loss.from_function(lambda out, t: ((out - t) ** 2).mean())

@@ -63,13 +63,15 @@ class CompiledStep(_Step):
         super().__init__(net, loss, optimizer, clip_norm, clip_value)
         self.labels = labels
         stages, self._top = stages
-        self.plan = _core.TrainingPlan(net.params, net.grads, net.buffers, stages,
-                                       loss.plan_kind(labels), keep_backup, clip_norm,
-                                       clip_value, checkpoint_segments)
+        kind = loss.plan_kind(labels)
+        self.plan = _core.TrainingPlan(net.params, net.grads, net.buffers, stages, kind,
+                                       keep_backup, clip_norm, clip_value, checkpoint_segments,
+                                       external=loss.compute if kind == "external" else None)
         self.backup = self.plan.backup
         self._fused = optimizer if _fused(optimizer) else None
-        # the plan checks labels and targets itself, but not that probabilities sum to 1
-        self._plan_checks_y = loss.plan_kind(labels) != "cross_entropy_probs"
+        # the plan checks labels and targets itself, but not that probabilities sum to 1, nor
+        # the targets of a loss of the caller's
+        self._plan_checks_y = kind not in ("cross_entropy_probs", "external")
         self._outputs_of_last_step = self._stage_outputs      # bound once: steps are short
 
     def step(self, X, y) -> float:
