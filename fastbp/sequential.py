@@ -79,9 +79,10 @@ class Sequential(Network):
             self.claim("train_step")
         try:
             step = self._train_step
+            labels = (y.ndim if type(y) is np.ndarray else np.ndim(y)) == 1   # ndim: 0.1 us
             if step is None or step.loss_arg is not loss or step.optimizer_arg is not optimizer \
                     or step.optimizer is not self.optimizer or step.params is not self.params \
-                    or step.labels != (np.ndim(y) == 1) or step.segments != checkpoint_segments:
+                    or step.labels != labels or step.segments != checkpoint_segments:
                 step = self._compile_train_step(loss, optimizer, y, checkpoint_segments)
             return step.step(X, y)
         finally:
