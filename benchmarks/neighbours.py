@@ -7,8 +7,9 @@ few steps of the first before the second is imported (so the first library's Ope
 exist), then times one library's training step, on the same thread count for both:
 PyTorch's 64-128-128-10 step (batch 64, fused Adam) alone and with fastbp imported and run
 first; fastbp's 784-256-128-10 step (batch 128, Adam) alone and with PyTorch or scikit-learn
-imported and run first. The cases take turns over several rounds; each case's figure is the
-median over rounds of the median step time, and a neighbour case is given as its ratio to the
+imported and run first (the steps and timing of compare.py, benchmarks/peers.py). The cases
+take turns over several rounds; each case's figure is the median over rounds of the median
+step time, and a neighbour case is given as its ratio to the
 library alone. A case whose neighbour is not installed is skipped with a note.
 """
 from __future__ import annotations
@@ -19,8 +20,10 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-from itertools import pairwise
+from functools import partial
+
+import peers  # the steps and timing of compare.py (benchmarks/peers.py)
+from benchmarks.common import WORKLOADS, make_data  # (benchmarks/benchmarks/)
 
 # case: (library imported and run first, or None; library timed)
 CASES = {
@@ -30,72 +33,19 @@ CASES = {
     "fastbp after torch": ("torch", "fastbp"),
     "fastbp after sklearn": ("sklearn", "fastbp"),
 }
-# library: (layer widths, batch size) of its timed step
-STEPS = {"torch": ([64, 128, 128, 10], 64), "fastbp": ([784, 256, 128, 10], 128),
-         "sklearn": ([64, 32, 10], 64)}
-
-
-def data(sizes: list[int], batch: int, batches: int = 8):
-    """`batches` float32 batches with class labels, from a fixed seed."""
-    import numpy as np
-    rng = np.random.default_rng(0)
-    return [(rng.standard_normal((batch, sizes[0])).astype(np.float32),
-             rng.integers(0, sizes[-1], batch)) for _ in range(batches)]
+# library: the workload of its step (benchmarks/common.py), and the step
+STEPS = {"torch": ("small", partial(peers.torch_step, fused=True)),
+         "fastbp": ("mnist", peers.fastbp_step), "sklearn": ("small", peers.sklearn_step)}
 
 
 def step_of(library: str, threads: int):
-    """One training step of `library`'s network as a function of no arguments; the library is
-    imported here, and its thread count set."""
-    sizes, batch = STEPS[library]
-    batches = data(sizes, batch)
-    turn = iter(range(1 << 62))
-    if library == "fastbp":
-        import fastbp
-        fastbp.set_num_threads(threads)
-        net = fastbp.mlp(sizes, seed=0)
-        opt = fastbp.Adam(net, lr=1e-3)
-        return lambda: net.train_step(*batches[next(turn) % len(batches)], "cross_entropy", opt)
-    if library == "torch":
-        import torch
-        torch.set_num_threads(threads)
-        layers = []
-        for n_in, n_out in pairwise(sizes):
-            layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
-        model = torch.nn.Sequential(*layers[:-1])
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-        loss = torch.nn.CrossEntropyLoss()
-        tensors = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in batches]
-
-        def torch_step():
-            X, y = tensors[next(turn) % len(tensors)]
-            opt.zero_grad(set_to_none=True)
-            loss(model(X), y).backward()
-            opt.step()
-        return torch_step
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    model = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), batch_size=batch, max_iter=1)
-    return lambda: model.partial_fit(*batches[0], classes=list(range(sizes[-1])))
-
-
-def median_step_seconds(step, seconds: float = 1.0, rounds: int = 9) -> float:
-    """Median over `rounds` rounds (of about seconds/rounds each) of the seconds per step."""
-    for _ in range(20):
-        step()
-    start = time.perf_counter()
-    for _ in range(20):
-        step()
-    number = max(1, int(seconds / rounds / ((time.perf_counter() - start) / 20)))
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(number):
-            step()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
+    """One training step of `library` (scikit-learn: one epoch) as a function of no
+    arguments; the library is imported here, and its thread count set."""
+    peers.set_threads(library, threads)
+    workload, make_step = STEPS[library]
+    sizes, activation, batch, loss = WORKLOADS[workload]
+    data = make_data(sizes, loss, peers.BATCHES * batch, "float32")
+    return make_step(sizes, activation, loss, peers.batches_of(*data, batch))
 
 
 def run_case(name: str, threads: int, seconds: float) -> None:
@@ -105,7 +55,9 @@ def run_case(name: str, threads: int, seconds: float) -> None:
         warm = step_of(first, threads)
         for _ in range(20):
             warm()
-    print(json.dumps(median_step_seconds(step_of(timed, threads), seconds)))
+    rounds = 9
+    print(json.dumps(peers.median_time(step_of(timed, threads), min_repeat_s=seconds / rounds,
+                                       repeats=rounds, warmup=20)))
 
 
 def installed(library: str) -> bool:
