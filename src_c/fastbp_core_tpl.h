@@ -18,6 +18,7 @@ void FB(bias_grad)(const real *restrict dZ, ptrdiff_t rows, ptrdiff_t cols, real
 double FB(sum_squares)(const real *x, ptrdiff_t n);
 void FB(scale)(real *x, ptrdiff_t n, real factor);
 double FB(clip_grad_norm)(real *g, ptrdiff_t n, double max_norm);
+double FB(add_l2_gradient)(const real *restrict p, real *restrict g, ptrdiff_t n, double c);
 void FB(gather_rows)(const real *restrict src, ptrdiff_t cols, const int64_t *restrict indices,
                      ptrdiff_t n, real *restrict out);
 void FB(clip_grad_value)(real *g, ptrdiff_t n, real c);
@@ -33,8 +34,21 @@ double FB(mse)(const real *restrict pred, const real *restrict target, ptrdiff_t
                real *restrict grad);
 double FB(bce_with_logits)(const real *restrict logits, const real *restrict target, ptrdiff_t n,
                            real *restrict grad);
+/* ... and these the weighted mean over rows of each row's loss summed over its outputs. */
+double FB(weighted_softmax_cross_entropy)(const real *restrict logits,
+                                          const int64_t *restrict labels,
+                                          const real *restrict weights, ptrdiff_t rows,
+                                          ptrdiff_t cols, double weight_sum,
+                                          real *restrict dlogits);
+double FB(weighted_bce_with_logits)(const real *restrict logits, const real *restrict target,
+                                    const real *restrict weights, ptrdiff_t rows, ptrdiff_t cols,
+                                    double weight_sum, real *restrict grad);
+double FB(weighted_half_squared_error)(const real *restrict pred, const real *restrict target,
+                                       const real *restrict weights, ptrdiff_t rows,
+                                       ptrdiff_t cols, double weight_sum, real *restrict grad);
 
-/* optim.c: single-pass updates over flat buffers, torch.optim semantics. */
+/* optim.c: single-pass updates over flat buffers, torch.optim semantics (the last two:
+ * scikit-learn's MLP). */
 void FB(sgd_step)(real *restrict p, const real *restrict g, real *restrict buf, ptrdiff_t n,
                   double lr, double momentum, int nesterov, double weight_decay,
                   real *restrict backup);
@@ -45,6 +59,11 @@ void FB(rmsprop_step)(real *restrict p, const real *restrict g, real *restrict s
                       real *restrict grad_avg, real *restrict buf, ptrdiff_t n, double lr,
                       double alpha, double eps, double momentum, int centered,
                       double weight_decay, real *restrict backup);
+void FB(velocity_sgd_step)(real *restrict p, const real *restrict g, real *restrict velocity,
+                           ptrdiff_t n, double lr, double momentum, int nesterov);
+void FB(adam_folded_step)(real *restrict p, const real *restrict g, real *restrict m,
+                          real *restrict v, ptrdiff_t n, long step, double lr, double beta1,
+                          double beta2, double eps);
 
 /* batchnorm.c: per-feature normalization over the batch; backward through the batch statistics. */
 void FB(batchnorm_forward)(const real *restrict X, ptrdiff_t rows, ptrdiff_t cols,

@@ -99,3 +99,83 @@ double FB(bce_with_logits)(const real *restrict logits, const real *restrict tar
     });
     return total / (double)n;
 }
+
+/* Losses over rows i with sample weights w_i (w = NULL: every w_i = 1), divided by the weight
+ * sum W the caller gives (the sum of w_i over the rows, or the row count): a row of weight 2
+ * counts as the same row twice. Each loss is summed over a row's k outputs, and each gradient
+ * is d(loss)/d(output), as scikit-learn's MLP defines them (its "delta", divided by W). */
+
+static inline real FB(row_weight)(const real *restrict weights, ptrdiff_t i)
+{
+    return weights ? weights[i] : (real)1;
+}
+
+/* Softmax cross-entropy with integer labels y_i in [0, k):
+ *   loss = 1/W sum_i w_i (logsumexp(z_i) - z_i[y_i])
+ *   dlogits = w_i (softmax(z_i) - onehot(y_i)) / W */
+double FB(weighted_softmax_cross_entropy)(const real *restrict logits,
+                                          const int64_t *restrict labels,
+                                          const real *restrict weights, ptrdiff_t rows,
+                                          ptrdiff_t cols, double weight_sum,
+                                          real *restrict dlogits)
+{
+    double total;
+    FB_CHUNKED_SUM(total, rows, rows * cols, i, acc, {
+        const real *restrict z = logits + i * cols;
+        real *restrict d = dlogits + i * cols;
+        const real w = FB(row_weight)(weights, i);
+        real zmax;
+        const double sum = FB(shifted_exp_row)(z, cols, d, &zmax);
+        const real scale = (real)((double)w / (sum * weight_sum));
+        for (ptrdiff_t j = 0; j < cols; ++j)
+            d[j] *= scale;
+        d[labels[i]] -= (real)((double)w / weight_sum);
+        acc += (double)w * (log(sum) - (double)(z[labels[i]] - zmax));
+    });
+    return total / weight_sum;
+}
+
+/* Binary cross-entropy on logits z with targets y in [0, 1], summed over a row's outputs:
+ *   loss = 1/W sum_i w_i sum_j max(z, 0) - z y + log(1 + e^-|z|)    (stable for any z)
+ *   grad = w_i (sigmoid(z) - y) / W */
+double FB(weighted_bce_with_logits)(const real *restrict logits, const real *restrict target,
+                                    const real *restrict weights, ptrdiff_t rows, ptrdiff_t cols,
+                                    double weight_sum, real *restrict grad)
+{
+    double total;
+    FB_CHUNKED_SUM(total, rows, rows * cols, i, acc, {
+        const real w = FB(row_weight)(weights, i);
+        const real scale = (real)((double)w / weight_sum);
+        double row = 0.0;
+        for (ptrdiff_t j = i * cols; j < (i + 1) * cols; ++j) {
+            const real z = logits[j], y = target[j];
+            const real e = exp(-fabs(z));
+            const real sig = z >= 0 ? 1 / (1 + e) : e / (1 + e);
+            grad[j] = (sig - y) * scale;
+            row += (double)(z > 0 ? z : 0) - (double)z * y + log1p((double)e);
+        }
+        acc += (double)w * row;
+    });
+    return total / weight_sum;
+}
+
+/* Half squared error, summed over a row's outputs:
+ *   loss = 1/W sum_i w_i sum_j (p - y)^2 / 2,   grad = w_i (p - y) / W */
+double FB(weighted_half_squared_error)(const real *restrict pred, const real *restrict target,
+                                       const real *restrict weights, ptrdiff_t rows,
+                                       ptrdiff_t cols, double weight_sum, real *restrict grad)
+{
+    double total;
+    FB_CHUNKED_SUM(total, rows, rows * cols, i, acc, {
+        const real w = FB(row_weight)(weights, i);
+        const real scale = (real)((double)w / weight_sum);
+        double row = 0.0;
+        for (ptrdiff_t j = i * cols; j < (i + 1) * cols; ++j) {
+            const real diff = pred[j] - target[j];
+            grad[j] = diff * scale;
+            row += (double)diff * diff;
+        }
+        acc += (double)w * row;
+    });
+    return 0.5 * total / weight_sum;
+}

@@ -97,3 +97,41 @@ void FB(rmsprop_step)(real *restrict p, const real *restrict g, real *restrict s
         }
     );
 }
+
+/* Momentum SGD in the velocity form of scikit-learn's MLP (Sutskever et al. 2013):
+ *   u = mu u - lr g;  p += nesterov ? mu u - lr g : u      (u starts at 0)
+ * It differs from torch.optim.SGD once lr changes between steps (torch's buffer carries no lr). */
+void FB(velocity_sgd_step)(real *restrict p, const real *restrict g, real *restrict velocity,
+                           ptrdiff_t n, double lr, double momentum, int nesterov)
+{
+    const real lr_ = (real)lr, mu = (real)momentum;
+    const int parallel = n >= FB_PARALLEL_MIN;
+    FB_FOR(parallel, i, n,
+        const real u = mu * velocity[i] - lr_ * g[i];
+        velocity[i] = u;
+        p[i] += nesterov ? mu * u - lr_ * g[i] : u;
+    );
+}
+
+/* Adam as Kingma & Ba's algorithm 1 writes it, scikit-learn's MLP form, step t >= 1:
+ *   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+ *   p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+ * (the bias corrections folded into the step size, eps added to sqrt(v): not torch.optim.Adam's
+ * eps, which is added to sqrt(v / (1 - b2^t))). */
+void FB(adam_folded_step)(real *restrict p, const real *restrict g, real *restrict m,
+                          real *restrict v, ptrdiff_t n, long step, double lr, double beta1,
+                          double beta2, double eps)
+{
+    const real step_size = (real)(lr * sqrt(1.0 - pow(beta2, (double)step))
+                                  / (1.0 - pow(beta1, (double)step)));
+    const real b1 = (real)beta1, one_minus_b1 = (real)(1.0 - beta1);
+    const real b2 = (real)beta2, one_minus_b2 = (real)(1.0 - beta2), eps_ = (real)eps;
+    const int parallel = n >= FB_PARALLEL_MIN;
+    FB_FOR(parallel, i, n,
+        const real mi = b1 * m[i] + one_minus_b1 * g[i];
+        const real vi = b2 * v[i] + one_minus_b2 * g[i] * g[i];
+        m[i] = mi;
+        v[i] = vi;
+        p[i] += -step_size * mi / (sqrt(vi) + eps_);
+    );
+}

@@ -28,6 +28,18 @@ double FB(sum_squares)(const real *x, ptrdiff_t n)
     return total;
 }
 
+/* The L2 penalty of weights p with gradients g: g += c p, and returns sum p^2 (one pass). */
+double FB(add_l2_gradient)(const real *restrict p, real *restrict g, ptrdiff_t n, double c)
+{
+    const real c_ = (real)c;
+    double total;
+    FB_CHUNKED_SUM(total, n, n, i, acc, {
+        acc += (double)p[i] * p[i];
+        g[i] += c_ * p[i];
+    });
+    return total;
+}
+
 /* x *= factor */
 void FB(scale)(real *x, ptrdiff_t n, real factor)
 {
