@@ -46,6 +46,9 @@ double FB(weighted_bce_with_logits)(const real *restrict logits, const real *res
 double FB(weighted_half_squared_error)(const real *restrict pred, const real *restrict target,
                                        const real *restrict weights, ptrdiff_t rows,
                                        ptrdiff_t cols, double weight_sum, real *restrict grad);
+double FB(weighted_poisson_log_link)(const real *restrict logmean, const real *restrict target,
+                                     const real *restrict weights, ptrdiff_t rows,
+                                     ptrdiff_t cols, double weight_sum, real *restrict grad);
 
 /* optim.c: single-pass updates over flat buffers, torch.optim semantics (the last two:
  * scikit-learn's MLP). */

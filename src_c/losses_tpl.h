@@ -179,3 +179,26 @@ double FB(weighted_half_squared_error)(const real *restrict pred, const real *re
     });
     return 0.5 * total / weight_sum;
 }
+
+/* Poisson deviance (unhalved) with the log link: z is the log of the predicted mean, y >= 0,
+ * summed over a row's outputs:
+ *   loss = 1/W sum_i w_i sum_j y log y - y z - y + e^z   (y log y = 0 at y = 0)
+ *   grad = w_i (e^z - y) / W */
+double FB(weighted_poisson_log_link)(const real *restrict logmean, const real *restrict target,
+                                     const real *restrict weights, ptrdiff_t rows,
+                                     ptrdiff_t cols, double weight_sum, real *restrict grad)
+{
+    double total;
+    FB_CHUNKED_SUM(total, rows, rows * cols, i, acc, {
+        const real w = FB(row_weight)(weights, i);
+        const real scale = (real)((double)w / weight_sum);
+        double row = 0.0;
+        for (ptrdiff_t j = i * cols; j < (i + 1) * cols; ++j) {
+            const real z = logmean[j], y = target[j], mean = exp(z);
+            grad[j] = (mean - y) * scale;
+            row += (y > 0 ? (double)y * log((double)y) : 0.0) - (double)y * z - y + mean;
+        }
+        acc += (double)w * row;
+    });
+    return total / weight_sum;
+}

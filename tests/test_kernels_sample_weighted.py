@@ -1,8 +1,9 @@
 """The kernels behind fastbp.sklearn against NumPy references, in float32 and float64, on 1 and
-2 threads: weighted losses summed over a row's outputs, the L2 penalty, and the two updates in
+2 threads: weighted losses (scikit-learn's definitions: its delta over W) summed over a row's outputs, the L2 penalty, and the two updates in
 scikit-learn's MLP forms (velocity momentum SGD; Adam with folded bias corrections)."""
 import numpy as np
 import pytest
+from scipy.special import xlogy
 
 from fastbp import _core as K
 
@@ -31,8 +32,11 @@ def ref_loss(kind, z, t, w, weight_sum):
         p = 1 / (1 + np.exp(-z))
         rows = -(t * np.log(p) + (1 - t) * np.log1p(-p)).sum(axis=1)
         grad = p - t
-    else:
+    elif kind == "half_squared_error":
         rows, grad = 0.5 * ((z - t) ** 2).sum(axis=1), z - t
+    else:
+        mean = np.exp(z)
+        rows, grad = (xlogy(t, t / mean) - t + mean).sum(axis=1), mean - t
     return (w * rows).sum() / weight_sum, grad * w[:, None] / weight_sum
 
 
@@ -42,8 +46,10 @@ def loss_case(rng, kind, rows, cols, dtype):
         t = rng.integers(0, cols, rows)
     elif kind == "bce_with_logits":
         t = rng.integers(0, 2, (rows, cols)).astype(dtype)
-    else:
+    elif kind == "half_squared_error":
         t = rng.standard_normal((rows, cols)).astype(dtype)
+    else:
+        t = rng.poisson(1.5, (rows, cols)).astype(dtype)
     return z, t
 
 
