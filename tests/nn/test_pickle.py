@@ -55,3 +55,18 @@ def test_a_copy_owns_its_parameters():
         twin.params[...] = 0
         np.testing.assert_array_equal(twin.predict(X), 0)
         np.testing.assert_array_equal(net.predict(X), expected)
+
+
+@pytest.mark.parametrize("net", list(_nets()), ids=["mlp", "mixed"])
+def test_a_copy_on_read_only_arrays_predicts(net):
+    """As joblib.load(..., mmap_mode="r") gives them: prediction writes no parameter or
+    running statistic."""
+    X, y = _data()
+    net.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    state = pickle.loads(pickle.dumps(net)).__getstate__()
+    for name in ("params", "grads", "buffers"):
+        state[name] = state[name].copy()
+        state[name].setflags(write=False)
+    twin = type(net).__new__(type(net))
+    twin.__setstate__(state)
+    np.testing.assert_array_equal(twin.predict(X), net.predict(X))
