@@ -1,6 +1,7 @@
 """The kernels behind fastbp.sklearn against NumPy references, in float32 and float64, on 1 and
-2 threads: weighted losses (scikit-learn's definitions: its delta over W) summed over a row's outputs, the L2 penalty, and the two updates in
-scikit-learn's MLP forms (velocity momentum SGD; Adam with folded bias corrections)."""
+2 threads: weighted losses summed over a row's outputs (scikit-learn's definitions: its delta
+over W), the L2 penalty, and the two updates in scikit-learn's MLP forms (velocity momentum SGD;
+Adam with folded bias corrections)."""
 import numpy as np
 import pytest
 from scipy.special import xlogy

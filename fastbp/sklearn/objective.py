@@ -42,7 +42,7 @@ def build_network(layer_units: list[int], activation: str, dtype, batch_norm: bo
     [and Dropout]; the last one outputs logits."""
     hidden = ACTIVATIONS[HIDDEN_ACTIVATIONS[activation]]
     layers = []
-    for i, (fan_in, fan_out) in enumerate(zip(layer_units[:-1], layer_units[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(layer_units[:-1], layer_units[1:], strict=True)):
         layers.append(Dense(fan_in, fan_out))
         if i < len(layer_units) - 2:
             if batch_norm:

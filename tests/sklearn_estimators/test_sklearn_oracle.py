@@ -63,7 +63,8 @@ def assert_same_fit(reference, ours):
         if expected is not None:
             np.testing.assert_allclose(getattr(ours, name), expected, rtol=RTOL, err_msg=name)
     for name in ("coefs_", "intercepts_"):
-        for i, (got, expected) in enumerate(zip(getattr(ours, name), getattr(reference, name))):
+        for i, (got, expected) in enumerate(zip(getattr(ours, name), getattr(reference, name),
+                                                  strict=True)):
             np.testing.assert_allclose(got, expected, rtol=RTOL,
                                        atol=RTOL * np.abs(expected).max(),
                                        err_msg=f"{name}[{i}]")
