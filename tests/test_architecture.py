@@ -1,8 +1,11 @@
 """The package's shape: imports go one way (no cycle), fastbp modules are imported at the top of
-a module only, and the C core is compiled once."""
+a module only, the C core is compiled once, and each optional library is imported by its own
+part of fastbp only."""
 import ast
 import glob
 import os
+import subprocess
+import sys
 
 import fastbp
 
@@ -108,3 +111,39 @@ def test_the_network_core_does_not_import_training():
 
 def test_one_compiled_extension():
     assert compiled_modules() == {"fastbp._core"}
+
+
+# Optional libraries, and the one part of fastbp allowed to import each (None: no part).
+OPTIONAL_LIBRARIES = {"sklearn": "fastbp.sklearn", "onnx": "fastbp.onnx_export",
+                      "onnxruntime": None, "mpi4py": "fastbp.distributed", "torch": None,
+                      "jax": None}
+
+
+def third_party_imports(tree: ast.Module) -> set[str]:
+    """Top-level package names a module imports (absolute imports)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_optional_libraries_are_imported_by_their_own_modules_only():
+    wrong = []
+    for name, tree in modules().items():
+        for library in third_party_imports(tree) & set(OPTIONAL_LIBRARIES):
+            owner = OPTIONAL_LIBRARIES[library]
+            if owner is None or not (name == owner or name.startswith(owner + ".")):
+                wrong.append(f"{name} imports {library}")
+    assert not wrong, wrong
+    assert "sklearn" in third_party_imports(modules()["fastbp.sklearn.base"])
+
+
+def test_importing_fastbp_imports_no_optional_library():
+    code = ("import sys, fastbp, fastbp.cli; "
+            f"print(sorted(set(sys.modules) & {set(OPTIONAL_LIBRARIES)!r}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=os.path.dirname(PACKAGE_DIR))
+    assert result.stdout.strip() == "[]"
