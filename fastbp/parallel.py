@@ -19,6 +19,7 @@ import ctypes
 import glob
 import math
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -72,17 +73,41 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
+# The `threads` blocks open in the process (each its count, in the order entered), and the
+# counts of fastbp and of SciPy's BLAS from before the first of them.
+_open_blocks: list[list[int]] = []
+_counts_before: tuple[int, int | None] = (1, None)
+_blocks_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
     """``with fb.threads(n):`` runs its body with `n` threads (`set_num_threads`), then puts
-    back the previous counts of fastbp and of SciPy's BLAS."""
-    previous, previous_blas = get_num_threads(), _blas_threads()
-    set_num_threads(n)
+    back the previous counts of fastbp and of SciPy's BLAS.
+
+    The counts are the process's: blocks open at the same time in several Python threads (a
+    joblib "threading" backend) share them. The one entered last sets them; one that ends
+    while others are still open hands them to the latest of those, and the last to end puts
+    back the counts from before the first.
+    """
+    global _counts_before
+    block = [n]
+    with _blocks_lock:
+        if not _open_blocks:
+            _counts_before = (get_num_threads(), _blas_threads())
+        set_num_threads(n)
+        _open_blocks.append(block)
     try:
         yield
     finally:
-        _core.set_num_threads(previous)
-        _set_blas_threads(previous_blas if previous_blas is not None else previous)
+        with _blocks_lock:
+            del _open_blocks[next(i for i, b in enumerate(_open_blocks) if b is block)]
+            if _open_blocks:
+                set_num_threads(_open_blocks[-1][0])
+            else:
+                previous, previous_blas = _counts_before
+                _core.set_num_threads(previous)
+                _set_blas_threads(previous_blas if previous_blas is not None else previous)
 
 
 def _scipy_openblas() -> tuple | None:

@@ -147,6 +147,35 @@ def test_the_threads_context_restores_both_counts():
     assert fastbp.get_num_threads() == start and _blas_threads() == blas
 
 
+def test_threads_blocks_overlapping_in_python_threads():
+    """Blocks of two Python threads, the first entered ending first: the other keeps its
+    count, and the count from before both comes back when the last one ends."""
+    start = fastbp.get_num_threads()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with fastbp.threads(3):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with fastbp.threads(2):
+            second_in.set()
+            first_out.wait(10)
+            seen["inside"] = fastbp.get_num_threads()
+
+    workers = [threading.Thread(target=first), threading.Thread(target=second)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(20)
+    assert seen == {"inside": 2}
+    assert fastbp.get_num_threads() == start
+
+
 def test_an_unbuilt_source_tree_says_what_to_do(tmp_path):
     """A copy of the package without its compiled core: an ImportError naming the fix."""
     source = os.path.dirname(fastbp.__file__)

@@ -22,9 +22,7 @@ from sklearn.utils import check_random_state, gen_batches, shuffle
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from fastbp import _core
 from fastbp.nn.dropout import Dropout
-from fastbp.nn.layer import Workspace
 from fastbp.parallel import threads
 from fastbp.sklearn.objective import (
     HIDDEN_ACTIVATIONS,
@@ -249,12 +247,11 @@ class BaseMLP(BaseEstimator):
 
     def _fit_lbfgs(self, X: np.ndarray, y: np.ndarray, sample_weight) -> None:
         net = self.network_
-        objective = Objective(net, self.out_activation_, self.alpha)
-        target = self._target(y)
-        weight_sum = _weight_sum(X, sample_weight)
+        objective = Objective(net, self.out_activation_, self.alpha, X, self._target(y),
+                              sample_weight)
         self.n_iter_, self.loss_ = minimize_lbfgs(
-            lambda: objective(X, target, sample_weight, weight_sum), net.params, net.grads,
-            self.max_iter, self.max_fun, self.tol, self.verbose is True or self.verbose >= 1)
+            objective.whole, net.params, net.grads, self.max_iter, self.max_fun, self.tol,
+            self.verbose is True or self.verbose >= 1)
 
     def _fit_stochastic(self, X: np.ndarray, y: np.ndarray, sample_weight,
                         incremental: bool) -> None:
@@ -296,8 +293,8 @@ class BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                               "going to be clipped", stacklevel=3)
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        batches = _Batches(X_train, target, sample_weight)
-        objective = Objective(net, self.out_activation_, self.alpha)
+        objective = Objective(net, self.out_activation_, self.alpha, X_train, target,
+                              sample_weight)
         backup = net.params.copy()
         try:
             self.n_iter_ = 0
@@ -305,23 +302,20 @@ class BaseMLP(BaseEstimator):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 accumulated_loss = 0.0
-                for batch_slice in gen_batches(n_samples, batch_size):
-                    rows = sample_idx[batch_slice] if self.shuffle else batch_slice
-                    Xb, tb, wb = batches.take(rows)
-                    weight_sum = _weight_sum(Xb, wb)
-                    if weight_sum > 0:         # a batch of zero total weight changes nothing
-                        batch_loss = objective(Xb, tb, wb, weight_sum)
-                        if not np.isfinite(batch_loss):
-                            net.params[...] = backup
-                            raise ValueError(
-                                f"Solver produced a non-finite loss ({batch_loss}) at "
-                                f"iteration {self.n_iter_ + 1}; the parameters from before "
-                                f"the last update were kept. The input data may contain "
-                                f"large values and need to be preprocessed, or "
-                                f"learning_rate_init may be too high.")
-                        backup[...] = net.params
-                        self._optimizer.update(net.params, net.grads)
-                        accumulated_loss += batch_loss * (batch_slice.stop - batch_slice.start)
+                for batch in gen_batches(n_samples, batch_size):
+                    batch_loss = objective.batch(sample_idx, batch.start, batch.stop)
+                    if batch_loss is None:     # rows of zero total weight change nothing
+                        continue
+                    if not np.isfinite(batch_loss):
+                        net.params[...] = backup
+                        raise ValueError(
+                            f"Solver produced a non-finite loss ({batch_loss}) at iteration "
+                            f"{self.n_iter_ + 1}; the parameters from before the last update "
+                            f"were kept. The input data may contain large values and need to "
+                            f"be preprocessed, or learning_rate_init may be too high.")
+                    backup[...] = net.params
+                    self._optimizer.update(net.params, net.grads)
+                    accumulated_loss += batch_loss * (batch.stop - batch.start)
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / X_train.shape[0]
                 self.t_ += n_samples
@@ -364,8 +358,7 @@ class BaseMLP(BaseEstimator):
             X_val, y_val, sw_val, target_val = validation
             val_score = self._score(X_val, y_val, sample_weight=sw_val)
             self.validation_scores_.append(val_score)
-            self.validation_loss_curve_.append(
-                objective.data_loss(X_val, target_val, sw_val, _weight_sum(X_val, sw_val)))
+            self.validation_loss_curve_.append(objective.evaluate(X_val, target_val, sw_val))
             if self.verbose:
                 print(f"Validation score: {self.validation_scores_[-1]:f}")
             last_valid_score = self.validation_scores_[-1]
@@ -406,34 +399,3 @@ class BaseMLP(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
-
-def _weight_sum(X: np.ndarray, sample_weight) -> float:
-    return float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
-
-
-class _Batches:
-    """Rows of the training data by batch: views for consecutive rows, gathered copies (C
-    kernels, into reused buffers) for shuffled ones."""
-
-    def __init__(self, X: np.ndarray, target: np.ndarray, sample_weight) -> None:
-        self.X, self.target, self.sample_weight = X, target, sample_weight
-        self._X = Workspace()
-        self._target = np.empty_like(target)
-        self._weights = None if sample_weight is None else np.empty_like(sample_weight)
-
-    def take(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        if isinstance(rows, slice):
-            weights = None if self.sample_weight is None else self.sample_weight[rows]
-            return self.X[rows], self.target[rows], weights
-        n = rows.shape[0]
-        Xb = self._X.get(n, self.X.shape[1], self.X.dtype)
-        _core.gather_rows(self.X, rows, Xb)
-        tb = self._target[:n]
-        if self.target.ndim == 1:
-            _core.gather_labels(self.target, rows, tb)
-        else:
-            _core.gather_rows(self.target, rows, tb)
-        wb = None
-        if self.sample_weight is not None:
-            wb = np.take(self.sample_weight, rows, out=self._weights[:n])
-        return Xb, tb, wb

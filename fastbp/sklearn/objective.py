@@ -24,6 +24,7 @@ from fastbp.nn.dense import Dense
 from fastbp.nn.dropout import Dropout
 from fastbp.nn.layer import Workspace
 from fastbp.sequential import Sequential
+from fastbp.train.step import plan_stages
 
 # scikit-learn's hidden activation names, with fastbp's own names besides.
 SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh",
@@ -82,43 +83,121 @@ def apply_output_activation(out: np.ndarray, out_activation: str) -> np.ndarray:
     return out
 
 
-class Objective:
-    """scikit-learn's MLP loss over batches of a network (see the module's docstring): calling
-    it runs forward, the weighted loss and backward, and leaves the gradient in `net.grads`."""
+# The compiled training step's losses that are scikit-learn's when there are no sample weights,
+# and for the logistic and identity outputs a single output column (the step takes means over
+# all outputs).
+PLAN_LOSSES = {"softmax_cross_entropy": "cross_entropy", "bce_with_logits": "bce_with_logits",
+               "half_squared_error": "mse_half"}
 
-    def __init__(self, net: Sequential, out_activation: str, alpha: float) -> None:
+
+class Objective:
+    """scikit-learn's MLP loss (see the module's docstring) over training data: `batch` and
+    `whole` run forward, the loss and backward and leave the gradient in `net.grads`.
+
+    Without sample weights, and with softmax outputs or a single output, the compiled
+    training step (`fastbp._core.TrainingPlan`, without its update) computes forward, loss and
+    backward in one C call; otherwise the network runs layer by layer into the weighted
+    losses. Targets: int64 class indices for softmax outputs, else floats of the output's
+    shape.
+    """
+
+    def __init__(self, net: Sequential, out_activation: str, alpha: float, X: np.ndarray,
+                 target: np.ndarray, sample_weight: np.ndarray | None) -> None:
         self.net, self.alpha = net, float(alpha)
+        self.X, self.target, self.sample_weight = X, target, sample_weight
         self.kind = OUTPUT_LOSSES[out_activation]
         self.coefs = [(layer.params["weight"].reshape(-1), layer.grads["weight"].reshape(-1))
                       for layer in dense_layers(net)]
+        stages = plan_stages(net)
+        compiled = (sample_weight is None and stages is not None and self.kind in PLAN_LOSSES
+                    and (self.kind == "softmax_cross_entropy" or net.out_features == 1))
+        self._plan = (_core.TrainingPlan(net.params, net.grads, net.buffers, stages[0],
+                                         PLAN_LOSSES[self.kind]) if compiled else None)
+        self._batches = _Batches(X, target, sample_weight)
         self._dout = Workspace()
 
-    def __call__(self, X: np.ndarray, target: np.ndarray, sample_weight: np.ndarray | None,
-                 weight_sum: float) -> float:
-        """The loss of rows X (their targets: int64 labels for softmax outputs, else floats of
-        the output's shape) with their weights and weight sum, and its gradient."""
-        net = self.net
-        out = net.run_forward(X, True)
+    def batch(self, order: np.ndarray, start: int, stop: int) -> float | None:
+        """The objective of rows order[start:stop] (int64 indices), and its gradient; None
+        (and no gradient) when their weights sum to 0."""
+        if self._plan is not None:
+            return self._penalized(self._compiled(self._plan.train_gathered, self.X,
+                                                  self.target, order, start, stop, None),
+                                   stop - start)
+        Xb, tb, wb = self._batches.take(order[start:stop])
+        weight_sum = weight_sum_of(Xb, wb)
+        return self._layer_by_layer(Xb, tb, wb, weight_sum) if weight_sum > 0 else None
+
+    def whole(self) -> float:
+        """The objective of all rows, and its gradient (L-BFGS-B's function)."""
+        if self._plan is not None:
+            return self._penalized(self._compiled(self._plan.train_step, self.X, self.target,
+                                                  None), self.X.shape[0])
+        return self._layer_by_layer(self.X, self.target, self.sample_weight,
+                                    weight_sum_of(self.X, self.sample_weight))
+
+    @staticmethod
+    def _compiled(run, *args) -> float:
+        try:
+            return run(*args)
+        except FloatingPointError as error:   # the step's non-finite loss, for the caller
+            return error.loss
+
+    def _layer_by_layer(self, X: np.ndarray, target: np.ndarray,
+                        sample_weight: np.ndarray | None, weight_sum: float) -> float:
+        out = self.net.run_forward(X, True)
         dout = self._dout.get(out.shape[0], out.shape[1], out.dtype)
         value = _core.weighted_loss(self.kind, out, target, sample_weight, weight_sum, dout)
         if self.kind == "half_squared_error":
             value /= out.shape[1]
-        net.run_backward(dout, False, False)
+        self.net.run_backward(dout, False, False)
+        return self._penalized(value, weight_sum)
+
+    def _penalized(self, value: float, weight_sum: float) -> float:
+        """value + the L2 term, whose gradient is added to the weights' gradients."""
         if self.alpha:
             squares = sum(_core.add_l2_gradient(w, g, self.alpha / weight_sum)
                           for w, g in self.coefs)
             value += 0.5 * self.alpha * squares / weight_sum
         return value
 
-    def data_loss(self, X: np.ndarray, target: np.ndarray, sample_weight: np.ndarray | None,
-                  weight_sum: float) -> float:
-        """The objective's value on rows X in evaluation mode (no gradient kept)."""
+    def evaluate(self, X: np.ndarray, target: np.ndarray,
+                 sample_weight: np.ndarray | None) -> float:
+        """The objective's value on other rows (a validation split), in evaluation mode."""
         out = self.net.run_forward(X, False)
-        dout = np.empty_like(out)
-        value = _core.weighted_loss(self.kind, out, target, sample_weight, weight_sum, dout)
+        weight_sum = weight_sum_of(X, sample_weight)
+        value = _core.weighted_loss(self.kind, out, target, sample_weight, weight_sum,
+                                    np.empty_like(out))
         if self.kind == "half_squared_error":
             value /= out.shape[1]
         if self.alpha:
             value += 0.5 * self.alpha * sum(float(np.dot(w, w)) for w, _ in self.coefs) \
                 / weight_sum
         return value
+
+
+def weight_sum_of(X: np.ndarray, sample_weight: np.ndarray | None) -> float:
+    return float(X.shape[0]) if sample_weight is None else float(sample_weight.sum())
+
+
+class _Batches:
+    """Rows of the training data by batch, gathered (C kernels) into reused buffers."""
+
+    def __init__(self, X: np.ndarray, target: np.ndarray, sample_weight) -> None:
+        self.X, self.target, self.sample_weight = X, target, sample_weight
+        self._X = Workspace()
+        self._target = np.empty_like(target)
+        self._weights = None if sample_weight is None else np.empty_like(sample_weight)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        n = rows.shape[0]
+        Xb = self._X.get(n, self.X.shape[1], self.X.dtype)
+        _core.gather_rows(self.X, rows, Xb)
+        tb = self._target[:n]
+        if self.target.ndim == 1:
+            _core.gather_labels(self.target, rows, tb)
+        else:
+            _core.gather_rows(self.target, rows, tb)
+        wb = None
+        if self.sample_weight is not None:
+            wb = np.take(self.sample_weight, rows, out=self._weights[:n])
+        return Xb, tb, wb

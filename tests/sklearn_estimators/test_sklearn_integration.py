@@ -6,6 +6,7 @@ Where scikit-learn has a behaviour of its own (labels, feature-name checks), fas
 estimator is run next to sklearn.neural_network's on the same data and must behave the same."""
 import copy
 import pickle
+import threading
 import warnings
 
 import numpy as np
@@ -212,6 +213,81 @@ def test_cross_val_score_parallel_equals_serial_and_repeats(kind):
     np.testing.assert_array_equal(serial, folds)
 
 
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_threading_backend_equals_serial(kind):
+    est, X, y = task(kind)
+    est.set_params(n_threads=1)
+    serial = cross_val_score(est, X, y, cv=6)
+    with joblib.parallel_backend("threading", n_jobs=2):
+        threaded = cross_val_score(est, X, y, cv=6)
+    np.testing.assert_array_equal(threaded, serial)
+
+
+class SteppedRandomState(np.random.RandomState):
+    """A RandomState that runs ``steps[k]()`` before its k-th shuffle: a fit paused at the
+    start of its epoch k, inside the fit."""
+
+    def __init__(self, seed: int, steps: dict) -> None:
+        super().__init__(seed)
+        self.steps, self.calls = steps, 0
+
+    def shuffle(self, x) -> None:
+        step = self.steps.get(self.calls)
+        self.calls += 1
+        if step is not None:
+            step()
+        super().shuffle(x)
+
+
+def test_n_threads_of_fits_side_by_side_in_threads():
+    """Two fits with n_threads=1 overlapping in two Python threads (as joblib's threading
+    backend runs them), the first ending first: each runs on its own n_threads throughout,
+    and the process's thread count is the same after them."""
+    X, y = classification()
+    first_inside, second_inside, first_done = (threading.Event() for _ in range(3))
+    seen, errors = [], []
+
+    def wait(event: threading.Event) -> None:
+        assert event.wait(20), "the other fit did not get there"
+
+    def pause_second() -> None:
+        wait(first_done)
+        seen.append(fastbp.get_num_threads())
+
+    first = classifier(n_threads=1, random_state=SteppedRandomState(0, {
+        0: lambda: (first_inside.set(), wait(second_inside))}))
+    second = classifier(n_threads=1, random_state=SteppedRandomState(0, {
+        0: second_inside.set, 1: pause_second}))
+
+    def run(est, done=None) -> None:
+        try:
+            est.fit(X, y)
+        except BaseException as exc:   # re-raised below, in the test's thread
+            errors.append(exc)
+        finally:
+            if done is not None:
+                done.set()
+
+    before = fastbp.get_num_threads()
+    fastbp.set_num_threads(2)
+    try:
+        threads = [threading.Thread(target=run, args=(first, first_done))]
+        threads[0].start()
+        wait(first_inside)
+        threads.append(threading.Thread(target=run, args=(second,)))
+        threads[1].start()
+        for thread in threads:
+            thread.join(60)
+        if errors:
+            raise errors[0]
+        after = fastbp.get_num_threads()
+    finally:
+        fastbp.set_num_threads(before)
+    # the second fit's thread count once the first ended, and the process's after both
+    assert (seen, after) == ([1], 2)
+    assert_same_coefs(first, second)
+
+
 @pytest.mark.parametrize("kind", ["classifier", "regressor", "batch_norm_dropout"])
 def test_cross_validate_returns_the_same_fitted_estimators_from_workers(kind):
     """The fitted estimators come back from the worker processes pickled."""
@@ -268,6 +344,12 @@ def test_clone_is_unfitted_with_the_same_params(make, data):
     assert_bitwise(est.predict(X), before)
     assert copy.network_ is not est.network_
     assert not np.shares_memory(copy.network_.params, est.network_.params)
+
+
+def test_repr_shows_the_extra_params():
+    text = repr(classifier(dropout=0.25, class_weight="balanced", n_threads=1))
+    for part in ("MLPClassifier(", "dropout=0.25", "class_weight='balanced'", "n_threads=1"):
+        assert part in text
 
 
 def test_clone_of_unpickled_estimator_keeps_params():
