@@ -302,7 +302,9 @@ class BaseMLP(BaseEstimator):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 accumulated_loss = 0.0
-                for batch in gen_batches(n_samples, batch_size):
+                # BatchNorm needs 2 rows a batch: a last batch of one joins the one before
+                for batch in gen_batches(n_samples, batch_size,
+                                         min_batch_size=2 if self.batch_norm else 0):
                     batch_loss = objective.batch(sample_idx, batch.start, batch.stop)
                     if batch_loss is None:     # rows of zero total weight change nothing
                         continue

@@ -134,6 +134,26 @@ def test_batch_norm(solver):
     np.testing.assert_array_equal(reg.predict(X[:7] * 100), reg.predict(X * 100)[:7])
 
 
+def test_batch_norm_with_a_last_batch_of_one_row():
+    X, y = regression(121)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), batch_norm=True, batch_size=40, max_iter=3,
+                       random_state=0).fit(X, y)
+    assert reg.n_iter_ == 3 and reg.t_ == 3 * 121
+
+
+def test_network_exports_to_onnx():
+    pytest.importorskip("onnx", reason="onnx not installed")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    X, y = classification()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), batch_norm=True, random_state=0,
+                        max_iter=10).fit(X.astype(np.float32), y)
+    model = clf.network_.to_onnx(None, outputs="softmax")
+    session = ort.InferenceSession(model.SerializeToString())
+    _, probabilities, _ = session.run(None, {"input": X.astype(np.float32)})
+    np.testing.assert_allclose(probabilities, clf.predict_proba(X.astype(np.float32)),
+                               rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("activation", ["sigmoid", "leaky_relu", "elu", "gelu", "softplus"])
 def test_fastbp_activations(activation):
     X, y = classification()
