@@ -63,10 +63,11 @@ void FB(rmsprop_step)(real *restrict p, const real *restrict g, real *restrict s
                       double alpha, double eps, double momentum, int centered,
                       double weight_decay, real *restrict backup);
 void FB(velocity_sgd_step)(real *restrict p, const real *restrict g, real *restrict velocity,
-                           ptrdiff_t n, double lr, double momentum, int nesterov);
+                           ptrdiff_t n, double lr, double momentum, int nesterov,
+                           real *restrict backup);
 void FB(adam_folded_step)(real *restrict p, const real *restrict g, real *restrict m,
                           real *restrict v, ptrdiff_t n, long step, double lr, double beta1,
-                          double beta2, double eps);
+                          double beta2, double eps, real *restrict backup);
 
 /* batchnorm.c: per-feature normalization over the batch; backward through the batch statistics. */
 void FB(batchnorm_forward)(const real *restrict X, ptrdiff_t rows, ptrdiff_t cols,

@@ -100,13 +100,17 @@ void FB(rmsprop_step)(real *restrict p, const real *restrict g, real *restrict s
 
 /* Momentum SGD in the velocity form of scikit-learn's MLP (Sutskever et al. 2013):
  *   u = mu u - lr g;  p += nesterov ? mu u - lr g : u      (u starts at 0)
- * It differs from torch.optim.SGD once lr changes between steps (torch's buffer carries no lr). */
+ * It differs from torch.optim.SGD once lr changes between steps (torch's buffer carries no lr).
+ * backup, when not NULL, receives p before the update. */
 void FB(velocity_sgd_step)(real *restrict p, const real *restrict g, real *restrict velocity,
-                           ptrdiff_t n, double lr, double momentum, int nesterov)
+                           ptrdiff_t n, double lr, double momentum, int nesterov,
+                           real *restrict backup)
 {
     const real lr_ = (real)lr, mu = (real)momentum;
     const int parallel = n >= FB_PARALLEL_MIN;
     FB_FOR(parallel, i, n,
+        if (backup)
+            backup[i] = p[i];
         const real u = mu * velocity[i] - lr_ * g[i];
         velocity[i] = u;
         p[i] += nesterov ? mu * u - lr_ * g[i] : u;
@@ -117,10 +121,11 @@ void FB(velocity_sgd_step)(real *restrict p, const real *restrict g, real *restr
  *   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
  *   p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
  * (the bias corrections folded into the step size, eps added to sqrt(v): not torch.optim.Adam's
- * eps, which is added to sqrt(v / (1 - b2^t))). */
+ * eps, which is added to sqrt(v / (1 - b2^t))). backup, when not NULL, receives p before the
+ * update. */
 void FB(adam_folded_step)(real *restrict p, const real *restrict g, real *restrict m,
                           real *restrict v, ptrdiff_t n, long step, double lr, double beta1,
-                          double beta2, double eps)
+                          double beta2, double eps, real *restrict backup)
 {
     const real step_size = (real)(lr * sqrt(1.0 - pow(beta2, (double)step))
                                   / (1.0 - pow(beta1, (double)step)));
@@ -128,6 +133,8 @@ void FB(adam_folded_step)(real *restrict p, const real *restrict g, real *restri
     const real b2 = (real)beta2, one_minus_b2 = (real)(1.0 - beta2), eps_ = (real)eps;
     const int parallel = n >= FB_PARALLEL_MIN;
     FB_FOR(parallel, i, n,
+        if (backup)
+            backup[i] = p[i];
         const real mi = b1 * m[i] + one_minus_b1 * g[i];
         const real vi = b2 * v[i] + one_minus_b2 * g[i] * g[i];
         m[i] = mi;

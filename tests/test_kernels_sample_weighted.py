@@ -120,9 +120,12 @@ def test_velocity_sgd_follows_sklearn_form(dtype, threads, nesterov):
     p = rng.standard_normal(1000).astype(dtype)
     u = np.zeros_like(p)
     ref_p, ref_u = p.astype(np.float64), np.zeros(1000)
+    backup = np.empty_like(p)
     for lr in (0.1, 0.05, 0.02):                    # a changing lr, as invscaling gives
         g = rng.standard_normal(1000).astype(dtype)
-        K.velocity_sgd_step(p, g, u, lr, 0.9, nesterov)
+        before = p.copy()
+        K.velocity_sgd_step(p, g, u, lr, 0.9, nesterov, backup)
+        np.testing.assert_array_equal(backup, before)
         ref_u = 0.9 * ref_u - lr * g
         ref_p += 0.9 * ref_u - lr * g if nesterov else ref_u
         np.testing.assert_allclose(p, ref_p, rtol=rtol(dtype), atol=rtol(dtype))
@@ -137,7 +140,10 @@ def test_adam_folded_follows_sklearn_form(dtype, threads):
     b1, b2, eps, lr = 0.9, 0.999, 1e-8, 1e-3
     for t in range(1, 5):
         g = rng.standard_normal(1000).astype(dtype) * 10.0 ** -t
-        K.adam_folded_step(p, g, m, v, t, lr, b1, b2, eps)
+        before, backup = p.copy(), np.empty_like(p)
+        K.adam_folded_step(p, g, m, v, t, lr, b1, b2, eps, backup if t % 2 else None)
+        if t % 2:
+            np.testing.assert_array_equal(backup, before)
         ref_m = b1 * ref_m + (1 - b1) * g
         ref_v = b2 * ref_v + (1 - b2) * g.astype(np.float64) ** 2
         ref_p += -lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * ref_m / (np.sqrt(ref_v) + eps)
@@ -161,3 +167,7 @@ def test_update_kernels_refuse_bad_arguments():
         K.adam_folded_step(p, p, p.copy(), p.copy(), 0, 1e-3, 0.9, 0.999, 1e-8)
     with pytest.raises(TypeError, match="grads: expected dtype float64"):
         K.add_l2_gradient(p, np.zeros(4, np.float32), 0.1)
+    with pytest.raises(ValueError, match="backup: expected shape"):
+        K.velocity_sgd_step(p, p, p.copy(), 0.1, 0.9, True, np.zeros(5))
+    with pytest.raises(TypeError, match="backup: expected a numpy.ndarray"):
+        K.adam_folded_step(p, p, p.copy(), p.copy(), 1, 1e-3, 0.9, 0.999, 1e-8, [0.0] * 4)

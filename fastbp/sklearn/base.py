@@ -315,8 +315,7 @@ class BaseMLP(BaseEstimator):
                             f"{self.n_iter_ + 1}; the parameters from before the last update "
                             f"were kept. The input data may contain large values and need to "
                             f"be preprocessed, or learning_rate_init may be too high.")
-                    backup[...] = net.params
-                    self._optimizer.update(net.params, net.grads)
+                    self._optimizer.update(net.params, net.grads, backup)
                     accumulated_loss += batch_loss * (batch.stop - batch.start)
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / X_train.shape[0]

@@ -23,10 +23,11 @@ class AdamSolver:
         self.t = 0
         self.m, self.v = np.zeros_like(params), np.zeros_like(params)
 
-    def update(self, params: np.ndarray, grads: np.ndarray) -> None:
+    def update(self, params: np.ndarray, grads: np.ndarray, backup: np.ndarray) -> None:
+        """One update; `backup` receives the parameters from before it."""
         self.t += 1
         _core.adam_folded_step(params, grads, self.m, self.v, self.t, self.learning_rate_init,
-                               self.beta_1, self.beta_2, self.epsilon)
+                               self.beta_1, self.beta_2, self.epsilon, backup)
         self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
                               / (1 - self.beta_1 ** self.t))
 
@@ -52,9 +53,10 @@ class SGDSolver:
         self.power_t = power_t
         self.velocity = np.zeros_like(params)
 
-    def update(self, params: np.ndarray, grads: np.ndarray) -> None:
+    def update(self, params: np.ndarray, grads: np.ndarray, backup: np.ndarray) -> None:
+        """One update; `backup` receives the parameters from before it."""
         _core.velocity_sgd_step(params, grads, self.velocity, self.learning_rate,
-                                self.momentum, self.nesterov)
+                                self.momentum, self.nesterov, backup)
 
     def iteration_ends(self, time_step: int) -> None:
         if self.lr_schedule == "invscaling":
