@@ -28,15 +28,27 @@ double FB(sum_squares)(const real *x, ptrdiff_t n)
     return total;
 }
 
-/* The L2 penalty of weights p with gradients g: g += c p, and returns sum p^2 (one pass). */
+/* The L2 penalty of weights p with gradients g: g += c p, and returns sum p^2 (one pass). The
+ * squares are summed 8 at a time as a tree, so that the sum is not one chain of dependent
+ * additions (which ran at a quarter of the memory's speed). */
 double FB(add_l2_gradient)(const real *restrict p, real *restrict g, ptrdiff_t n, double c)
 {
     const real c_ = (real)c;
+    const ptrdiff_t groups = n / 8;
     double total;
-    FB_CHUNKED_SUM(total, n, n, i, acc, {
-        acc += (double)p[i] * p[i];
-        g[i] += c_ * p[i];
+    FB_CHUNKED_SUM(total, groups, n, k, acc, {
+        double sq[8];
+        for (int j = 0; j < 8; ++j) {
+            const ptrdiff_t i = 8 * k + j;
+            sq[j] = (double)p[i] * p[i];
+            g[i] += c_ * p[i];
+        }
+        acc += ((sq[0] + sq[1]) + (sq[2] + sq[3])) + ((sq[4] + sq[5]) + (sq[6] + sq[7]));
     });
+    for (ptrdiff_t i = 8 * groups; i < n; ++i) {
+        total += (double)p[i] * p[i];
+        g[i] += c_ * p[i];
+    }
     return total;
 }
 

@@ -12,10 +12,12 @@ pytest.importorskip("sklearn", reason="scikit-learn not installed")
 import scipy.sparse  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.utils import gen_batches  # noqa: E402
 from sklearn.utils.class_weight import compute_sample_weight  # noqa: E402
 
 import fastbp as fb  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from fastbp.sklearn.base import batches  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -285,6 +287,14 @@ def test_verbose_and_convergence_warning():
     assert "Iteration 1, loss = " in out.getvalue()
     assert any(issubclass(w.category, ConvergenceWarning) and "Maximum iterations (2)" in
                str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("n,batch_size,min_batch_size", [(10, 3, 0), (10, 3, 2), (9, 3, 2),
+                                                         (1, 5, 0), (7, 7, 2), (200, 64, 2)])
+def test_batches_are_sklearns(n, batch_size, min_batch_size):
+    expected = [(b.start, b.stop) for b in gen_batches(n, batch_size,
+                                                       min_batch_size=min_batch_size)]
+    assert list(batches(n, batch_size, min_batch_size)) == expected
 
 
 def test_partial_fit_only_for_stochastic_solvers():
