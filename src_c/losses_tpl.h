@@ -135,6 +135,26 @@ double FB(weighted_softmax_cross_entropy)(const real *restrict logits,
     return total / weight_sum;
 }
 
+/* The pass of a weighted loss whose row loss is the sum of its elements' losses: for element
+ * j of row i, z = OUT[j] and y = TARGET[j], the body sets `d`, the element's unweighted
+ * d(loss)/dz, and `term`, its loss; GRAD[j] = w_i d / W and the result is sum_i w_i row_i
+ * (divided by W by the caller). */
+#define FB_WEIGHTED_ELEMENTWISE_LOSS(TOTAL, OUT, TARGET, WEIGHTS, ROWS, COLS, WEIGHT_SUM, GRAD, \
+                                     ...)                                                   \
+    FB_CHUNKED_SUM(TOTAL, ROWS, (ROWS) * (COLS), i, acc, {                                   \
+        const real scale = (real)((double)FB(row_weight)(WEIGHTS, i) / (WEIGHT_SUM));        \
+        double row = 0.0;                                                                    \
+        for (ptrdiff_t j = i * (COLS); j < (i + 1) * (COLS); ++j) {                          \
+            const real z = (OUT)[j], y = (TARGET)[j];                                        \
+            real d;                                                                          \
+            double term;                                                                     \
+            __VA_ARGS__                                                                      \
+            (GRAD)[j] = d * scale;                                                           \
+            row += term;                                                                     \
+        }                                                                                    \
+        acc += (double)FB(row_weight)(WEIGHTS, i) * row;                                     \
+    })
+
 /* Binary cross-entropy on logits z with targets y in [0, 1], summed over a row's outputs:
  *   loss = 1/W sum_i w_i sum_j max(z, 0) - z y + log(1 + e^-|z|)    (stable for any z)
  *   grad = w_i (sigmoid(z) - y) / W */
@@ -143,19 +163,11 @@ double FB(weighted_bce_with_logits)(const real *restrict logits, const real *res
                                     double weight_sum, real *restrict grad)
 {
     double total;
-    FB_CHUNKED_SUM(total, rows, rows * cols, i, acc, {
-        const real w = FB(row_weight)(weights, i);
-        const real scale = (real)((double)w / weight_sum);
-        double row = 0.0;
-        for (ptrdiff_t j = i * cols; j < (i + 1) * cols; ++j) {
-            const real z = logits[j], y = target[j];
-            const real e = exp(-fabs(z));
-            const real sig = z >= 0 ? 1 / (1 + e) : e / (1 + e);
-            grad[j] = (sig - y) * scale;
-            row += (double)(z > 0 ? z : 0) - (double)z * y + log1p((double)e);
-        }
-        acc += (double)w * row;
-    });
+    FB_WEIGHTED_ELEMENTWISE_LOSS(total, logits, target, weights, rows, cols, weight_sum, grad,
+        const real e = exp(-fabs(z));
+        d = (z >= 0 ? 1 / (1 + e) : e / (1 + e)) - y;
+        term = (double)(z > 0 ? z : 0) - (double)z * y + log1p((double)e);
+    );
     return total / weight_sum;
 }
 
@@ -166,18 +178,11 @@ double FB(weighted_half_squared_error)(const real *restrict pred, const real *re
                                        ptrdiff_t cols, double weight_sum, real *restrict grad)
 {
     double total;
-    FB_CHUNKED_SUM(total, rows, rows * cols, i, acc, {
-        const real w = FB(row_weight)(weights, i);
-        const real scale = (real)((double)w / weight_sum);
-        double row = 0.0;
-        for (ptrdiff_t j = i * cols; j < (i + 1) * cols; ++j) {
-            const real diff = pred[j] - target[j];
-            grad[j] = diff * scale;
-            row += (double)diff * diff;
-        }
-        acc += (double)w * row;
-    });
-    return 0.5 * total / weight_sum;
+    FB_WEIGHTED_ELEMENTWISE_LOSS(total, pred, target, weights, rows, cols, weight_sum, grad,
+        d = z - y;
+        term = 0.5 * (double)d * d;
+    );
+    return total / weight_sum;
 }
 
 /* Poisson deviance (unhalved) with the log link: z is the log of the predicted mean, y >= 0,
@@ -189,16 +194,10 @@ double FB(weighted_poisson_log_link)(const real *restrict logmean, const real *r
                                      ptrdiff_t cols, double weight_sum, real *restrict grad)
 {
     double total;
-    FB_CHUNKED_SUM(total, rows, rows * cols, i, acc, {
-        const real w = FB(row_weight)(weights, i);
-        const real scale = (real)((double)w / weight_sum);
-        double row = 0.0;
-        for (ptrdiff_t j = i * cols; j < (i + 1) * cols; ++j) {
-            const real z = logmean[j], y = target[j], mean = exp(z);
-            grad[j] = (mean - y) * scale;
-            row += (y > 0 ? (double)y * log((double)y) : 0.0) - (double)y * z - y + mean;
-        }
-        acc += (double)w * row;
-    });
+    FB_WEIGHTED_ELEMENTWISE_LOSS(total, logmean, target, weights, rows, cols, weight_sum, grad,
+        const real mean = exp(z);
+        d = mean - y;
+        term = (y > 0 ? (double)y * log((double)y) : 0.0) - (double)y * z - y + mean;
+    );
     return total / weight_sum;
 }
