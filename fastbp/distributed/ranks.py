@@ -1,0 +1,198 @@
+"""The processes of a data-parallel training: an MPI communicator and what they agree on.
+
+`Ranks` wraps an mpi4py communicator (mpi4py is imported here, when one is made: it is the
+optional extra ``fastbp[mpi]``). Every method is collective: each rank calls it at the same
+point, in the same order, or the ranks wait on each other forever.
+"""
+from __future__ import annotations
+
+import builtins
+import contextlib
+import time
+import zlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from fastbp._validation import positive_int
+from fastbp.parallel import available_cpus, threads
+
+# what an mpi4py communicator offers that data-parallel training uses
+_COMM_METHODS = ("Allreduce", "Bcast", "allreduce", "allgather", "bcast", "Get_rank",
+                 "Get_size", "Split_type")
+# errors raised again on every rank as their own type; any other is a RuntimeError
+_SHARED_ERRORS = (ValueError, TypeError, FloatingPointError, RuntimeError, KeyError, OSError,
+                  MemoryError, ZeroDivisionError, IndexError)
+
+
+class Ranks:
+    """The ranks of a communicator training one model together.
+
+    Parameters
+    ----------
+    comm : an mpi4py communicator, e.g. ``MPI.COMM_WORLD``.
+    threads : threads of each rank's kernels during training; None: the CPUs this process may
+        use divided by the ranks on its node (``cores / ranks per node``).
+    overlap : sum the last layers' gradients over the ranks (on a communication thread) while
+        the backward pass of the earlier ones still runs; False: one sum after backward.
+    bucket_bytes : bytes of gradients summed together; None: measured (`measure_bucket`).
+    check_every : compare a checksum of the parameters over the ranks every this many steps
+        (and after every epoch); a difference raises RuntimeError.
+    """
+
+    def __init__(self, comm, threads: int | None = None, overlap: bool = True,
+                 bucket_bytes: int | None = None, check_every: int = 100) -> None:
+        missing = [m for m in _COMM_METHODS if not callable(getattr(comm, m, None))]
+        if missing:
+            raise TypeError(f"comm: expected an MPI communicator (mpi4py.MPI.Comm, e.g. "
+                            f"MPI.COMM_WORLD), got {type(comm).__name__} (no {missing[0]})")
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            raise ImportError("comm: data-parallel training needs mpi4py: pip install "
+                              "'fastbp[mpi]' (and an MPI library, e.g. Open MPI)") from None
+        self._MPI, self.comm = MPI, comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        if threads is not None:
+            threads = positive_int(threads, "threads")
+        self.threads = threads if threads is not None else self._default_threads()
+        self.overlap = bool(overlap) and MPI.Query_thread() >= MPI.THREAD_SERIALIZED
+        if bucket_bytes is not None:
+            bucket_bytes = positive_int(bucket_bytes, "bucket_bytes")
+        self._bucket_bytes = bucket_bytes
+        self.check_every = positive_int(check_every, "check_every")
+
+    @property
+    def root(self) -> bool:
+        """True on rank 0: the rank that prints and writes files."""
+        return self.rank == 0
+
+    def _default_threads(self) -> int:
+        node = self.comm.Split_type(self._MPI.COMM_TYPE_SHARED)
+        try:
+            on_node = node.Get_size()
+        finally:
+            node.Free()
+        return max(1, available_cpus() // on_node)
+
+    def sum(self, array: np.ndarray) -> None:
+        """Replace `array` (contiguous) by its elementwise sum over the ranks, in place."""
+        self.comm.Allreduce(self._MPI.IN_PLACE, array, op=self._MPI.SUM)
+
+    def broadcast(self, array: np.ndarray) -> None:
+        """Give every rank rank 0's `array` (in place)."""
+        self.comm.Bcast(array, root=0)
+
+    def share(self, value):
+        """Rank 0's `value` (a small picklable object), on every rank."""
+        return self.comm.bcast(value, root=0)
+
+    def gather(self, value) -> list:
+        """Every rank's `value` (a small picklable object), in rank order."""
+        return self.comm.allgather(value)
+
+    def mean(self, values: dict[str, float], weight: float) -> dict[str, float]:
+        """The mean over the ranks of each of `values` (the same keys on every rank), each
+        rank's weighted by `weight` (e.g. its rows)."""
+        sums = np.array([v * weight for v in values.values()] + [weight], dtype=np.float64)
+        self.sum(sums)
+        return {k: float(v / sums[-1]) for k, v in zip(values, sums[:-1], strict=True)}
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when `flag` is True on any."""
+        return bool(self.comm.allreduce(bool(flag), op=self._MPI.LOR))
+
+    def agree(self, error: BaseException | None) -> None:
+        """Raise on every rank the error of the first rank that had one (`error` is this
+        rank's, or None); return when no rank had one."""
+        errors = self.gather(None if error is None else (type(error).__name__, str(error)))
+        failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+        if not failed:
+            return
+        rank, (name, message) = failed[0]
+        kind = getattr(builtins, name, None)
+        if not (isinstance(kind, type) and issubclass(kind, _SHARED_ERRORS)):
+            kind, message = RuntimeError, f"{name}: {message}"
+        shared = kind(f"rank {rank} of {self.size}: {message}")
+        if isinstance(error, FloatingPointError) and hasattr(error, "history"):
+            shared.history = error.history
+        raise shared from error
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Run the body on every rank; when it raised on any, raise that error on every rank
+        (`agree`) instead of leaving the others waiting in their next collective."""
+        error = None
+        try:
+            yield
+        except Exception as exc:      # re-raised by agree, on every rank
+            error = exc
+        self.agree(error)
+
+    def check_identical(self, *arrays: np.ndarray) -> None:
+        """Raise RuntimeError on every rank unless `arrays` hold the same bits on every rank
+        (a CRC-32 of their bytes compared)."""
+        checksums = self.gather(checksum(*arrays))
+        if len(set(checksums)) > 1:
+            differ = [r for r, c in enumerate(checksums) if c != checksums[0]]
+            raise RuntimeError(f"the parameters (or buffers) of ranks {differ} differ from rank "
+                               f"0's: the ranks diverged (a rank's data, network or optimizer "
+                               f"differs, or something changed its parameters)")
+
+    def bucket_bytes(self) -> int:
+        """Gradient bytes summed in one piece: set, or `measure_bucket`'s (once)."""
+        if self._bucket_bytes is None:
+            self._bucket_bytes = self.measure_bucket()
+        return self._bucket_bytes
+
+    def measure_bucket(self, repeats: int = 5) -> int:
+        """A bucket size for this communicator: 8 x latency x bandwidth (a sum of that many
+        bytes spends about 1/9 of its time on latency), from the best of `repeats` sums of 8
+        bytes and of 1 MiB, within [64 KiB, 16 MiB]; rank 0's measurement, for all."""
+        small, large = np.zeros(1), np.zeros(1 << 17)
+        latency, seconds = self._best_time(small, repeats), self._best_time(large, repeats)
+        bandwidth = large.nbytes / max(seconds - latency, 1e-9)
+        size = int(min(max(8 * latency * bandwidth, 1 << 16), 1 << 24))
+        return int(self.share(size))
+
+    def _best_time(self, array: np.ndarray, repeats: int) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self.sum(array)
+            best = min(best, time.perf_counter() - start)
+        return float(self.comm.allreduce(best, op=self._MPI.MAX))
+
+
+def together(ranks: Ranks | None):
+    """`ranks.together()`, or nothing to agree on in one process (None)."""
+    return contextlib.nullcontext() if ranks is None else ranks.together()
+
+
+@contextlib.contextmanager
+def training(ranks: Ranks | None, step) -> Iterator[None]:
+    """The threads of a data-parallel fit (`ranks.threads`), the step's communication thread
+    stopped after it; nothing in one process."""
+    if ranks is None:
+        yield
+        return
+    try:
+        with threads(ranks.threads):
+            yield
+    finally:
+        step.close()
+
+
+def checksum(*arrays: np.ndarray) -> int:
+    """CRC-32 of the bytes of `arrays`, in order."""
+    value = 0
+    for array in arrays:
+        value = zlib.crc32(np.ascontiguousarray(array).view(np.uint8), value)
+    return value
+
+
+def as_ranks(comm) -> Ranks | None:
+    """`comm` as Ranks: None (one process), a Ranks, or a communicator (with defaults)."""
+    if comm is None or isinstance(comm, Ranks):
+        return comm
+    return Ranks(comm)
