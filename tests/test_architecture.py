@@ -108,3 +108,15 @@ def test_the_network_core_does_not_import_training():
 
 def test_one_compiled_extension():
     assert compiled_modules() == {"fastbp._core"}
+
+
+def test_only_fastbp_distributed_imports_mpi4py():
+    """mpi4py is the optional extra fastbp[mpi]: only fastbp.distributed imports it."""
+    importers = set()
+    for name, tree in modules().items():
+        for node in ast.walk(tree):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "mpi4py" for n in names):
+                importers.add(name)
+    assert importers and all(n.startswith("fastbp.distributed") for n in importers), importers
