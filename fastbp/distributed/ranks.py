@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
 import time
 import zlib
 from collections.abc import Iterator
@@ -20,6 +21,9 @@ from fastbp.parallel import available_cpus, threads
 # what an mpi4py communicator offers that data-parallel training uses
 _COMM_METHODS = ("Allreduce", "Bcast", "allreduce", "allgather", "bcast", "Get_rank",
                  "Get_size", "Split_type")
+# the ranks and the rank of this process, as MPI launchers (Open MPI, MPICH's Hydra) tell them
+_LAUNCHED_SIZE = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+_LAUNCHED_RANK = ("OMPI_COMM_WORLD_RANK", "PMI_RANK")
 # errors raised again on every rank as their own type; any other is a RuntimeError
 _SHARED_ERRORS = (ValueError, TypeError, FloatingPointError, RuntimeError, KeyError, OSError,
                   MemoryError, ZeroDivisionError, IndexError)
@@ -105,7 +109,7 @@ class Ranks:
     def agree(self, error: BaseException | None) -> None:
         """Raise on every rank the error of the first rank that had one (`error` is this
         rank's, or None); return when no rank had one."""
-        errors = self.gather(None if error is None else (type(error).__name__, str(error)))
+        errors = self.gather(None if error is None else (_builtin_name(error), str(error)))
         failed = [(r, e) for r, e in enumerate(errors) if e is not None]
         if not failed:
             return
@@ -162,6 +166,35 @@ class Ranks:
             self.sum(array)
             best = min(best, time.perf_counter() - start)
         return float(self.comm.allreduce(best, op=self._MPI.MAX))
+
+
+def _builtin_name(error: BaseException) -> str:
+    """The name of the nearest built-in class of `error` (what every rank can raise)."""
+    return next(c.__name__ for c in type(error).__mro__ if getattr(builtins, c.__name__, None)
+                is c)
+
+
+def launched_size() -> int:
+    """The ranks of the MPI launch (``mpirun -n N``) that started this process; 1 without."""
+    return next((int(os.environ[v]) for v in _LAUNCHED_SIZE if v in os.environ), 1)
+
+
+def launched_rank() -> int:
+    """This process's rank in its MPI launch; 0 without."""
+    return next((int(os.environ[v]) for v in _LAUNCHED_RANK if v in os.environ), 0)
+
+
+def launched_ranks(threads: int | None = None) -> Ranks | None:
+    """Ranks over MPI.COMM_WORLD when an MPI launcher started this process with 2 or more
+    ranks, else None (mpi4py is imported only then)."""
+    if launched_size() < 2:
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ImportError("started by an MPI launcher, but data-parallel training needs "
+                          "mpi4py: pip install 'fastbp[mpi]'") from None
+    return Ranks(MPI.COMM_WORLD, threads=threads)
 
 
 def together(ranks: Ranks | None):

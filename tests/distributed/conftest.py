@@ -1,26 +1,9 @@
 """The distributed tests run under an MPI launcher with 2 or more ranks and mpi4py
 (``mpirun -n 2 python -m pytest tests/distributed``); elsewhere they skip. Every rank runs
 every test (each test is collective); only rank 0 reports."""
-import os
-
 import pytest
 
-LAUNCHED = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS")
-
-
-def launched_size() -> int:
-    """The ranks of the MPI launch this process is part of (1: not launched by mpirun)."""
-    for name in LAUNCHED:
-        if name in os.environ:
-            return int(os.environ[name])
-    return 1
-
-
-def launched_rank() -> int:
-    for name in ("OMPI_COMM_WORLD_RANK", "PMI_RANK"):
-        if name in os.environ:
-            return int(os.environ[name])
-    return 0
+from fastbp.distributed.ranks import launched_rank, launched_size
 
 
 @pytest.hookimpl(trylast=True)   # after pytest's own, which registers the reporter
