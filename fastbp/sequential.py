@@ -106,10 +106,10 @@ class Sequential(Network):
         labels = np.ndim(y) == 1
         step = make_step(self, get_loss(loss), opt, labels,
                          checkpoint_segments=checkpoint_segments)
+        if self._train_step is not None:
+            self._train_step.close()      # a data-parallel step's communication thread
         ranks = as_ranks(comm)
         if ranks is not None:
-            if self._train_step is not None:
-                self._train_step.close()
             step = DataParallelStep(step, ranks)
             step.start()
         step.loss_arg, step.optimizer_arg, step.labels = loss, optimizer, labels

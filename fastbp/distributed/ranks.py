@@ -35,8 +35,9 @@ class Ranks:
     Parameters
     ----------
     comm : an mpi4py communicator, e.g. ``MPI.COMM_WORLD``.
-    threads : threads of each rank's kernels during training; None: the CPUs this process may
-        use divided by the ranks on its node (``cores / ranks per node``).
+    threads : threads of each rank's kernels during fit; None: the CPUs this process may use
+        divided by the ranks on its node (``cores / ranks per node``), or, where the launcher
+        bound the rank to fewer CPUs than the node has, those CPUs.
     overlap : sum the last layers' gradients over the ranks (on a communication thread) while
         the backward pass of the earlier ones still runs; False: one sum after backward.
     bucket_bytes : bytes of gradients summed together; None: measured (`measure_bucket`).
@@ -77,7 +78,7 @@ class Ranks:
             on_node = node.Get_size()
         finally:
             node.Free()
-        return max(1, available_cpus() // on_node)
+        return default_threads(available_cpus(), os.cpu_count() or 1, on_node)
 
     def sum(self, array: np.ndarray) -> None:
         """Replace `array` (contiguous) by its elementwise sum over the ranks, in place."""
@@ -106,13 +107,15 @@ class Ranks:
         """True on every rank when `flag` is True on any."""
         return bool(self.comm.allreduce(bool(flag), op=self._MPI.LOR))
 
-    def agree(self, error: BaseException | None) -> None:
+    def agree(self, error: BaseException | None, value=None) -> list:
         """Raise on every rank the error of the first rank that had one (`error` is this
-        rank's, or None); return when no rank had one."""
-        errors = self.gather(None if error is None else (_builtin_name(error), str(error)))
-        failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+        rank's, or None); when no rank had one, return every rank's `value` (a small
+        picklable object), in rank order."""
+        shared = self.gather((value, None if error is None else
+                              (_builtin_name(error), str(error))))
+        failed = [(r, e) for r, (_, e) in enumerate(shared) if e is not None]
         if not failed:
-            return
+            return [v for v, _ in shared]
         rank, (name, message) = failed[0]
         kind = getattr(builtins, name, None)
         if not (isinstance(kind, type) and issubclass(kind, _SHARED_ERRORS)):
@@ -172,6 +175,15 @@ def _builtin_name(error: BaseException) -> str:
     """The name of the nearest built-in class of `error` (what every rank can raise)."""
     return next(c.__name__ for c in type(error).__mro__ if getattr(builtins, c.__name__, None)
                 is c)
+
+
+def default_threads(usable: int, node_cpus: int, ranks_on_node: int) -> int:
+    """Threads of a rank that may use `usable` of its node's `node_cpus` CPUs, with
+    `ranks_on_node` ranks there: its share of the node, or all it may use when the launcher
+    bound it to fewer CPUs than the node has (the binding is its share)."""
+    if usable < node_cpus:
+        return usable
+    return max(1, usable // ranks_on_node)
 
 
 def launched_size() -> int:

@@ -61,8 +61,7 @@ class DataParallelStep:
             rows = X.shape[0]
         except (ValueError, TypeError) as exc:
             error, rows = exc, 0
-        counts = self.ranks.gather(rows if error is None else None)
-        self.ranks.agree(error)
+        counts = self.ranks.agree(error, rows)
         offset = sum(counts[:self.ranks.rank])
         idx = np.arange(rows, dtype=np.int64)
         return self._step(X, y, idx, idx + offset, sum(counts))

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from dist_helpers import data, dense
 
+from fastbp.distributed.ranks import default_threads
+
 
 class NotAComm:
     def Allreduce(self, *args):
@@ -65,3 +67,10 @@ def test_importing_fastbp_does_not_import_mpi4py():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("usable, node, ranks, threads", [
+    (16, 16, 4, 4), (16, 16, 3, 5), (2, 2, 4, 1), (4, 16, 4, 4), (1, 2, 2, 1)])
+def test_default_threads(usable, node, ranks, threads):
+    """cores / ranks on the node, unless the launcher bound the rank to fewer CPUs."""
+    assert default_threads(usable, node, ranks) == threads

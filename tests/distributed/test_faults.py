@@ -1,11 +1,14 @@
 """A fault on one rank raises the same error on every rank at the same step, instead of leaving
 the others waiting in a collective: bad input, a non-finite loss, an error in a loss or a
 callback, diverged parameters, data that differs under shard="auto", an uncompiled network."""
+import os
+
 import numpy as np
 import pytest
 from dist_helpers import data, dense, own_rows
 
 import fastbp as fb
+from fastbp.distributed.ranks import default_threads
 
 
 def raised(comm, run):
@@ -155,6 +158,7 @@ def test_bad_ranks_settings(comm, bad, message):
 def test_default_threads_share_the_node(comm):
     from mpi4py import MPI
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    expected = max(1, fb.parallel.available_cpus() // node.Get_size())
+    expected = default_threads(fb.parallel.available_cpus(), os.cpu_count(), node.Get_size())
     node.Free()
     assert fb.distributed.Ranks(comm).threads == expected
+    assert fb.distributed.Ranks(comm, threads=3).threads == 3
