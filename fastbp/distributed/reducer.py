@@ -24,8 +24,9 @@ class GradientReducer:
 
     def __init__(self, ranks, grads: np.ndarray) -> None:
         self.ranks, self.grads = ranks, grads
-        self.overlap = ranks.overlap
         self._bucket = max(1, ranks.bucket_bytes() // grads.itemsize)
+        # gradients of one bucket or less are summed in one piece after backward anyway
+        self.overlap = ranks.overlap and grads.shape[0] > self._bucket
         self._unsent = grads.shape[0]   # grads[:_unsent] are not summed (or queued) yet
         self._error: BaseException | None = None
         self._jobs: queue.Queue = queue.Queue()
