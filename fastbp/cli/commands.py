@@ -305,62 +305,89 @@ def _check_outputs(args) -> None:
             raise CLIError(f"--plot: {exc}") from None
 
 
+class _Prepared:
+    """The data of a training run, read, encoded, split and standardised."""
+
+    def __init__(self, args) -> None:
+        self.table = _read_table(args)
+        self.target = encode_target(self.table.y, args.loss, self.table.target_name,
+                                    self.table.lines)
+        if self.target.warning is not None:
+            print(f"fastbp: warning: {self.target.warning}", file=sys.stderr, flush=True)
+        X_train, self.y_train, X_test, y_test = _split(self.table, self.target,
+                                                       args.test_fraction, args.seed)
+        self.scaler = fb.Standardizer().fit(X_train)
+        self.X_train = self.scaler.transform(X_train)
+        self.validation = None if X_test is None else (self.scaler.transform(X_test), y_test)
+        self.sizes = [self.table.X.shape[1], *args.layers, self.target.width]
+
+    def parts(self, ranks: int) -> list[tuple]:
+        """For each of `ranks` ranks: (sizes, its training rows, its test rows or None), the
+        rows split into contiguous parts in rank order."""
+        def split(X, y, what):
+            if X.shape[0] < ranks:
+                raise CLIError(f"{self.table.source}: {X.shape[0]} {what} samples cannot be "
+                               f"shared by {ranks} ranks")
+            bounds = [X.shape[0] * r // ranks for r in range(ranks + 1)]
+            return [(X[a:b], y[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        train = split(self.X_train, self.y_train, "training")
+        test = ([None] * ranks if self.validation is None else
+                split(*self.validation, "test"))
+        return [(self.sizes, t, v) for t, v in zip(train, test, strict=True)]
+
+
 def run_train(args) -> int:
     """``fastbp train``: read, encode, standardise, fit, report, save.
 
     Under an MPI launcher (``mpirun -n N fastbp train ...``) the ranks train data-parallel:
-    rank 0 checks the outputs and reads the data, every rank receives it and trains on its
-    part of each batch (``shard="auto"``); rank 0 alone prints and saves.
+    rank 0 checks the outputs, reads and prepares the data and sends each rank its part of the
+    training and test rows (``shard=None``); rank 0 alone prints and saves.
     """
     started = time.perf_counter()
     ranks = launched_ranks(args.threads)
     writer = ranks is None or ranks.root
+    prepared = parts = None
     with together(ranks):
         if args.data_file is not None:
             if args.data is not None:
                 raise CLIError("--data: give the data file once, as DATA or as --data, not "
                                "both")
             args.data = args.data_file
-        table = None
-        if writer:
-            _check_outputs(args)
-            table = _read_table(args)
+        if args.lr is None:
+            args.lr = default_lr(args.optimizer)
         if args.threads is not None and ranks is None:
             fb.set_num_threads(args.threads)
-    if ranks is not None:
-        table = ranks.share(table)
-    target = encode_target(table.y, args.loss, table.target_name, table.lines)
-    if target.warning is not None and writer:
-        print(f"fastbp: warning: {target.warning}", file=sys.stderr, flush=True)
-    if args.lr is None:
-        args.lr = default_lr(args.optimizer)
-    X_train, y_train, X_test, y_test = _split(table, target, args.test_fraction, args.seed)
-    scaler = fb.Standardizer().fit(X_train)
-    X_train = scaler.transform(X_train)
-    validation = None if X_test is None else (scaler.transform(X_test), y_test)
-
-    sizes = [table.X.shape[1], *args.layers, target.width]
+        if writer:
+            _check_outputs(args)
+            prepared = _Prepared(args)
+            if ranks is not None:
+                parts = prepared.parts(ranks.size)
+    if ranks is None:
+        sizes, (X, y), validation = prepared.sizes, (prepared.X_train, prepared.y_train), \
+            prepared.validation
+    else:
+        sizes, (X, y), validation = ranks.scatter(parts)
     net = fb.mlp(sizes, activation=args.activation, seed=args.seed)
     if writer:
-        print(_describe_run(table, target, sizes, args, ranks), flush=True)
+        print(_describe_run(prepared.table, prepared.target, sizes, args, ranks), flush=True)
     fit_started = time.perf_counter()
-    history = net.fit(X_train, y_train, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
+    history = net.fit(X, y, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
                       epochs=args.epochs, batch_size=args.batch_size, validation_data=validation,
                       clip_norm=args.clip_norm, seed=args.seed, verbose=0 if args.quiet else 1,
-                      monitor=args.monitor, comm=ranks,
-                      shard=None if ranks is None else "auto")
+                      monitor=args.monitor, comm=ranks)
     fit_seconds = time.perf_counter() - fit_started
     if not writer:
         return 0
 
-    if validation is not None:
-        _report_metrics(net, *validation, target, "test")
+    target, table = prepared.target, prepared.table
+    if prepared.validation is not None:
+        _report_metrics(net, *prepared.validation, target, "test")
     else:
-        _report_metrics(net, X_train, y_train, target, "train")
+        _report_metrics(net, prepared.X_train, prepared.y_train, target, "train")
     net.metadata = {"fastbp_cli": METADATA_VERSION, "loss": args.loss,
                     "feature_names": table.feature_names, "target_name": table.target_name,
                     **target.meta}
-    net.standardizer, net.target_standardizer = scaler, target.scaler
+    net.standardizer, net.target_standardizer = prepared.scaler, target.scaler
     net.save(args.out)
     print(f"wall time: {time.perf_counter() - started:.2f} s (training {fit_seconds:.2f} s)")
     print(f"saved model to {os.path.abspath(args.out)}")

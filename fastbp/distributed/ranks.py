@@ -19,8 +19,8 @@ from fastbp._validation import positive_int
 from fastbp.parallel import available_cpus, threads
 
 # what an mpi4py communicator offers that data-parallel training uses
-_COMM_METHODS = ("Allreduce", "Bcast", "allreduce", "allgather", "bcast", "Get_rank",
-                 "Get_size", "Split_type")
+_COMM_METHODS = ("Allreduce", "Bcast", "allreduce", "allgather", "bcast", "scatter",
+                 "Get_rank", "Get_size", "Split_type")
 # the ranks and the rank of this process, as MPI launchers (Open MPI, MPICH's Hydra) tell them
 _LAUNCHED_SIZE = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 _LAUNCHED_RANK = ("OMPI_COMM_WORLD_RANK", "PMI_RANK")
@@ -91,6 +91,10 @@ class Ranks:
     def share(self, value):
         """Rank 0's `value` (a small picklable object), on every rank."""
         return self.comm.bcast(value, root=0)
+
+    def scatter(self, values: list | None):
+        """Rank r's item of rank 0's `values` (one picklable item per rank; None elsewhere)."""
+        return self.comm.scatter(values, root=0)
 
     def gather(self, value) -> list:
         """Every rank's `value` (a small picklable object), in rank order."""

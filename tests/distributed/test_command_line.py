@@ -35,3 +35,13 @@ def test_an_input_error_is_reported_once(comm, tmp_path, capsys):
     assert statuses == [2] * comm.Get_size()
     assert errors[0].startswith("fastbp: error: rank 0 of ")
     assert all(e == "" for e in errors[1:])
+
+
+def test_too_few_rows_for_the_ranks(comm, tmp_path, capsys):
+    data = tmp_path / "tiny.csv"
+    data.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(6)))
+    status = main(["train", str(data), "--out", str(tmp_path / "m.npz"), "--test-fraction",
+                   "0.1", "--quiet"])
+    errors = comm.allgather(capsys.readouterr().err)
+    assert comm.allgather(status) == [2] * comm.Get_size()
+    assert "1 test samples cannot be shared by" in errors[0]
