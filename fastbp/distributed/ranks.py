@@ -1,8 +1,8 @@
 """The processes of a data-parallel training: an MPI communicator and what they agree on.
 
 `Ranks` wraps an mpi4py communicator (mpi4py is imported here, when one is made: it is the
-optional extra ``fastbp[mpi]``). Every method is collective: each rank calls it at the same
-point, in the same order, or the ranks wait on each other forever.
+optional extra ``fastbp[mpi]``). Every method that communicates is collective: each rank calls
+it at the same point, in the same order, or the ranks wait on each other forever.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from fastbp._validation import positive_int
+from fastbp._validation import boolean, positive_int
 from fastbp.parallel import available_cpus, threads
 
 # what an mpi4py communicator offers that data-parallel training uses
@@ -61,7 +61,8 @@ class Ranks:
         if threads is not None:
             threads = positive_int(threads, "threads")
         self.threads = threads if threads is not None else self._default_threads()
-        self.overlap = bool(overlap) and MPI.Query_thread() >= MPI.THREAD_SERIALIZED
+        self.overlap = boolean(overlap, "overlap") and \
+            MPI.Query_thread() >= MPI.THREAD_SERIALIZED
         if bucket_bytes is not None:
             bucket_bytes = positive_int(bucket_bytes, "bucket_bytes")
         self._bucket_bytes = bucket_bytes

@@ -149,6 +149,7 @@ def test_a_network_without_a_compiled_plan_is_refused(comm):
     ({"threads": 0}, "threads: expected a positive integer"),
     ({"bucket_bytes": -1}, "bucket_bytes: expected a positive integer"),
     ({"check_every": 1.5}, "check_every: expected a positive integer"),
+    ({"overlap": "yes"}, "overlap: expected True or False"),
 ])
 def test_bad_ranks_settings(comm, bad, message):
     with pytest.raises(ValueError, match=message):
