@@ -145,14 +145,14 @@ def test_a_network_without_a_compiled_plan_is_refused(comm):
     assert outcome[1].startswith("comm: data-parallel training runs on the compiled plan")
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"threads": 0}, "threads: expected a positive integer"),
-    ({"bucket_bytes": -1}, "bucket_bytes: expected a positive integer"),
-    ({"check_every": 1.5}, "check_every: expected a positive integer"),
-    ({"overlap": "yes"}, "overlap: expected True or False"),
+@pytest.mark.parametrize("bad, error, message", [
+    ({"threads": 0}, ValueError, "threads: expected a positive integer"),
+    ({"bucket_bytes": -1}, ValueError, "bucket_bytes: expected a positive integer"),
+    ({"check_every": 1.5}, ValueError, "check_every: expected a positive integer"),
+    ({"overlap": "yes"}, TypeError, "overlap: expected True or False"),
 ])
-def test_bad_ranks_settings(comm, bad, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_ranks_settings(comm, bad, error, message):
+    with pytest.raises(error, match=message):
         fb.distributed.Ranks(comm, **bad)
 
 
