@@ -10,6 +10,7 @@ with environment_while_loading(), own_symbols_first():
         raise core_not_built(exc) from None
 
 from fastbp import autograd as autograd
+from fastbp import distributed as distributed
 from fastbp._version import __version__ as __version__
 from fastbp.gradcheck import GradcheckError, GradcheckReport, gradcheck
 from fastbp.losses import MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy

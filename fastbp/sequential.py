@@ -7,6 +7,8 @@ import numpy as np
 
 from fastbp import io, onnx_export
 from fastbp._validation import positive_int
+from fastbp.distributed.ranks import as_ranks
+from fastbp.distributed.step import DataParallelStep
 from fastbp.losses import get_loss
 from fastbp.nn.activations import ACTIVATIONS
 from fastbp.nn.dense import Dense
@@ -65,7 +67,7 @@ class Sequential(Network):
             self.release_claim()
 
     def train_step(self, X, y, loss="cross_entropy", optimizer="adam",
-                   checkpoint_segments: int | None = None) -> float:
+                   checkpoint_segments: int | None = None, comm=None) -> float:
         """One training step on the batch (X, y): forward, loss, backward, update.
 
         `optimizer` is an Optimizer for this net, or a name: that optimizer is then created once
@@ -74,6 +76,9 @@ class Sequential(Network):
         loss run the whole step as one compiled call (see `fastbp.train.step`).
         `checkpoint_segments` turns on gradient checkpointing (see `fit`). Returns the batch
         loss; a non-finite loss raises FloatingPointError before any update.
+        `comm` (see `fit`): a data-parallel step, every rank calling it with its rows of one
+        global batch (X, y), in rank order; returns the global batch's loss. The first step
+        with a communicator gives every rank rank 0's parameters.
         """
         if not self._busy.acquire(blocking=False):   # self.claim, inlined: steps are short
             self.claim("train_step")
@@ -82,13 +87,14 @@ class Sequential(Network):
             labels = (y.ndim if type(y) is np.ndarray else np.ndim(y)) == 1   # ndim: 0.1 us
             if step is None or step.loss_arg is not loss or step.optimizer_arg is not optimizer \
                     or step.optimizer is not self.optimizer or step.params is not self.params \
-                    or step.labels != labels or step.segments != checkpoint_segments:
-                step = self._compile_train_step(loss, optimizer, y, checkpoint_segments)
+                    or step.labels != labels or step.segments != checkpoint_segments \
+                    or step.comm_arg is not comm:
+                step = self._compile_train_step(loss, optimizer, y, checkpoint_segments, comm)
             return step.step(X, y)
         finally:
             self._busy.release()
 
-    def _compile_train_step(self, loss, optimizer, y, checkpoint_segments):
+    def _compile_train_step(self, loss, optimizer, y, checkpoint_segments, comm):
         if isinstance(optimizer, str) and optimizer in OPTIMIZERS and \
                 type(self.optimizer) is OPTIMIZERS[optimizer]:
             opt = self.optimizer
@@ -100,8 +106,14 @@ class Sequential(Network):
         labels = np.ndim(y) == 1
         step = make_step(self, get_loss(loss), opt, labels,
                          checkpoint_segments=checkpoint_segments)
+        if self._train_step is not None:
+            self._train_step.close()      # a data-parallel step's communication thread
+        ranks = as_ranks(comm)
+        if ranks is not None:
+            step = DataParallelStep(step, ranks)
+            step.start()
         step.loss_arg, step.optimizer_arg, step.labels = loss, optimizer, labels
-        step.segments = checkpoint_segments
+        step.segments, step.comm_arg = checkpoint_segments, comm
         self._train_step = step
         return step
 

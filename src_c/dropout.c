@@ -13,5 +13,12 @@ static inline uint64_t fb_mix64(uint64_t z)
 
 #define FB_GOLDEN_GAMMA 0x9E3779B97F4A7C15u
 
+/* u_i of the mask stream (see dropout_tpl.h), for one element i. */
+static inline uint64_t fb_mask_word(uint64_t stream, uint64_t i)
+{
+    const uint64_t h = fb_mix64(stream + (i / 2 + 1) * FB_GOLDEN_GAMMA);
+    return i % 2 ? h >> 32 : h & 0xFFFFFFFFu;
+}
+
 #define FB_TEMPLATE "dropout_tpl.h"
 #include "fb_instantiate.h"

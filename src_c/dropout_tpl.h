@@ -22,3 +22,20 @@ void FB(dropout)(const real *x, real *y, ptrdiff_t n, double p, uint64_t seed, u
         y[n - 1] = x[n - 1] * factor[(h & 0xFFFFFFFFu) >= threshold];
     }
 }
+
+/* The mask of element (positions[i], j) of a (?, cols) batch for element (i, j) of x: a rank's
+ * rows of a global batch get the masks one process gives them there. Element by element, so
+ * about half the speed of `dropout`. */
+void FB(dropout_rows)(const real *x, real *y, ptrdiff_t rows, ptrdiff_t cols,
+                      const int64_t *positions, double p, uint64_t seed, uint64_t draw)
+{
+    const uint64_t stream = fb_mix64(seed ^ fb_mix64(draw));
+    const uint64_t threshold = (uint64_t)ceil(p * 4294967296.0);
+    const real factor[2] = {0, (real)(1.0 / (1.0 - p))};
+    FB_FOR(rows * cols >= FB_PARALLEL_MIN, i, rows,
+        const uint64_t first = (uint64_t)positions[i] * (uint64_t)cols;
+        for (ptrdiff_t j = 0; j < cols; ++j)
+            y[i * cols + j] = x[i * cols + j] *
+                factor[fb_mask_word(stream, first + (uint64_t)j) >= threshold];
+    );
+}

@@ -80,9 +80,26 @@ void FB(batchnorm_backward)(const real *restrict X, const real *restrict dY, ptr
                             const real *restrict mean, const real *restrict invstd,
                             real *restrict dgamma, real *restrict dbeta, int accumulate,
                             real *restrict work, real *restrict dX);
+/* The same over a global batch of which X holds this rank's rows: the batch statistics and the
+ * sums of backward are summed over the ranks (`sums`: a workspace of 2 cols). */
+void FB(batchnorm_forward_ranked)(const real *restrict X, ptrdiff_t rows, ptrdiff_t cols,
+                                  const real *restrict gamma, const real *restrict beta,
+                                  real *restrict running_mean, real *restrict running_var,
+                                  double momentum, double eps, real *restrict mean,
+                                  real *restrict invstd, real *restrict Y, const fb_ranks *ranks,
+                                  double *restrict sums);
+void FB(batchnorm_backward_ranked)(const real *restrict X, const real *restrict dY,
+                                   ptrdiff_t rows, ptrdiff_t cols, const real *restrict gamma,
+                                   const real *restrict mean, const real *restrict invstd,
+                                   real *restrict dgamma, real *restrict dbeta,
+                                   real *restrict work, real *restrict dX, const fb_ranks *ranks,
+                                   double *restrict sums);
 
 /* dropout.c: y = x * keep(seed, draw, i) / (1 - p), forward and backward alike. */
 void FB(dropout)(const real *x, real *y, ptrdiff_t n, double p, uint64_t seed, uint64_t draw);
+/* The same mask for rows of a larger batch: row i of x (rows, cols) is row positions[i] there. */
+void FB(dropout_rows)(const real *x, real *y, ptrdiff_t rows, ptrdiff_t cols,
+                      const int64_t *positions, double p, uint64_t seed, uint64_t draw);
 
 /* residual.c: y = x + f */
 void FB(residual_add)(const real *x, const real *f, real *y, ptrdiff_t n);

@@ -107,6 +107,16 @@ typedef struct {
     double threshold; /* softplus: ... and z itself where beta z > threshold */
 } fb_activation_params;
 
+/* Data-parallel training (fastbp.distributed): this process, one rank of several, holds some
+ * rows of each global batch. The sums over ranks are the caller's (MPI, through Python). */
+typedef struct {
+    void (*sum)(void *context, double *data, ptrdiff_t n); /* data[0:n] = its sum over ranks */
+    void (*grads_ready)(void *context, ptrdiff_t offset);  /* backward: grads[offset:] final */
+    void *context;
+    ptrdiff_t global_rows;     /* rows of the global batch, over every rank */
+    const int64_t *positions;  /* the position of each of this rank's rows in the global batch */
+} fb_ranks;
+
 /* 1 when the derivative of `act` cannot be written through its output, so backward needs the
  * pre-activation z: GELU is not monotonic, and softplus's output does not tell on which side of
  * its threshold z was (below the threshold it exceeds z). */

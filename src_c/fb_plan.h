@@ -50,6 +50,7 @@ typedef struct {
     void *running_mean, *running_var; /* BatchNorm: in the network's buffers array */
     void *stats;                     /* BatchNorm: (2, out) workspace, mean and invstd of the batch */
     void *work;                      /* BatchNorm: (2, out) workspace of backward */
+    double *sums;                    /* BatchNorm: (2, out) workspace of the sums over ranks */
     double momentum, eps;            /* BatchNorm */
     double p;                        /* Dropout */
     uint64_t seed, draw;             /* Dropout: the mask of this step */
@@ -69,6 +70,8 @@ typedef struct {
                                       * starts at this stage, or -1 */
     int segment_end;                 /* gradient checkpointing: this stage ends a segment, its
                                       * output is kept; the others' are recomputed in backward */
+    ptrdiff_t grad_offset;           /* the first gradient element of this stage or a later one:
+                                      * once its backward ran, grads[grad_offset:] are final */
 } fb_stage;
 
 /* The optimizer update of one step (torch.optim semantics, see optim_tpl.h). */
@@ -100,6 +103,8 @@ typedef struct {
     void *external_context;
     double clip_value;               /* clamp each gradient to [-clip_value, clip_value] (<= 0: no) */
     double clip_norm;                /* then clip the global gradient norm to this (<= 0: no) */
+    const fb_ranks *ranks;           /* data-parallel training: this step's rows are part of a
+                                      * global batch (see plan_forward_backward); NULL: not */
 } fb_plan;
 
 #define FB_DECLARATIONS "fb_plan_tpl.h"

@@ -10,6 +10,12 @@ void FB(gemm_rowmajor)(int trans_a, int trans_b, int m, int n, int k, real alpha
     char tb = trans_b ? 'T' : 'N';
     if (m == 0 || n == 0)
         return;
+    if (k == 0) {  /* C = beta C: an empty product (a rank with no rows of a batch) */
+        for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j)
+                C[(ptrdiff_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(ptrdiff_t)i * ldc + j];
+        return;
+    }
     /* BLAS never writes through A or B; the Fortran ABI merely lacks const. */
 #if FB_IS_FLOAT
     fb_blas.sgemm(&tb, &ta, &n, &m, &k, &alpha, (real *)B, &ldb, (real *)A, &lda, &beta, C, &ldc);

@@ -6,6 +6,18 @@ static const real *FB(stage_output)(const fb_plan *plan, const real *X, int s)
     return s < 0 ? X : (const real *)plan->stages[s].output;
 }
 
+/* y = x * mask of a Dropout stage: the masks of the rows' positions in the global batch with
+ * plan->ranks. */
+static void FB(stage_dropout)(const fb_plan *plan, const fb_stage *st, const real *x, real *y,
+                              ptrdiff_t rows)
+{
+    if (plan->ranks)
+        FB(dropout_rows)(x, y, rows, st->out_features, plan->ranks->positions, st->p, st->seed,
+                         st->draw);
+    else
+        FB(dropout)(x, y, rows * st->out_features, st->p, st->seed, st->draw);
+}
+
 /* Forward of stages first..last, the first reading the output of stage first - 1 (X for the
  * first stage). `replay`: the stages ran on this input before in this step (gradient
  * checkpointing): BatchNorm then leaves its running statistics as they are (momentum 0 keeps
@@ -29,9 +41,14 @@ static void FB(forward_stages)(const fb_plan *plan, const real *X, ptrdiff_t row
             break;
         case FB_STAGE_BATCHNORM: {
             real *mean = st->stats, *invstd = (real *)st->stats + out;
-            FB(batchnorm_forward)(input, rows, out, st->weight, st->bias, st->running_mean,
-                                  st->running_var, 1, replay ? 0.0 : st->momentum, st->eps, mean,
-                                  invstd, A);
+            const double momentum = replay ? 0.0 : st->momentum;
+            if (plan->ranks)
+                FB(batchnorm_forward_ranked)(input, rows, out, st->weight, st->bias,
+                                             st->running_mean, st->running_var, momentum,
+                                             st->eps, mean, invstd, A, plan->ranks, st->sums);
+            else
+                FB(batchnorm_forward)(input, rows, out, st->weight, st->bias, st->running_mean,
+                                      st->running_var, 1, momentum, st->eps, mean, invstd, A);
             break;
         }
         case FB_STAGE_ACTIVATION:
@@ -40,7 +57,7 @@ static void FB(forward_stages)(const fb_plan *plan, const real *X, ptrdiff_t row
                                         st->params);
             break;
         case FB_STAGE_DROPOUT:
-            FB(dropout)(input, A, rows * out, st->p, st->seed, st->draw);
+            FB(stage_dropout)(plan, st, input, A, rows);
             break;
         case FB_STAGE_RESIDUAL:
             FB(residual_add)(FB(stage_output)(plan, X, st->skip_from), input, A, rows * out);
@@ -112,8 +129,8 @@ static ptrdiff_t FB(plan_hits)(const fb_plan *plan, const void *target, ptrdiff_
  *   Activation: dX = dA * f'        Dropout: dX = dA * keep / (1 - p), the same mask
  *   Residual: dA goes on to the block's last stage unchanged and, kept in skip_grad, to the
  *   block input (added where the block's first stage forms its input gradient) */
-static real *FB(stage_backward)(const fb_stage *st, const real *input, ptrdiff_t rows, real *dA,
-                                real *dX, real beta_dx)
+static real *FB(stage_backward)(const fb_plan *plan, const fb_stage *st, const real *input,
+                                ptrdiff_t rows, real *dA, real *dX, real beta_dx)
 {
     const int in = st->in_features, out = st->out_features;
     switch (st->kind) {
@@ -129,9 +146,14 @@ static real *FB(stage_backward)(const fb_stage *st, const real *input, ptrdiff_t
                               in);
         return dX;
     case FB_STAGE_BATCHNORM:
-        FB(batchnorm_backward)(input, dA, rows, out, st->weight, st->stats,
-                               (const real *)st->stats + out, st->weight_grad, st->bias_grad, 0,
-                               st->work, dX);
+        if (plan->ranks)
+            FB(batchnorm_backward_ranked)(input, dA, rows, out, st->weight, st->stats,
+                                          (const real *)st->stats + out, st->weight_grad,
+                                          st->bias_grad, st->work, dX, plan->ranks, st->sums);
+        else
+            FB(batchnorm_backward)(input, dA, rows, out, st->weight, st->stats,
+                                   (const real *)st->stats + out, st->weight_grad,
+                                   st->bias_grad, 0, st->work, dX);
         return dX;
     case FB_STAGE_ACTIVATION:
         if (dX)
@@ -140,7 +162,7 @@ static real *FB(stage_backward)(const fb_stage *st, const real *input, ptrdiff_t
         return dA;
     case FB_STAGE_DROPOUT:
         if (dX)
-            FB(dropout)(dA, dA, rows * out, st->p, st->seed, st->draw);
+            FB(stage_dropout)(plan, st, dA, dA, rows);
         return dA;
     case FB_STAGE_RESIDUAL:
         memcpy(st->skip_grad, dA, (size_t)(rows * out) * sizeof(real));
@@ -161,10 +183,10 @@ static real *FB(stage_backward_with_skips)(const fb_plan *plan, int s, const rea
     int r = dX ? st->first_residual : -1;
     if (r >= 0 && st->kind == FB_STAGE_DENSE) {
         memcpy(dX, plan->stages[r].skip_grad, n * sizeof(real));
-        dX = FB(stage_backward)(st, input, rows, dA, dX, 1);
+        dX = FB(stage_backward)(plan, st, input, rows, dA, dX, 1);
         r = plan->stages[r].next_residual;
     } else {
-        dX = FB(stage_backward)(st, input, rows, dA, dX, 0);
+        dX = FB(stage_backward)(plan, st, input, rows, dA, dX, 0);
     }
     for (; r >= 0; r = plan->stages[r].next_residual)
         FB(residual_add)(plan->stages[r].skip_grad, dX, dX, (ptrdiff_t)n);
@@ -191,6 +213,8 @@ static void FB(plan_backward)(const fb_plan *plan, const real *X, ptrdiff_t rows
             real *other = dA == (real *)plan->delta[0] ? plan->delta[1] : plan->delta[0];
             dA = FB(stage_backward_with_skips)(plan, s, FB(stage_output)(plan, X, s - 1), rows,
                                                dA, s > 0 ? other : NULL);
+            if (plan->ranks && plan->ranks->grads_ready)
+                plan->ranks->grads_ready(plan->ranks->context, plan->stages[s].grad_offset);
         }
     }
 }
@@ -217,28 +241,57 @@ static void FB(plan_update)(const fb_plan *plan, const fb_update *u)
     }
 }
 
-int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, ptrdiff_t rows,
-                        const fb_update *update, double *loss, ptrdiff_t *hits)
+int FB(plan_forward_backward)(const fb_plan *plan, const real *X, const void *target,
+                              ptrdiff_t rows, double *loss, ptrdiff_t *hits)
 {
     real *dout = plan->delta[0];
-    const size_t buffer_bytes = (size_t)plan->n_buffers * sizeof(real);
+    const fb_ranks *ranks = plan->ranks;
     if (plan->buffers)  /* the forward moves the running statistics: keep them for a failure */
-        memcpy(plan->buffers_backup, plan->buffers, buffer_bytes);
+        memcpy(plan->buffers_backup, plan->buffers, (size_t)plan->n_buffers * sizeof(real));
     FB(forward_stages)(plan, X, rows, 0, plan->n_stages - 1, 0);
-    *loss = FB(plan_loss)(plan, target, rows, dout);
+    *loss = 0;
     if (hits)
-        *hits = FB(plan_hits)(plan, target, rows);
-    if (!isfinite(*loss)) {
-        if (plan->buffers)
-            memcpy(plan->buffers, plan->buffers_backup, buffer_bytes);
+        *hits = 0;
+    if (rows > 0) {
+        *loss = FB(plan_loss)(plan, target, rows, dout);
+        if (hits)
+            *hits = FB(plan_hits)(plan, target, rows);
+    }
+    if (!isfinite(*loss) && !ranks) {
+        FB(plan_restore_buffers)(plan);
         return 1;
     }
+    if (ranks && rows > 0) {  /* d(global mean loss)/d(out) = rows / global_rows d(mean)/d(out) */
+        const ptrdiff_t n = rows * plan->stages[plan->n_stages - 1].out_features;
+        const real share = (real)((double)rows / (double)ranks->global_rows);
+        for (ptrdiff_t i = 0; i < n; ++i)
+            dout[i] *= share;
+    }
     FB(plan_backward)(plan, X, rows, dout);
+    return !isfinite(*loss);
+}
+
+void FB(plan_finish)(const fb_plan *plan, const fb_update *update)
+{
     if (plan->clip_value > 0)
         FB(clip_grad_value)(plan->grads, plan->n_params, (real)plan->clip_value);
     if (plan->clip_norm > 0)
         FB(clip_grad_norm)(plan->grads, plan->n_params, plan->clip_norm);
     FB(plan_update)(plan, update);
+}
+
+void FB(plan_restore_buffers)(const fb_plan *plan)
+{
+    if (plan->buffers)
+        memcpy(plan->buffers, plan->buffers_backup, (size_t)plan->n_buffers * sizeof(real));
+}
+
+int FB(plan_train_step)(const fb_plan *plan, const real *X, const void *target, ptrdiff_t rows,
+                        const fb_update *update, double *loss, ptrdiff_t *hits)
+{
+    if (FB(plan_forward_backward)(plan, X, target, rows, loss, hits))
+        return 1;
+    FB(plan_finish)(plan, update);
     return 0;
 }
 

@@ -139,6 +139,7 @@ def test_optional_libraries_are_imported_by_their_own_modules_only():
                 wrong.append(f"{name} imports {library}")
     assert not wrong, wrong
     assert "sklearn" in third_party_imports(modules()["fastbp.sklearn.base"])
+    assert "mpi4py" in third_party_imports(modules()["fastbp.distributed.ranks"])
 
 
 def test_importing_fastbp_imports_no_optional_library():

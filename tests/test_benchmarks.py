@@ -128,3 +128,33 @@ def test_neighbours_times_each_case_in_its_own_process(monkeypatch, tmp_path, ca
     assert cases["fastbp alone"]["ratio_to_alone"] is None
     if "fastbp after sklearn" in cases:  # skipped where scikit-learn is not installed
         assert cases["fastbp after sklearn"]["ratio_to_alone"] > 0
+
+
+def test_distributed_model_is_the_ring_allreduce_formula(monkeypatch):
+    distributed = fresh_import(monkeypatch, "distributed")
+    assert distributed.ring_seconds(4, 8e9, 1e9) == pytest.approx(2 * 3 / 4 * 8)
+    rows = distributed.model(per_sample=1e-3, batch=100, grad_bytes=1e9)
+    row = next(r for r in rows if r["link"] == "10 Gbit/s" and r["nodes"] == 2)
+    a = 2 * 1 / 2 * 1e9 / 1.25e9                     # 0.8 s
+    assert row["allreduce_ms"] == pytest.approx(a * 1e3)
+    assert row["strong_speedup"] == pytest.approx(0.1 / (0.05 + a))
+    assert row["weak_efficiency"] == pytest.approx(0.1 / (0.1 + a))
+    assert row["strong_speedup_overlap"] == pytest.approx(0.1 / (0.05 / 3 + a))  # hides none
+    assert {r["nodes"] for r in rows} == {2, 4, 8, 16, 32, 64}
+
+
+def test_distributed_runs_under_mpirun(monkeypatch, tmp_path, capsys,
+                                       subprocesses_import_this_fastbp):
+    import shutil
+    if shutil.which("mpirun") is None:
+        pytest.skip("no mpirun here (Open MPI: apt-get install openmpi-bin)")
+    pytest.importorskip("mpi4py", reason="no mpi4py (pip install 'fastbp[mpi]')")
+    distributed = fresh_import(monkeypatch, "distributed")
+    out = tmp_path / "distributed.json"
+    distributed.main(["--ranks", "1", "2", "--workloads", "tiny", "--json", str(out)])
+    result = json.loads(out.read_text())
+    two = result["runs"][1]["workloads"]["tiny"]
+    assert result["runs"][1]["ranks"] == 2 and two["bus_gb_per_s"] > 0
+    assert two["step_s"] > 0 and two["allreduce_s"] > 0
+    assert len(result["model"]["tiny"]) == 12
+    assert "model: N nodes like this one" in capsys.readouterr().out

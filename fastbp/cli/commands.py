@@ -7,6 +7,7 @@
     fastbp predict price.npz new_houses.csv --out predictions.csv
     fastbp export price.npz price.onnx          # for onnxruntime (pip install "fastbp[onnx]")
     fastbp gradcheck
+    mpirun -n 4 fastbp train houses.csv --target price --loss mse   # data-parallel, 4 ranks
 
 Training data is a CSV file with a header row (comma separated, numeric feature columns; the
 target column may hold numbers or strings) or an NPZ file holding arrays ``X`` (n, features) and
@@ -40,6 +41,7 @@ from fastbp.cli.tabular import (
     read_training_data,
 )
 from fastbp.datasets import load_digits, train_test_split
+from fastbp.distributed.ranks import launched_rank, launched_ranks, together
 from fastbp.nn.activations import ACTIVATIONS
 from fastbp.onnx_export import DEFAULT_OPSET, MIN_OPSET, OUTPUTS, import_onnx
 from fastbp.plotting import figure_class
@@ -55,7 +57,7 @@ def default_lr(optimizer: str) -> float:
     return inspect.signature(OPTIMIZERS[optimizer]).parameters["lr"].default
 
 
-class CLIError(Exception):
+class CLIError(ValueError):
     """A problem with the user's input: reported in one line, exit status 2."""
 
 
@@ -234,15 +236,17 @@ def _split(table: Table, target: Target, fraction: float, seed: int):
     return X_train, y_train, X_test, y_test
 
 
-def _describe_run(table: Table, target: Target, sizes: list[int], args) -> str:
+def _describe_run(table: Table, target: Target, sizes: list[int], args, ranks) -> str:
     task = target.meta["task"]
     if "classes" in target.meta:
         task += f", {len(target.meta['classes'])} classes"
+    threads = (f"threads {fb.get_num_threads()}" if ranks is None else
+               f"{ranks.size} ranks x {ranks.threads} threads")
     return (f"data: {table.source}: {table.X.shape[0]} samples, {table.X.shape[1]} features, "
             f"target {table.target_name!r} ({task})\n"
             f"network: {'-'.join(map(str, sizes))} {args.activation}; loss {args.loss}, "
             f"{args.optimizer} lr {args.lr:g}, {args.epochs} epochs, batch {args.batch_size}, "
-            f"threads {fb.get_num_threads()}")
+            f"{threads}")
 
 
 def _report_metrics(net, X, y, target: Target, label: str) -> None:
@@ -278,9 +282,18 @@ def default_model_path(data: str | None) -> str:
     return path
 
 
-def run_train(args) -> int:
-    """``fastbp train``: read, encode, standardise, fit, report, save."""
-    started = time.perf_counter()
+def _read_table(args) -> Table:
+    """The training data of `args` (the shipped digits without --data)."""
+    if args.data is None:
+        if args.target is not None or args.drop:
+            option = "--target" if args.target is not None else "--drop"
+            raise CLIError(f"{option}: only with --data (the shipped digits are fixed)")
+        return _digits_table()
+    return read_training_data(args.data, args.target, args.drop)
+
+
+def _check_outputs(args) -> None:
+    """Fail early, before any work, when --out or --plot cannot be written."""
     if args.out is None:
         args.out = default_model_path(args.data if args.data is not None else args.data_file)
     _check_output_path(args.out, "--out")
@@ -290,47 +303,91 @@ def run_train(args) -> int:
             figure_class()
         except ImportError as exc:
             raise CLIError(f"--plot: {exc}") from None
-    if args.data_file is not None:
-        if args.data is not None:
-            raise CLIError("--data: give the data file once, as DATA or as --data, not both")
-        args.data = args.data_file
-    if args.threads is not None:
-        fb.set_num_threads(args.threads)
-    if args.data is None:
-        if args.target is not None or args.drop:
-            option = "--target" if args.target is not None else "--drop"
-            raise CLIError(f"{option}: only with --data (the shipped digits are fixed)")
-        table = _digits_table()
-    else:
-        table = read_training_data(args.data, args.target, args.drop)
-    target = encode_target(table.y, args.loss, table.target_name, table.lines)
-    if target.warning is not None:
-        print(f"fastbp: warning: {target.warning}", file=sys.stderr, flush=True)
-    if args.lr is None:
-        args.lr = default_lr(args.optimizer)
-    X_train, y_train, X_test, y_test = _split(table, target, args.test_fraction, args.seed)
-    scaler = fb.Standardizer().fit(X_train)
-    X_train = scaler.transform(X_train)
-    validation = None if X_test is None else (scaler.transform(X_test), y_test)
 
-    sizes = [table.X.shape[1], *args.layers, target.width]
+
+class _Prepared:
+    """The data of a training run, read, encoded, split and standardised."""
+
+    def __init__(self, args) -> None:
+        self.table = _read_table(args)
+        self.target = encode_target(self.table.y, args.loss, self.table.target_name,
+                                    self.table.lines)
+        if self.target.warning is not None:
+            print(f"fastbp: warning: {self.target.warning}", file=sys.stderr, flush=True)
+        X_train, self.y_train, X_test, y_test = _split(self.table, self.target,
+                                                       args.test_fraction, args.seed)
+        self.scaler = fb.Standardizer().fit(X_train)
+        self.X_train = self.scaler.transform(X_train)
+        self.validation = None if X_test is None else (self.scaler.transform(X_test), y_test)
+        self.sizes = [self.table.X.shape[1], *args.layers, self.target.width]
+
+    def parts(self, ranks: int) -> list[tuple]:
+        """For each of `ranks` ranks: (sizes, its training rows, its test rows or None), the
+        rows split into contiguous parts in rank order."""
+        def split(X, y, what):
+            if X.shape[0] < ranks:
+                raise CLIError(f"{self.table.source}: {X.shape[0]} {what} samples cannot be "
+                               f"shared by {ranks} ranks")
+            bounds = [X.shape[0] * r // ranks for r in range(ranks + 1)]
+            return [(X[a:b], y[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        train = split(self.X_train, self.y_train, "training")
+        test = ([None] * ranks if self.validation is None else
+                split(*self.validation, "test"))
+        return [(self.sizes, t, v) for t, v in zip(train, test, strict=True)]
+
+
+def run_train(args) -> int:
+    """``fastbp train``: read, encode, standardise, fit, report, save.
+
+    Under an MPI launcher (``mpirun -n N fastbp train ...``) the ranks train data-parallel:
+    rank 0 checks the outputs, reads and prepares the data and sends each rank its part of the
+    training and test rows (``shard=None``); rank 0 alone prints and saves.
+    """
+    started = time.perf_counter()
+    ranks = launched_ranks(args.threads)
+    writer = ranks is None or ranks.root
+    prepared = parts = None
+    with together(ranks):
+        if args.data_file is not None:
+            if args.data is not None:
+                raise CLIError("--data: give the data file once, as DATA or as --data, not "
+                               "both")
+            args.data = args.data_file
+        if args.lr is None:
+            args.lr = default_lr(args.optimizer)
+        if args.threads is not None and ranks is None:
+            fb.set_num_threads(args.threads)
+        if writer:
+            _check_outputs(args)
+            prepared = _Prepared(args)
+            if ranks is not None:
+                parts = prepared.parts(ranks.size)
+    if ranks is None:
+        sizes, (X, y), validation = prepared.sizes, (prepared.X_train, prepared.y_train), \
+            prepared.validation
+    else:
+        sizes, (X, y), validation = ranks.scatter(parts)
     net = fb.mlp(sizes, activation=args.activation, seed=args.seed)
-    print(_describe_run(table, target, sizes, args), flush=True)
+    if writer:
+        print(_describe_run(prepared.table, prepared.target, sizes, args, ranks), flush=True)
     fit_started = time.perf_counter()
-    history = net.fit(X_train, y_train, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
+    history = net.fit(X, y, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
                       epochs=args.epochs, batch_size=args.batch_size, validation_data=validation,
                       clip_norm=args.clip_norm, seed=args.seed, verbose=0 if args.quiet else 1,
-                      monitor=args.monitor)
+                      monitor=args.monitor, comm=ranks)
     fit_seconds = time.perf_counter() - fit_started
+    if not writer:
+        return 0
 
-    if validation is not None:
-        _report_metrics(net, *validation, target, "test")
+    target, table = prepared.target, prepared.table
+    if prepared.validation is not None:
+        _report_metrics(net, *prepared.validation, target, "test")
     else:
-        _report_metrics(net, X_train, y_train, target, "train")
+        _report_metrics(net, prepared.X_train, prepared.y_train, target, "train")
     net.metadata = {"fastbp_cli": METADATA_VERSION, "loss": args.loss,
                     "feature_names": table.feature_names, "target_name": table.target_name,
                     **target.meta}
-    net.standardizer, net.target_standardizer = scaler, target.scaler
+    net.standardizer, net.target_standardizer = prepared.scaler, target.scaler
     net.save(args.out)
     print(f"wall time: {time.perf_counter() - started:.2f} s (training {fit_seconds:.2f} s)")
     print(f"saved model to {os.path.abspath(args.out)}")
@@ -502,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except FloatingPointError as exc:
         return _report(str(exc), 1)
-    except (CLIError, ValueError, TypeError, OSError) as exc:
+    except (CLIError, ValueError, TypeError, OSError, ImportError) as exc:
         return _report(_first_line(exc), 2)
     except MemoryError as exc:
         return _report(f"out of memory: {_first_line(exc)}", 2)
@@ -517,5 +574,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _report(message: str, status: int) -> int:
-    print(f"fastbp: error: {message}", file=sys.stderr)
+    """Print the error (on rank 0 alone under an MPI launcher: every rank has it)."""
+    if launched_rank() == 0:
+        print(f"fastbp: error: {message}", file=sys.stderr)
     return status

@@ -8,6 +8,10 @@ Protocol (subclass `Callback` and override what you need):
   training after this epoch (every callback still sees it);
 - ``on_train_end(net)`` when training ends normally or is stopped by a callback (not when it
   raises, e.g. on a diverging loss).
+
+In data-parallel training (``fit(comm=...)``) every rank runs its callbacks on the same,
+global logs; training stops when a callback asks for it on any rank, and a callback writes
+files only where its `writes_files` is True: on rank 0.
 """
 from __future__ import annotations
 
@@ -22,7 +26,13 @@ MODES = ("auto", "min", "max")
 
 
 class Callback:
-    """Base class of fit callbacks: every hook does nothing."""
+    """Base class of fit callbacks: every hook does nothing.
+
+    `writes_files` is set by fit before ``on_train_begin``: False on the ranks other than 0 of
+    a data-parallel fit, where a callback must not write (the files are rank 0's).
+    """
+
+    writes_files = True
 
     def on_train_begin(self, net) -> None:
         """Called once before the first epoch with the network being trained."""
@@ -150,7 +160,7 @@ class ModelCheckpoint(Callback):
 
     def on_train_begin(self, net) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(directory):
+        if self.writes_files and not os.path.isdir(directory):
             raise ValueError(f"path: cannot write {self.path!r}: no such directory "
                              f"{directory!r}")
         self._net = net
@@ -161,15 +171,16 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             if not self._tracker.improved(self._tracker.value(logs)):
                 return None
-        self._net.save(self.path, include_optimizer=self.include_optimizer)
+        if self.writes_files:
+            self._net.save(self.path, include_optimizer=self.include_optimizer)
         self.saved_epochs.append(epoch)
         return None
 
 
 class CallbackList:
-    """The callbacks of one fit, validated, called in order."""
+    """The callbacks of one fit, validated, called in order (`writes_files`: see Callback)."""
 
-    def __init__(self, callbacks) -> None:
+    def __init__(self, callbacks, writes_files: bool = True) -> None:
         if callbacks is None:
             callbacks = []
         if not isinstance(callbacks, (list, tuple)):
@@ -180,6 +191,8 @@ class CallbackList:
                 raise TypeError(f"callbacks[{i}]: expected an fb.Callback, got "
                                 f"{type(callback).__name__}")
         self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.writes_files = writes_files
 
     def on_train_begin(self, net) -> None:
         for callback in self.callbacks:

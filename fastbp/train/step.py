@@ -50,6 +50,9 @@ class _Step:
         """Put back the parameters from before the last update (needs keep_backup)."""
         self.net.params[...] = self.backup
 
+    def close(self) -> None:
+        """Release what the step holds besides memory: nothing in one process."""
+
     def _check_targets(self, X: np.ndarray, y) -> np.ndarray:
         return self.loss.prepare_targets(y, X.shape[0], self.net.out_features, self.net.dtype)
 

@@ -54,6 +54,33 @@ def test_kernel_matches_the_numpy_generator(dtype, shape, p, threads):
     np.testing.assert_array_equal(y, np.where(keep, x * scale, 0))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [1, 4, 7, 33])
+def test_rows_kernel_gives_the_rows_the_masks_of_their_positions(dtype, cols, threads):
+    """dropout_rows: rows taken from a larger batch (any order, repeats) get exactly the mask
+    `dropout` gives them in that batch: how a rank of data-parallel training draws its masks."""
+    batch = rnd((40, cols), 2, dtype)
+    whole = np.empty_like(batch)
+    K.dropout(batch, whole, 0.4, 77, 5)
+    positions = np.array([3, 0, 39, 17, 18, 18, 1], dtype=np.int64)
+    part = np.ascontiguousarray(batch[positions])
+    out = np.empty_like(part)
+    K.dropout_rows(part, out, positions, 0.4, 77, 5)
+    np.testing.assert_array_equal(out, whole[positions])
+    K.dropout_rows(part, part, positions, 0.4, 77, 5)        # in place
+    np.testing.assert_array_equal(part, whole[positions])
+
+
+def test_rows_kernel_refuses_bad_positions():
+    x = np.ones((3, 2))
+    with pytest.raises(ValueError, match="positions: expected a C-contiguous int64 array of 3"):
+        K.dropout_rows(x, x, np.arange(2), 0.5, 1, 0)
+    with pytest.raises(ValueError, match="positions: expected a C-contiguous int64 array of 3"):
+        K.dropout_rows(x, x, [0, 1, 2], 0.5, 1, 0)
+    with pytest.raises(ValueError, match="positions: expected positions >= 0, got -1"):
+        K.dropout_rows(x, x, np.array([0, -1, 2]), 0.5, 1, 0)
+
+
 def test_same_mask_for_any_thread_count_and_in_place():
     x = rnd((500, 130), 1)
     out = []
