@@ -1,5 +1,6 @@
 """fit's comm and shard arguments in one process: refused with a clear error, and fastbp works
 where mpi4py cannot be imported (it is the optional extra fastbp[mpi])."""
+import os
 import subprocess
 import sys
 
@@ -7,7 +8,11 @@ import numpy as np
 import pytest
 from dist_helpers import data, dense
 
+import fastbp
 from fastbp.distributed.ranks import default_threads
+
+# Run beside the fastbp these tests import (the installed one when run from a source tree)
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(fastbp.__file__))
 
 
 class NotAComm:
@@ -58,14 +63,14 @@ except ImportError as error:
 
 def test_fastbp_works_without_mpi4py_and_says_what_comm_needs():
     out = subprocess.run([sys.executable, "-c", WITHOUT_MPI4PY], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+                         text=True, timeout=120, check=True, cwd=PACKAGE_PARENT).stdout
     assert "comm: data-parallel training needs mpi4py: pip install 'fastbp[mpi]'" in out
 
 
 def test_importing_fastbp_does_not_import_mpi4py():
     code = "import sys, fastbp; print('mpi4py' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+                         timeout=120, check=True, cwd=PACKAGE_PARENT).stdout
     assert out.strip() == "False"
 
 
