@@ -114,6 +114,19 @@ def test_add_l2_gradient(dtype, threads, n):
     np.testing.assert_allclose(g, expected_g, rtol=rtol(dtype), atol=rtol(dtype))
 
 
+def test_add_l2_gradient_over_ranges_only(dtype, threads):
+    rng = np.random.default_rng(4)
+    p, g = rng.standard_normal(50).astype(dtype), rng.standard_normal(50).astype(dtype)
+    expected_g = g.astype(np.float64)
+    ranges = np.array([[0, 10], [20, 20], [30, 50]], dtype=np.int64)
+    inside = np.r_[0:10, 30:50]
+    expected_g[inside] += 0.5 * p[inside]
+    total = K.add_l2_gradient(p, g, 0.5, ranges)
+    np.testing.assert_allclose(total, np.dot(p[inside].astype(np.float64), p[inside]),
+                               rtol=rtol(dtype))
+    np.testing.assert_allclose(g, expected_g, rtol=rtol(dtype), atol=rtol(dtype))
+
+
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_velocity_sgd_follows_sklearn_form(dtype, threads, nesterov):
     rng = np.random.default_rng(1)
@@ -167,6 +180,11 @@ def test_update_kernels_refuse_bad_arguments():
         K.adam_folded_step(p, p, p.copy(), p.copy(), 0, 1e-3, 0.9, 0.999, 1e-8)
     with pytest.raises(TypeError, match="grads: expected dtype float64"):
         K.add_l2_gradient(p, np.zeros(4, np.float32), 0.1)
+    with pytest.raises(ValueError, match=r"ranges: expected 0 <= start <= stop <= 4, got "
+                                         r"\[3, 5\] at row 1"):
+        K.add_l2_gradient(p, p.copy(), 0.1, np.array([[0, 2], [3, 5]]))
+    with pytest.raises(TypeError, match="ranges: expected a C-contiguous int64 array"):
+        K.add_l2_gradient(p, p.copy(), 0.1, [[0, 2]])
     with pytest.raises(ValueError, match="backup: expected shape"):
         K.velocity_sgd_step(p, p, p.copy(), 0.1, 0.9, True, np.zeros(5))
     with pytest.raises(TypeError, match="backup: expected a numpy.ndarray"):

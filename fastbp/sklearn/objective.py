@@ -106,8 +106,12 @@ class Objective:
         self.net, self.alpha = net, float(alpha)
         self.X, self.target, self.sample_weight = X, target, sample_weight
         self.kind = OUTPUT_LOSSES[out_activation]
-        self.coefs = [(layer.params["weight"].reshape(-1), layer.grads["weight"].reshape(-1))
-                      for layer in dense_layers(net)]
+        # [start, stop) of each weight matrix in the flat buffers (names "layer index.weight"):
+        # the L2 term is one C call over them
+        self.coef_ranges = np.array(
+            [[region.start, region.stop] for name, region, _ in net.parameter_slices()
+             if name.endswith(".weight") and isinstance(net.layers[int(name.split(".")[0])],
+                                                         Dense)], dtype=np.int64)
         stages = plan_stages(net)
         compiled = (sample_weight is None and stages is not None and self.kind in PLAN_LOSSES
                     and (self.kind == "softmax_cross_entropy" or net.out_features == 1))
@@ -155,8 +159,8 @@ class Objective:
     def _penalized(self, value: float, weight_sum: float) -> float:
         """value + the L2 term, whose gradient is added to the weights' gradients."""
         if self.alpha:
-            squares = sum(_core.add_l2_gradient(w, g, self.alpha / weight_sum)
-                          for w, g in self.coefs)
+            squares = _core.add_l2_gradient(self.net.params, self.net.grads,
+                                            self.alpha / weight_sum, self.coef_ranges)
             value += 0.5 * self.alpha * squares / weight_sum
         return value
 
@@ -170,8 +174,9 @@ class Objective:
         if self.kind == "half_squared_error":
             value /= out.shape[1]
         if self.alpha:
-            value += 0.5 * self.alpha * sum(float(np.dot(w, w)) for w, _ in self.coefs) \
-                / weight_sum
+            squares = sum(float(np.dot(p, p)) for p in
+                          (self.net.params[start:stop] for start, stop in self.coef_ranges))
+            value += 0.5 * self.alpha * squares / weight_sum
         return value
 
 
