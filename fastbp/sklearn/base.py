@@ -9,6 +9,7 @@ forward, loss, backward, L2 term and update.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -22,6 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
+from fastbp._validation import _numeric, check_finite
 from fastbp.nn.dropout import Dropout
 from fastbp.parallel import threads
 from fastbp.sklearn.objective import (
@@ -65,12 +67,11 @@ class ParameterList(list):
             raise TypeError(f"{self.name}: assign one array at a time, by integer index, got "
                             f"index {index!r}")
         view = list.__getitem__(self, index)
-        array = np.asarray(value)
+        name = f"{self.name}[{index}]"
+        array = _numeric(value, name)
         if array.shape != view.shape:
-            raise ValueError(f"{self.name}[{index}]: expected shape {view.shape}, got "
-                             f"{array.shape}")
-        if not np.isfinite(array).all():
-            raise ValueError(f"{self.name}[{index}]: expected finite values")
+            raise ValueError(f"{name}: expected shape {view.shape}, got {array.shape}")
+        check_finite(array, name)
         view[...] = array
 
 
@@ -322,7 +323,7 @@ class BaseMLP(BaseEstimator):
                     batch_loss = objective.batch(sample_idx, start, stop)
                     if batch_loss is None:     # rows of zero total weight change nothing
                         continue
-                    if not np.isfinite(batch_loss):
+                    if not math.isfinite(batch_loss):
                         net.params[...] = backup
                         raise ValueError(
                             f"Solver produced a non-finite loss ({batch_loss}) at iteration "

@@ -248,6 +248,8 @@ def test_coefs_assignment_errors():
         clf.coefs_[0] = np.zeros((3, 4))
     with pytest.raises(ValueError, match=r"intercepts_\[1\]: expected finite values"):
         clf.intercepts_[1] = np.full(3, np.nan)
+    with pytest.raises(TypeError, match=r"coefs_\[1\]: expected a real numeric array"):
+        clf.coefs_[1] = np.full((4, 3), "a")
     with pytest.raises(ValueError, match="coefs_: expected 2 arrays"):
         clf.coefs_ = [np.zeros((4, 4))]
     clf.coefs_ = [np.ones((4, 4)), np.ones((4, 3))]
